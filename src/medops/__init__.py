@@ -1,0 +1,1 @@
+"""medops: from raw medical text to an approved, monitored model endpoint."""

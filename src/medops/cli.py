@@ -1,0 +1,110 @@
+"""`medops ...`: the command line. Parses arguments and calls library/launcher functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from medops.launch.errors import PipelineFailed
+from medops.recipe import RecipeError, load_recipe
+
+
+def _input_pair(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(
+            f"--input {text!r}: expected NAME=DIR, e.g. prepared=out/p"
+        )
+    return name, Path(path)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medops", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_recipe(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("recipe", type=Path, help="recipe YAML")
+        sub.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+        return sub
+
+    with_recipe("validate", "validate a recipe and print it resolved")
+    with_recipe("run", "run the whole pipeline locally (kfp.local)")
+    demo = commands.add_parser("demo", help="pipeline, then serve and query the model")
+    demo.add_argument("recipe", type=Path, nargs="?", default=Path("recipes/condition-demo.yaml"))
+    demo.add_argument("overrides", nargs="*")
+    stage = with_recipe("stage", "run one stage (container entrypoint)")
+    stage.add_argument("--name", required=True, help="prepare | train | evaluate | register")
+    stage.add_argument("--out", type=Path, required=True, help="output directory")
+    stage.add_argument("--input", type=_input_pair, action="append", default=[])
+    serve = with_recipe("serve", "serve a registered model with KServe's ModelServer")
+    serve.add_argument("--model-uri", help="default models:/<registry.model_name>@<alias>")
+    pipeline = commands.add_parser("pipeline", help="Kubeflow Pipelines: compile")
+    pipeline_commands = pipeline.add_subparsers(dest="pipeline_command", required=True)
+    compile_ = pipeline_commands.add_parser("compile", help="write the pipeline's IR YAML")
+    compile_.add_argument("recipe", type=Path)
+    compile_.add_argument("overrides", nargs="*")
+    compile_.add_argument("-o", "--output", type=Path, required=True)
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    recipe = load_recipe(args.recipe, args.overrides)
+    if args.command == "validate":
+        print(json.dumps({"recipe_hash": recipe.content_hash(), **recipe.to_dict()}, indent=2))
+    elif args.command == "run":
+        from medops.launch.local import run_local
+
+        outputs = run_local(recipe)
+        print(json.dumps({name: str(path) for name, path in outputs.items()}, indent=2))
+    elif args.command == "demo":
+        from medops.demo import run_demo
+
+        run_demo(recipe)
+    elif args.command == "stage":
+        from medops.stages import run_stage
+
+        manifest = run_stage(args.name, recipe, args.out, dict(args.input))
+        print(
+            json.dumps({"stage": args.name, "counts": manifest.counts, "metrics": manifest.metrics})
+        )
+    elif args.command == "serve":
+        from medops.serve.server import serve
+
+        serve(recipe, args.model_uri)
+    elif args.command == "pipeline":
+        from medops.launch.compile import compile_pipeline
+
+        print(compile_pipeline(recipe, args.output))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    # overrides may follow options (`stage R --out D k=v`): collect the stragglers
+    args, extra = parser.parse_known_args(argv)
+    stray = [e for e in extra if e.startswith("-") or "=" not in e]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        return _dispatch(args)
+    except (RecipeError, FileNotFoundError, KeyError, ValueError, PipelineFailed) as error:
+        print(f"medops: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

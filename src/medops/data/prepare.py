@@ -1,0 +1,152 @@
+"""The prepare stage: ingest -> clean -> select classes -> dedupe -> de-identify -> split.
+
+Writes ``train/validation/test.jsonl`` (de-identified text), ``quarantine.jsonl`` (ids and
+reasons only, never text) and ``labels.json``. PHI never leaves this stage: nothing here
+logs, raises or stores a record's raw text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from medops.data.clean import clean_records, dedupe, keep_classes, select_classes
+from medops.data.deid import deidentify
+from medops.data.ingest import Quarantined, Record, ingest
+from medops.data.split import SPLITS, split_rows
+from medops.manifest import Manifest, timed
+from medops.recipe import Recipe
+
+logger = logging.getLogger(__name__)
+
+QUARANTINE = "quarantine.jsonl"
+LABELS = "labels.json"
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8", newline="\n") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _dataset_hash(out_dir: Path) -> str:
+    """One hash over the three split files: names the exact data a model was trained on."""
+    digest = hashlib.sha256()
+    for name in SPLITS:
+        digest.update(name.encode())
+        digest.update((out_dir / f"{name}.jsonl").read_bytes())
+    return digest.hexdigest()
+
+
+def _curate(
+    records: list[Record], recipe: Recipe
+) -> tuple[list[Record], list[Quarantined], list[str]]:
+    """Clean, keep the chosen classes, dedupe; returns kept rows, rejects and classes."""
+    data = recipe.data
+    kept, rejected = clean_records(records, data.label_map, data.min_chars)
+    classes = select_classes(kept, data.classes, data.top_k_classes)
+    kept, out_of_scope = keep_classes(kept, classes)
+    kept, duplicates = dedupe(kept)
+    return kept, rejected + out_of_scope + duplicates, classes
+
+
+def _deidentify(records: list[Record], recipe: Recipe) -> tuple[list[Record], Counter[str]]:
+    deid = recipe.deid
+    texts, counts = deidentify(
+        [r.text for r in records], deid.entities, deid.score_threshold, deid.spacy_model
+    )
+    return [replace(r, text=t) for r, t in zip(records, texts, strict=True)], counts
+
+
+def _write(
+    out_dir: Path,
+    splits: dict[str, list[Record]],
+    quarantined: list[Quarantined],
+    classes: list[str],
+) -> dict[str, str]:
+    outputs = {}
+    for name in SPLITS:
+        file = f"{name}.jsonl"
+        _write_jsonl(
+            out_dir / file, ({"id": r.id, "text": r.text, "label": r.label} for r in splits[name])
+        )
+        outputs[name] = file
+    ordered = sorted(quarantined, key=lambda q: (q.id, q.source, q.reason))
+    _write_jsonl(out_dir / QUARANTINE, (q.to_dict() for q in ordered))
+    (out_dir / LABELS).write_text(json.dumps(classes, indent=2) + "\n", encoding="utf-8")
+    return {**outputs, "quarantine": QUARANTINE, "labels": LABELS}
+
+
+def _counts(
+    rows_in: int,
+    splits: dict[str, list[Record]],
+    quarantined: list[Quarantined],
+    deid_counts: Counter[str],
+    recipe: Recipe,
+) -> dict[str, int]:
+    kept = sum(len(rows) for rows in splits.values())
+    if rows_in != kept + len(quarantined):
+        raise RuntimeError(
+            f"prepare lost rows: {rows_in} read, {kept} kept + {len(quarantined)} quarantined"
+        )
+    counts = {"rows_in": rows_in, "rows_kept": kept, "rows_quarantined": len(quarantined)}
+    for reason, n in sorted(Counter(q.reason for q in quarantined).items()):
+        counts[f"quarantined_{reason}"] = n
+    counts.update({name: len(splits[name]) for name in SPLITS})
+    for entity in sorted(set(recipe.deid.entities) | set(deid_counts)):
+        counts[f"deid_{entity}"] = deid_counts[entity]
+    return counts
+
+
+def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
+    """Run the whole stage into ``out_dir``; the caller writes the returned manifest."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(stage="prepare", recipe_hash=recipe.content_hash())
+    with timed(manifest):
+        sources = ingest(recipe.data.sources, recipe.data.columns)
+        rows_in = sum(s.rows_in for s in sources)
+        records = [r for s in sources for r in s.records]
+        quarantined = [q for s in sources for q in s.quarantined]
+        logger.info("prepare: %d rows read from %d sources", rows_in, len(sources))
+        kept, rejected, classes = _curate(records, recipe)
+        quarantined += rejected
+        logger.info("prepare: %d classes; de-identifying %d rows ...", len(classes), len(kept))
+        kept, deid_counts = _deidentify(kept, recipe)
+        splits = split_rows(kept, classes, recipe.data.validation_fraction, recipe.seed)
+        manifest.counts = _counts(rows_in, splits, quarantined, deid_counts, recipe)
+        manifest.outputs = _write(out_dir, splits, quarantined, classes)
+        manifest.counts["sources_decoded_cp1252"] = sum(s.cp1252_fallback for s in sources)
+        manifest.inputs = {s.name: {"path": s.name, "sha256": s.sha256} for s in sources}
+        manifest.extra = {"dataset_hash": _dataset_hash(out_dir), "labels": classes}
+        logger.info(
+            "prepare: kept %d (train %d, validation %d, test %d), quarantined %d",
+            manifest.counts["rows_kept"],
+            *(len(splits[name]) for name in SPLITS),
+            len(quarantined),
+        )
+    return manifest
+
+
+def read_split(prepared_dir: Path, split: str) -> list[dict[str, str]]:
+    """Rows of one split as ``{"id", "text", "label"}`` dicts, in file order."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
+    path = Path(prepared_dir) / f"{split}.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: run the prepare stage first")
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def read_labels(prepared_dir: Path) -> list[str]:
+    path = Path(prepared_dir) / LABELS
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: run the prepare stage first")
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""Held-out evaluation: metrics, the same-run baseline, and the report."""

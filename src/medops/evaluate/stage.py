@@ -1,0 +1,89 @@
+"""The evaluate stage: the tuned model and a same-run frozen baseline on the held-out rows."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medops.assets import resolve_uri
+from medops.data.prepare import read_labels, read_split
+from medops.evaluate.metrics import classification_metrics
+from medops.evaluate.report import confusion_png, html_report
+from medops.manifest import Manifest, timed
+from medops.model.classifier import TextClassifier
+from medops.model.encoder import embed, load_encoder
+from medops.model.probe import fit_probe
+from medops.recipe import Recipe
+
+log = logging.getLogger(__name__)
+
+
+def baseline_metrics(recipe: Recipe, prepared: Path, classes: list[str]) -> dict[str, Any]:
+    """Frozen base encoder + the same logistic head recipe, fit on the same development rows.
+
+    The only difference from the model is the fine-tuning of the encoder, so the gate's
+    "not below baseline" asks exactly whether fine-tuning helped.
+    """
+    development = read_split(prepared, "train") + read_split(prepared, "validation")
+    test = read_split(prepared, "test")
+    encoder, tokenizer = load_encoder(str(resolve_uri(recipe.model.base)))
+    max_length = recipe.model.max_length
+    features = embed(encoder, tokenizer, [r["text"] for r in development], max_length)
+    probe = fit_probe(
+        features,
+        [r["label"] for r in development],
+        classes,
+        recipe.train.probe_c,
+        recipe.seed,
+        balanced=True,
+    )
+    predicted = probe.predict(embed(encoder, tokenizer, [r["text"] for r in test], max_length))
+    return classification_metrics(
+        [r["label"] for r in test], [classes[i] for i in predicted], classes
+    )
+
+
+def evaluate(recipe: Recipe, out_dir: Path, prepared: Path, trained: Path) -> Manifest:
+    manifest = Manifest(stage="evaluate", recipe_hash=recipe.content_hash())
+    with timed(manifest):
+        manifest.add_input("prepared", prepared)
+        manifest.add_input("trained", trained / "model")
+        classes = read_labels(prepared)
+        test = read_split(prepared, "test")
+        model = TextClassifier.load(trained / "model")
+        if model.labels != classes:
+            raise ValueError(
+                f"model classes {model.labels} differ from the prepared classes {classes}: "
+                "evaluate the model on the dataset it was trained for"
+            )
+        log.info("evaluate: %d held-out rows", len(test))
+        probabilities = model.predict_proba([r["text"] for r in test])
+        predicted = [classes[i] for i in np.argmax(probabilities, axis=1)]
+        result = classification_metrics([r["label"] for r in test], predicted, classes)
+        log.info("evaluate: baseline (frozen encoder + logistic head)")
+        baseline = baseline_metrics(recipe, prepared, classes)
+
+        (out_dir / "metrics.json").write_text(
+            json.dumps({"model": result, "baseline": baseline, "classes": classes}, indent=2)
+        )
+        (out_dir / "predictions.jsonl").write_text(
+            "".join(
+                json.dumps({"id": r["id"], "label": r["label"], "predicted": p}) + "\n"
+                for r, p in zip(test, predicted, strict=True)
+            )
+        )
+        confusion_png(result["confusion"], classes, out_dir / "confusion.png", recipe.name)
+        html_report(recipe.name, result, baseline, "confusion.png", out_dir / "report.html")
+        manifest.outputs = {
+            name: name
+            for name in ("metrics.json", "predictions.jsonl", "confusion.png", "report.html")
+        }
+        manifest.metrics = dict(result["summary"])
+        manifest.metrics.update({f"baseline_{k}": v for k, v in baseline["summary"].items()})
+        manifest.metrics.update({f"f1_{name}": m["f1"] for name, m in result["per_class"].items()})
+        manifest.counts = {"test": len(test)}
+    return manifest

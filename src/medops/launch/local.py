@@ -1,0 +1,135 @@
+"""Run a recipe's pipeline on this machine with Kubeflow Pipelines' local runner.
+
+The very pipeline that is compiled for a cluster runs here, each task a subprocess of the
+current interpreter (``SubprocessRunner(use_venv=False)``: no per-task pip installs, the
+project venv is the image). kfp.local streams every task's output to stdout and keeps no
+log file, so the run's stdout is teed into ``<run>/pipeline.log`` and split into
+``<run>/<task>/task.log``; a failure then surfaces as one ``PipelineFailed`` line that names
+the task and its log instead of the task's traceback.
+
+Layout under ``<recipe.out>/pipeline``: ``<recipe.name>-<timestamp>/<task>/<artifact>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import io
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import TextIO
+
+import kfp.local
+
+from medops.launch.errors import PipelineFailed
+from medops.recipe import Recipe
+from pipelines.classification import STAGE_OUTPUTS, build_pipeline
+
+PIPELINE_LOG = "pipeline.log"
+TASK_LOG = "task.log"
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TASK_START = re.compile(r"Executing task '(?P<task>[^']+)'")
+_TASK_FAILED = re.compile(r"Task '(?P<task>[^']+)' finished with status FAILURE")
+_PIPELINE_DONE = re.compile(r"Pipeline '[^']+' finished with status")
+
+
+class _Tee(io.TextIOBase):
+    """Writes to several text streams: the console keeps its live view, the log gets a copy."""
+
+    def __init__(self, *streams: TextIO) -> None:
+        super().__init__()
+        self._streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self._streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self._streams:
+            stream.flush()
+
+
+def run_local(recipe: Recipe) -> dict[str, Path]:
+    """Run prepare -> train -> evaluate -> register; return each stage's output directory."""
+    pipeline_root = (recipe.out / "pipeline").resolve()
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    earlier_runs = set(pipeline_root.iterdir())
+    kfp.local.init(
+        runner=kfp.local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(pipeline_root),
+        raise_on_error=False,
+    )
+    pipeline = build_pipeline(recipe)
+    captured = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(_Tee(sys.stdout, captured)):
+        # the image is ours and medops is installed here: the "non-Python image" hint is noise
+        warnings.filterwarnings("ignore", ".*non-Python base image", RuntimeWarning)
+        outputs = pipeline().outputs
+
+    run_dir = _run_dir(pipeline_root, earlier_runs, recipe.name)
+    log = _ANSI.sub("", captured.getvalue())
+    sections = _task_sections(log)
+    task_logs = _write_logs(run_dir, log, sections)
+    failed = _TASK_FAILED.search(log)
+    if failed or set(outputs) != set(STAGE_OUTPUTS.values()):
+        task = failed["task"] if failed else "<unknown>"
+        raise PipelineFailed(
+            task,
+            task_logs.get(task, run_dir / PIPELINE_LOG),
+            _last_line(sections.get(task, "")) or "see the log",
+        )
+    return {stage: Path(outputs[name].path) for stage, name in STAGE_OUTPUTS.items()}
+
+
+def _run_dir(pipeline_root: Path, earlier_runs: set[Path], pipeline_name: str) -> Path:
+    """The directory kfp.local made for this run; made here if no task got far enough to."""
+    new = sorted(
+        path
+        for path in set(pipeline_root.iterdir()) - earlier_runs
+        if path.is_dir() and path.name.startswith(f"{pipeline_name}-")
+    )
+    if new:
+        return new[-1]  # names end in a timestamp: the newest is ours
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H-%M-%S-%f")
+    run_dir = pipeline_root / f"{pipeline_name}-{stamp}"
+    run_dir.mkdir()
+    return run_dir
+
+
+def _task_sections(log: str) -> dict[str, str]:
+    """Split the run log at kfp.local's ``Executing task '<name>'`` lines."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in log.splitlines(keepends=True):
+        start = _TASK_START.search(line)
+        if start:
+            current = sections.setdefault(start["task"], [])
+        elif _PIPELINE_DONE.search(line):
+            current = None
+        if current is not None:
+            current.append(line)
+    return {task: "".join(lines) for task, lines in sections.items()}
+
+
+def _write_logs(run_dir: Path, log: str, sections: dict[str, str]) -> dict[str, Path]:
+    """Write the whole run's log and one log per task; return task -> its log path."""
+    (run_dir / PIPELINE_LOG).write_text(log, encoding="utf-8")
+    paths = {}
+    for task, text in sections.items():
+        path = run_dir / task / TASK_LOG
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        paths[task] = path
+    return paths
+
+
+def _last_line(task_log: str) -> str:
+    """The task's last own output line (for a crash, the exception), before kfp's verdict."""
+    verdict = _TASK_FAILED.search(task_log)
+    own = task_log[: task_log.rfind("\n", 0, verdict.start())] if verdict else task_log
+    lines = [line.strip() for line in own.splitlines() if line.strip()]
+    return lines[-1] if lines else ""

@@ -1,0 +1,1 @@
+"""MLflow logging, the promotion gate and model registration."""

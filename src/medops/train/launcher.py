@@ -1,0 +1,81 @@
+"""Ray Train policy (scaling, failures, checkpoints) kept apart from the loop's mechanism."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from medops.recipe import Recipe
+from medops.train.loop import train_loop
+
+log = logging.getLogger(__name__)
+
+
+def _ensure_ray(recipe: Recipe) -> bool:
+    """Join a cluster when RAY_ADDRESS is set (KubeRay); else start a private local Ray.
+
+    Returns whether this call started Ray (and so must shut it down).
+    """
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+        return True
+    cpus = max(2, recipe.resources.num_workers * recipe.resources.cpus_per_worker)
+    ray.init(
+        num_cpus=cpus,
+        num_gpus=recipe.resources.num_workers * recipe.resources.gpus_per_worker,
+        include_dashboard=False,
+        _temp_dir=tempfile.mkdtemp(prefix="medops-ray-"),
+        log_to_driver=True,
+        logging_level=logging.WARNING,
+    )
+    return True
+
+
+def fit(recipe: Recipe, config: dict[str, Any], storage: Path) -> ray.train.Result:
+    """Run ``train_loop`` on ``resources.num_workers`` workers; raise if training failed."""
+    started = _ensure_ray(recipe)
+    try:
+        resources = {"CPU": recipe.resources.cpus_per_worker}
+        if recipe.resources.use_gpu:
+            resources["GPU"] = recipe.resources.gpus_per_worker
+        trainer = TorchTrainer(
+            train_loop,
+            train_loop_config=config,
+            scaling_config=ScalingConfig(
+                num_workers=recipe.resources.num_workers,
+                use_gpu=recipe.resources.use_gpu,
+                resources_per_worker=resources,
+            ),
+            run_config=RunConfig(
+                name=f"{recipe.name}-train",
+                storage_path=str(storage.resolve()),
+                checkpoint_config=CheckpointConfig(num_to_keep=2),
+                failure_config=FailureConfig(max_failures=1),
+            ),
+        )
+        log.info(
+            "train: %d Ray workers, %s, %d epochs",
+            recipe.resources.num_workers,
+            recipe.train.method,
+            recipe.train.epochs,
+        )
+        result = trainer.fit()
+    finally:
+        if started:
+            ray.shutdown()
+    if result.error is not None:
+        raise RuntimeError(f"training failed: {result.error}") from result.error
+    if result.checkpoint is None:
+        raise RuntimeError("training finished without a checkpoint; see the Ray logs")
+    return result

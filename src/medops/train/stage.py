@@ -1,0 +1,112 @@
+"""The train stage: linear probe -> Ray Train fine-tuning -> adapter + merged model export."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from safetensors.torch import load_file
+from sklearn.utils.class_weight import compute_class_weight
+
+from medops.assets import resolve_uri
+from medops.data.prepare import read_labels, read_split
+from medops.manifest import Manifest, timed
+from medops.model.classifier import TextClassifier
+from medops.model.encoder import embed, load_encoder
+from medops.model.probe import fit_probe
+from medops.recipe import Recipe
+from medops.registry.tracking import client, open_run, tracking_uri
+from medops.train.launcher import fit
+from medops.train.loop import STATE_FILE
+from medops.train.modules import PooledClassifier, adapt, load_trainable_state
+
+log = logging.getLogger(__name__)
+
+
+def _class_weights(labels: list[str], classes: list[str], enabled: bool) -> list[float]:
+    """Balanced cross-entropy weights: macro-F1 counts the rare conditions as much."""
+    if not enabled:
+        return [1.0] * len(classes)
+    weights = compute_class_weight("balanced", classes=np.array(classes), y=np.array(labels))
+    return [float(w) for w in weights]
+
+
+def train(recipe: Recipe, out_dir: Path, prepared: Path) -> Manifest:
+    manifest = Manifest(stage="train", recipe_hash=recipe.content_hash())
+    with timed(manifest):
+        manifest.add_input("prepared", prepared)
+        classes = read_labels(prepared)
+        train_rows, val_rows = read_split(prepared, "train"), read_split(prepared, "validation")
+        base_path = str(resolve_uri(recipe.model.base))
+        max_length = recipe.model.max_length
+        encoder, tokenizer = load_encoder(base_path)
+
+        log.info("train: linear probe on %d frozen embeddings", len(train_rows))
+        features = embed(encoder, tokenizer, [r["text"] for r in train_rows], max_length)
+        train_labels = [r["label"] for r in train_rows]
+        probe = fit_probe(
+            features, train_labels, classes, recipe.train.probe_c, recipe.seed, balanced=True
+        )
+
+        run_id = open_run(recipe, run_name=f"{recipe.name}-train")
+        config = {
+            "recipe": recipe.to_dict(),
+            "labels": classes,
+            "base_path": base_path,
+            "prepared_dir": str(prepared.resolve()),
+            "head_weight": probe.coef_.astype(np.float32).tolist(),
+            "head_bias": probe.intercept_.astype(np.float32).tolist(),
+            "class_weights": _class_weights(train_labels, classes, recipe.train.class_weighting),
+            "tracking_uri": tracking_uri(recipe),
+            "mlflow_run_id": run_id,
+        }
+        try:
+            result = fit(recipe, config, out_dir / "ray")
+        except Exception:
+            client(recipe).set_terminated(run_id, status="FAILED")
+            raise
+
+        with result.checkpoint.as_directory() as checkpoint_dir:
+            state = load_file(str(Path(checkpoint_dir) / STATE_FILE))
+        fresh, _ = load_encoder(base_path)
+        model = PooledClassifier(adapt(fresh, recipe.train), probe.coef_, probe.intercept_)
+        load_trainable_state(model, state, recipe.train)
+        if recipe.train.method == "lora":
+            model.encoder.save_pretrained(out_dir / "adapter")
+            tuned = model.encoder.merge_and_unload()
+            manifest.outputs["adapter"] = "adapter"
+        else:
+            tuned = model.encoder
+        tuned.eval()
+
+        weight = model.head.weight.detach().numpy()
+        bias = model.head.bias.detach().numpy()
+        if recipe.train.head_refit:
+            rows = train_rows + val_rows
+            log.info("train: refitting the head on %d tuned embeddings", len(rows))
+            tuned_features = embed(tuned, tokenizer, [r["text"] for r in rows], max_length)
+            head = fit_probe(
+                tuned_features,
+                [r["label"] for r in rows],
+                classes,
+                recipe.train.probe_c,
+                recipe.seed,
+                balanced=True,
+            )
+            weight, bias = head.coef_, head.intercept_
+        TextClassifier(tuned, tokenizer, weight, bias, classes, max_length).save(out_dir / "model")
+        manifest.outputs["model"] = "model"
+
+        final = {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)}
+        manifest.metrics = {k: v for k, v in final.items() if k != "epoch"}
+        manifest.counts = {"train": len(train_rows), "validation": len(val_rows)}
+        manifest.extra = {
+            "mlflow_run_id": run_id,
+            "tracking_uri": tracking_uri(recipe),
+            "method": recipe.train.method,
+            "epochs": recipe.train.epochs,
+            "workers": recipe.resources.num_workers,
+            "labels": classes,
+        }
+    return manifest

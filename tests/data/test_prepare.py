@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from medops.data.ingest import SourceError
+from medops.data.prepare import prepare, read_labels, read_split
+from medops.recipe import load_recipe
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET_EMAIL = "jane.doe@example.com"
+EXTRA_TRAIN = [
+    {"id": "dup", "text": "Review number ta0 about Acne", "label": "Acne"},  # copy of a test row
+    {"id": "short", "text": "tiny", "label": "Pain"},
+    {"id": "nolabel", "text": "a review with no label", "label": ""},
+    {"id": "mail", "text": f"Write me at {SECRET_EMAIL} about this acne cream", "label": "Acne"},
+]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_prepare_small_end_to_end(tmp_path: Path, small_recipe, caplog):
+    caplog.set_level(logging.DEBUG)
+    out = tmp_path / "prepared"
+    manifest = prepare(small_recipe(train_extra=EXTRA_TRAIN), out)
+    counts = manifest.counts
+
+    assert read_labels(out) == ["Acne", "Pain"] == manifest.extra["labels"]
+    assert counts["rows_in"] == 19 + 4 + 7
+    assert counts["rows_in"] == counts["rows_kept"] + counts["rows_quarantined"]
+    assert counts["rows_kept"] == counts["train"] + counts["validation"] + counts["test"]
+    assert (counts["train"], counts["validation"], counts["test"]) == (12, 5, 6)
+    assert {k: v for k, v in counts.items() if k.startswith("quarantined_")} == {
+        "quarantined_duplicate": 1,
+        "quarantined_label_out_of_scope": 4,
+        "quarantined_missing_label": 1,
+        "quarantined_text_too_short": 1,
+    }
+    assert counts["deid_EMAIL_ADDRESS"] == 1
+
+    splits = {name: read_split(out, name) for name in ("train", "validation", "test")}
+    train_ids = {row["id"] for row in splits["train"] + splits["validation"]}
+    test_ids = {row["id"] for row in splits["test"]}
+    assert not train_ids & test_ids and "train:dup" not in train_ids
+    assert all(row["id"].startswith("test:") for row in splits["test"])
+    mail = next(row for row in splits["train"] + splits["validation"] if row["id"] == "train:mail")
+    assert mail["text"] == "Write me at [EMAIL_ADDRESS] about this acne cream"
+
+    quarantine = read_jsonl(out / "quarantine.jsonl")
+    assert len(quarantine) == counts["rows_quarantined"]
+    assert all(set(row) == {"id", "source", "reason"} for row in quarantine)
+    assert "tiny" not in (out / "quarantine.jsonl").read_text()
+
+    digest = hashlib.sha256()
+    for name in ("train", "validation", "test"):
+        digest.update(name.encode() + (out / f"{name}.jsonl").read_bytes())
+    assert manifest.extra["dataset_hash"] == digest.hexdigest()
+    train_source = str(tmp_path / "train.tsv")
+    assert (
+        manifest.inputs[train_source]["sha256"]
+        == hashlib.sha256(Path(train_source).read_bytes()).hexdigest()
+    )
+    assert SECRET_EMAIL not in caplog.text and "tiny" not in caplog.text
+
+
+def test_prepare_is_deterministic(tmp_path: Path, small_recipe):
+    recipe = small_recipe(train_extra=EXTRA_TRAIN)
+    first = prepare(recipe, tmp_path / "one")
+    second = prepare(recipe, tmp_path / "two")
+    assert first.extra["dataset_hash"] == second.extra["dataset_hash"]
+    assert (tmp_path / "one" / "quarantine.jsonl").read_bytes() == (
+        tmp_path / "two" / "quarantine.jsonl"
+    ).read_bytes()
+
+
+def test_prepare_reports_a_missing_mapped_column(tmp_path: Path, small_recipe):
+    recipe = small_recipe(columns={"id": "id", "text": "review", "label": "label"})
+    with pytest.raises(SourceError, match="'review'"):
+        prepare(recipe, tmp_path / "out")
+
+
+def test_read_split_rejects_unknown_split(tmp_path: Path):
+    with pytest.raises(ValueError, match="unknown split"):
+        read_split(tmp_path, "dev")
+
+
+def test_prepare_on_the_real_demo_recipe(tmp_path: Path):
+    recipe = load_recipe(ROOT / "recipes" / "condition-demo.yaml", [f"output_dir={tmp_path}"])
+    out = tmp_path / "prepared"
+    counts = prepare(recipe, out).counts
+
+    assert read_labels(out) == sorted(
+        [
+            "Birth Control",
+            "Depression",
+            "Pain",
+            "Acne",
+            "Bipolar Disorder",
+            "Insomnia",
+            "Anxiety",
+            "Obesity",
+        ]
+    )
+    assert counts["rows_in"] == 979
+    assert counts["rows_in"] == counts["rows_kept"] + counts["rows_quarantined"]
+    assert 250 <= counts["train"] + counts["validation"] <= 266
+    assert 160 <= counts["test"] <= 169
+    train_ids = {r["id"] for split in ("train", "validation") for r in read_split(out, split)}
+    test_ids = {r["id"] for r in read_split(out, "test")}
+    assert train_ids and test_ids and not train_ids & test_ids
+    assert all(i.startswith("train:") for i in train_ids)
+    assert all(i.startswith("test:") for i in test_ids)

@@ -1,0 +1,10 @@
+"""Point every medops stage at ``medops_fake_stages`` in each interpreter started here.
+
+kfp.local runs each task in a fresh subprocess, out of reach of monkeypatch; a directory
+holding this file on PYTHONPATH is how a test swaps the stage table there.
+"""
+
+import medops.stages
+
+for _name, (_target, _inputs) in list(medops.stages.STAGES.items()):
+    medops.stages.STAGES[_name] = (f"medops_fake_stages:{_name}", _inputs)

@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medops.model.classifier import TextClassifier
+from medops.model.encoder import embed, load_encoder, mean_pool
+from medops.model.probe import fit_probe
+
+TEXTS = ["short one", "a much longer sentence about knee pain and relief", "mood", "skin cream"]
+
+
+def test_mean_pool_ignores_padding_and_normalises() -> None:
+    hidden = torch.tensor([[[1.0, 0.0], [3.0, 0.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    pooled = mean_pool(hidden, mask)
+    assert torch.allclose(pooled, torch.tensor([[1.0, 0.0]]))
+
+
+def test_embed_keeps_input_order_whatever_the_batching(tiny_model_dir: Path) -> None:
+    encoder, tokenizer = load_encoder(str(tiny_model_dir))
+    sorted_ = embed(encoder, tokenizer, TEXTS, 32, batch_size=2, sort_by_length=True)
+    in_order = embed(encoder, tokenizer, TEXTS, 32, batch_size=2, sort_by_length=False)
+    one_by_one = np.vstack([embed(encoder, tokenizer, [t], 32) for t in TEXTS])
+    np.testing.assert_allclose(sorted_, one_by_one, atol=1e-5)
+    np.testing.assert_allclose(in_order, one_by_one, atol=1e-5)
+    assert np.allclose(np.linalg.norm(sorted_, axis=1), 1.0, atol=1e-5)
+
+
+def test_saved_classifier_predicts_the_same_after_reload(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    encoder, tokenizer = load_encoder(str(tiny_model_dir))
+    rng = np.random.default_rng(0)
+    model = TextClassifier(
+        encoder, tokenizer, rng.normal(size=(3, 32)), rng.normal(size=3), ["a", "b", "c"], 32
+    )
+    before = model.predict_proba(TEXTS)
+    loaded = TextClassifier.load(model.save(tmp_path / "model"))
+    after = loaded.predict_proba(TEXTS)
+    np.testing.assert_allclose(before, after, atol=1e-5)
+    np.testing.assert_allclose(after.sum(axis=1), 1.0, atol=1e-6)
+    assert loaded.labels == ["a", "b", "c"]
+
+
+def test_load_refuses_a_directory_that_is_not_a_model(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a medops model"):
+        TextClassifier.load(tmp_path)
+
+
+def test_probe_refuses_unknown_and_absent_classes() -> None:
+    features = np.eye(4)
+    with pytest.raises(ValueError, match=r"labels \['z'\] are not in the class list"):
+        fit_probe(features, ["a", "b", "a", "z"], ["a", "b"], 1.0, 0)
+    with pytest.raises(ValueError, match=r"classes \['c'\] have no training rows"):
+        fit_probe(features, ["a", "b", "a", "b"], ["a", "b", "c"], 1.0, 0)

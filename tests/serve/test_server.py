@@ -1,0 +1,167 @@
+"""End to end: ``python -m medops.serve.server`` in a subprocess, called over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from medops.serve import server as server_module
+from medops.serve.client import PredictError, predict_v1, predict_v2, wait_ready
+
+from .conftest import CLASSES, Registry
+
+MODEL = "condition-test"
+SECRET = "Jane Doe MRN 4412"
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    port: int
+    log: Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_started(proc: subprocess.Popen, base_url: str, log: Path, timeout_s: float) -> None:
+    """wait_ready in short slices, failing at once (with the log) if the server dies."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            wait_ready(base_url, MODEL, timeout_s=1.0)
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+
+
+@pytest.fixture(scope="module")
+def server(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("server")
+    port = free_port()
+    log = workdir / "server.log"
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}  # the registry fixture set up the rest
+    command = [
+        sys.executable,
+        *("-m", "medops.serve.server", str(registry.recipe_path)),
+        *(f"serve.port={port}", f"serve.model_name={MODEL}"),  # model: the recipe's alias
+    ]
+    with log.open("wb") as sink:
+        # cwd in tmp: anything MLflow might write by default lands there, not in the repo
+        proc = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=workdir
+        )
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        wait_started(proc, base_url, log, timeout_s=60)
+        yield Server(base_url, port, log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_v1_prediction(server: Server):
+    body = predict_v1(server.base_url, MODEL, ["I feel sad every morning", "sharp back pain"])
+    first, second = body["predictions"]
+    assert first["condition"] == "Depression" and second["condition"] == "Pain"
+    assert list(first["probabilities"]) == CLASSES
+    assert first["probabilities"]["Depression"] == pytest.approx(0.8)
+    assert sum(second["probabilities"].values()) == pytest.approx(1.0)
+
+
+def test_v2_prediction(server: Server):
+    body = predict_v2(server.base_url, MODEL, ["a red rash", "so sad"])
+    outputs = {output["name"]: output for output in body["outputs"]}
+    assert outputs["condition"]["data"] == ["Acne", "Depression"]
+    assert outputs["classes"]["data"] == CLASSES
+    assert outputs["probabilities"]["shape"] == [2, 3]
+    assert outputs["probabilities"]["datatype"] == "FP32"
+    assert outputs["probabilities"]["data"] == pytest.approx([0.8, 0.1, 0.1, 0.1, 0.8, 0.1])
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses in LISTEN state on ``port``, as /proc/net/tcp{,6} spell them."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def outbound_address() -> str | None:
+    """This machine's non-loopback IPv4 address (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net")
+def test_listens_on_loopback_only(server: Server):
+    assert listening_addresses(server.port) == {"0100007F"}  # 127.0.0.1, no IPv6, no 0.0.0.0
+    address = outbound_address()
+    if address is not None:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((address, server.port), timeout=2).close()
+
+
+def test_errors_never_echo_request_text(server: Server):
+    with pytest.raises(PredictError, match=r"HTTP 400.*instance 1 has empty text") as bad:
+        predict_v1(server.base_url, MODEL, [SECRET, "  "])
+    with pytest.raises(PredictError, match=r"HTTP 500.*model prediction failed \(ValueError\)"):
+        predict_v1(server.base_url, MODEL, [f"explode {SECRET}"])
+    malformed = {
+        "inputs": [{"name": "text", "shape": "one", "datatype": "BYTES", "data": [SECRET]}]
+    }
+    response = httpx.post(f"{server.base_url}/v2/models/{MODEL}/infer", json=malformed)
+    assert response.status_code == 422 and "shape" in response.json()["error"]
+    assert "4412" not in str(bad.value) and "4412" not in response.text
+
+    deadline = time.monotonic() + 5  # the access line for the last request proves the log is live
+    while '/infer HTTP/1.1" 422' not in server.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = server.log.read_text()
+    assert '/infer HTTP/1.1" 422' in log and "InvalidInput" in log
+    assert "4412" not in log and "Jane" not in log
+
+
+def test_cli_reads_model_uri_between_overrides(registry: Registry, monkeypatch):
+    calls = []
+    monkeypatch.setattr(server_module, "serve", lambda recipe, uri: calls.append((recipe, uri)))
+    argv = [str(registry.recipe_path), "serve.port=9999", "--model-uri", "models:/x/2"]
+    server_module.main([*argv, "serve.host=127.0.0.2"])
+    ((recipe, uri),) = calls
+    assert uri == "models:/x/2"
+    assert (recipe.serve.host, recipe.serve.port) == ("127.0.0.2", 9999)
+    assert server_module.default_model_uri(recipe) == "models:/condition-classifier@champion"
+
+
+def test_wait_ready_times_out_with_a_clear_error():
+    with pytest.raises(TimeoutError, match=r"model 'nope' at http://127\.0\.0\.1:\d+ not ready"):
+        wait_ready(f"http://127.0.0.1:{free_port()}", "nope", timeout_s=0.5)

@@ -8,11 +8,11 @@ key), and each component rebuilds the same validated ``Recipe`` from it.
 import json
 from typing import NamedTuple
 
-from components.stages import evaluate, prepare, register, train
 from kfp import dsl
 from kfp.dsl import Artifact
 from kfp.dsl.graph_component import GraphComponent
 
+from components.stages import evaluate, prepare, register, train
 from medops.recipe import Recipe
 
 # stage name -> the name of the artifact it writes (and the pipeline output that exposes it)

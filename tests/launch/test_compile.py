@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
-from components.stages import MEDOPS_IMAGE
-from pipelines.classification import encode_recipe
 
+from components.stages import MEDOPS_IMAGE
 from medops.launch.compile import compile_pipeline
 from medops.recipe import Recipe, build_recipe
+from pipelines.classification import encode_recipe
 
 UPSTREAM = {
     "prepare": set(),

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from kfp import dsl
-from pipelines.classification import encode_recipe
 
 from medops.launch.kfp_task import run_stage_task
 from medops.manifest import read_manifest
 from medops.recipe import Recipe
+from pipelines.classification import encode_recipe
 
 pytestmark = pytest.mark.usefixtures("fake_stages")
 

@@ -8,7 +8,7 @@ from medops.recipe import Train
 from medops.train.modules import PooledClassifier, adapt, load_trainable_state, trainable_state
 
 
-def _batch(tokenizer) -> dict[str, torch.Tensor]:  # noqa: ANN001
+def _batch(tokenizer) -> dict[str, torch.Tensor]:
     return tokenizer(["knee pain", "skin cream every day"], padding=True, return_tensors="pt")
 
 

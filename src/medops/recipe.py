@@ -68,6 +68,12 @@ class Deid(_Section):
         ]
     )
     score_threshold: float = Field(0.4, ge=0.0, le=1.0)
+    keep_terms: list[str] = Field(
+        default_factory=list, description="non-PHI vocabulary never redacted (drug names...)"
+    )
+    keep_terms_from: list[str] = Field(
+        default_factory=list, description="source columns whose values are non-PHI vocabulary"
+    )
 
 
 class ModelSpec(_Section):

@@ -5,13 +5,15 @@ import logging
 import pytest
 
 from medops.data.deid import DeidError, deidentify, engines
+from medops.data.phi_filters import vocabulary
 from medops.recipe import Deid
 
 DEID = Deid()
 
 
 def run(texts: list[str]):
-    return deidentify(texts, DEID.entities, DEID.score_threshold, DEID.spacy_model)
+    redacted, counts, _ = deidentify(texts, DEID.entities, DEID.score_threshold, DEID.spacy_model)
+    return redacted, counts
 
 
 def test_planted_phi_is_replaced_by_typed_tags_and_counted(caplog):
@@ -55,3 +57,19 @@ def test_engine_is_built_once_per_model_and_missing_model_is_a_clear_error():
 
 def test_empty_input_loads_nothing():
     assert run([]) == ([], {})
+
+
+def test_drug_names_and_durations_are_kept_but_names_and_dates_are_not():
+    text = (
+        "Dr. Maria Gonzalez switched me to Effexor on 3/14/2012. I took Effexor for "
+        "3 months and Seroquel for two weeks."
+    )
+    known = vocabulary(["Effexor XR", "Seroquel"])
+    [redacted], counts, dropped = deidentify(
+        [text], DEID.entities, DEID.score_threshold, DEID.spacy_model, known
+    )
+    assert "Gonzalez" not in redacted and "3/14/2012" not in redacted
+    assert "Effexor" in redacted
+    assert "3 months" in redacted and "two weeks" in redacted
+    assert counts["PERSON"] >= 1 and counts["DATE_TIME"] == 1
+    assert dropped["not_a_date"] >= 1

@@ -30,6 +30,8 @@ from presidio_analyzer.predefined_recognizers import EmailRecognizer
 from presidio_anonymizer import AnonymizerEngine, ConflictResolutionStrategy
 from presidio_anonymizer.entities import OperatorConfig
 
+from medops.data.phi_filters import drop_false_positives
+
 LANGUAGE = "en"
 BATCH_SIZE = 64
 _PRESIDIO_LOGGERS = ("presidio-analyzer", "presidio-anonymizer")
@@ -156,18 +158,24 @@ def engines(spacy_model: str) -> Engines:
 
 
 def deidentify(
-    texts: Sequence[str], entities: Sequence[str], score_threshold: float, spacy_model: str
-) -> tuple[list[str], Counter[str]]:
-    """Replace PHI spans with ``[ENTITY]`` tags; also count replaced spans per entity.
+    texts: Sequence[str],
+    entities: Sequence[str],
+    score_threshold: float,
+    spacy_model: str,
+    known_terms: frozenset[str] = frozenset(),
+) -> tuple[list[str], Counter[str], Counter[str]]:
+    """Replace PHI spans with ``[ENTITY]`` tags.
 
-    Overlapping detections are trimmed rather than merged, so every detected character is
-    covered by exactly one tag.
+    Returns the texts, replaced spans per entity, and detections dropped per
+    false-positive rule (``phi_filters``; ``known_terms`` are non-PHI vocabulary such
+    as drug names). Overlapping detections are trimmed rather than merged, so every
+    detected character is covered by exactly one tag.
     """
     if not texts:
-        return [], Counter()
+        return [], Counter(), Counter()
     built = engines(spacy_model)
     operators = {e: OperatorConfig("replace", {"new_value": f"[{e}]"}) for e in entities}
-    redacted, counts = [], Counter()
+    redacted, counts, dropped = [], Counter(), Counter()
     with _raised_level(logging.WARNING, *_PRESIDIO_LOGGERS):
         findings = built.analyzer.analyze_iterator(
             list(texts),
@@ -177,12 +185,14 @@ def deidentify(
             score_threshold=score_threshold,
         )
         for text, results in zip(texts, findings, strict=True):
+            kept, rejected = drop_false_positives(text, results, known_terms)
+            dropped.update(rejected)
             result = built.anonymizer.anonymize(
                 text,
-                results,
+                kept,
                 operators=operators,
                 conflict_resolution=ConflictResolutionStrategy.REMOVE_INTERSECTIONS,
             )
             redacted.append(result.text)
             counts.update(item.entity_type for item in result.items)
-    return redacted, counts
+    return redacted, counts, dropped

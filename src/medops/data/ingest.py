@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,7 @@ class Ingested:
     cp1252_fallback: bool = False
     records: list[Record] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
+    terms: set[str] = field(default_factory=set)
 
 
 def source_name(source: Source) -> str:
@@ -80,10 +82,16 @@ def _value(raw: dict[str, Any], column: str) -> str:
 
 
 def _to_record(
-    raw: dict[str, Any], number: int, source: Source, columns: Columns, out: Ingested
+    raw: dict[str, Any],
+    number: int,
+    source: Source,
+    columns: Columns,
+    out: Ingested,
+    term_columns: Sequence[str],
 ) -> None:
     """Append one raw row to ``out`` as a record or a quarantine entry."""
     out.rows_in += 1
+    out.terms.update(v for c in term_columns if (v := _value(raw, c).strip()))
     source_id = _value(raw, columns.id).strip()
     if not source_id:
         out.quarantined.append(Quarantined(f"{source.role}:row-{number}", out.name, "missing_id"))
@@ -97,29 +105,36 @@ def _to_record(
     out.records.append(Record(row_id, out.name, source.role, text, label))
 
 
-def _check_columns(present: list[str], columns: Columns, name: str) -> None:
-    missing = [c for c in (columns.id, columns.text, columns.label) if c not in present]
+def _check_columns(
+    present: list[str], columns: Columns, name: str, term_columns: Sequence[str]
+) -> None:
+    wanted = [columns.id, columns.text, columns.label, *term_columns]
+    missing = [c for c in wanted if c not in present]
     if missing:
         shown = ", ".join(repr(c) for c in present)
         raise SourceError(
             f"source {name}: mapped column(s) {', '.join(repr(c) for c in missing)} not found; "
-            f"columns present: {shown}. Fix data.columns in the recipe."
+            f"columns present: {shown}. Fix data.columns or deid.keep_terms_from in the recipe."
         )
 
 
-def _read_delimited(text: str, source: Source, columns: Columns, out: Ingested) -> None:
+def _read_delimited(
+    text: str, source: Source, columns: Columns, out: Ingested, term_columns: Sequence[str]
+) -> None:
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_DELIMITERS[source.format])
     try:
-        _check_columns(list(reader.fieldnames or []), columns, out.name)
+        _check_columns(list(reader.fieldnames or []), columns, out.name, term_columns)
         for number, raw in enumerate(reader, start=1):
-            _to_record(raw, number, source, columns, out)
+            _to_record(raw, number, source, columns, out, term_columns)
     except csv.Error as error:
         raise SourceError(
             f"source {out.name}: unreadable {source.format} near line {reader.line_num}: {error}"
         ) from None
 
 
-def _read_jsonl(text: str, source: Source, columns: Columns, out: Ingested) -> None:
+def _read_jsonl(
+    text: str, source: Source, columns: Columns, out: Ingested, term_columns: Sequence[str]
+) -> None:
     seen_keys: set[str] = set()
     # split on "\n" only: str.splitlines() also breaks on U+2028, which JSON strings may hold
     for number, line in enumerate(text.split("\n"), start=1):
@@ -136,9 +151,9 @@ def _read_jsonl(text: str, source: Source, columns: Columns, out: Ingested) -> N
             )
             continue
         seen_keys.update(raw)
-        _to_record(raw, number, source, columns, out)
+        _to_record(raw, number, source, columns, out, term_columns)
     if seen_keys:
-        _check_columns(sorted(seen_keys), columns, out.name)
+        _check_columns(sorted(seen_keys), columns, out.name, term_columns)
 
 
 def _quarantine_duplicate_ids(out: Ingested, seen: set[str]) -> None:
@@ -153,7 +168,9 @@ def _quarantine_duplicate_ids(out: Ingested, seen: set[str]) -> None:
     out.records = kept
 
 
-def ingest_source(source: Source, columns: Columns, seen_ids: set[str]) -> Ingested:
+def ingest_source(
+    source: Source, columns: Columns, seen_ids: set[str], term_columns: Sequence[str] = ()
+) -> Ingested:
     """Read one source: bytes -> text -> rows -> records or quarantine entries.
 
     ``seen_ids`` is shared across sources, so two sources of one role cannot both claim
@@ -164,11 +181,14 @@ def ingest_source(source: Source, columns: Columns, seen_ids: set[str]) -> Inges
     text, fallback = decode(data, name)
     out = Ingested(name=name, sha256=hashlib.sha256(data).hexdigest(), cp1252_fallback=fallback)
     reader = _read_jsonl if source.format == "jsonl" else _read_delimited
-    reader(text, source, columns, out)
+    reader(text, source, columns, out, term_columns)
     _quarantine_duplicate_ids(out, seen_ids)
     return out
 
 
-def ingest(sources: list[Source], columns: Columns) -> list[Ingested]:
+def ingest(
+    sources: list[Source], columns: Columns, term_columns: Sequence[str] = ()
+) -> list[Ingested]:
+    """Read every source; ``term_columns`` values are gathered as non-PHI vocabulary."""
     seen_ids: set[str] = set()
-    return [ingest_source(source, columns, seen_ids) for source in sources]
+    return [ingest_source(source, columns, seen_ids, term_columns) for source in sources]

@@ -19,6 +19,7 @@ from typing import Any
 from medops.data.clean import clean_records, dedupe, keep_classes, select_classes
 from medops.data.deid import deidentify
 from medops.data.ingest import Quarantined, Record, ingest
+from medops.data.phi_filters import vocabulary
 from medops.data.split import SPLITS, split_rows
 from medops.manifest import Manifest, timed
 from medops.recipe import Recipe
@@ -56,12 +57,18 @@ def _curate(
     return kept, rejected + out_of_scope + duplicates, classes
 
 
-def _deidentify(records: list[Record], recipe: Recipe) -> tuple[list[Record], Counter[str]]:
+def _deidentify(
+    records: list[Record], recipe: Recipe, terms: set[str]
+) -> tuple[list[Record], Counter[str], Counter[str]]:
     deid = recipe.deid
-    texts, counts = deidentify(
-        [r.text for r in records], deid.entities, deid.score_threshold, deid.spacy_model
+    texts, counts, dropped = deidentify(
+        [r.text for r in records],
+        deid.entities,
+        deid.score_threshold,
+        deid.spacy_model,
+        vocabulary([*deid.keep_terms, *terms]),
     )
-    return [replace(r, text=t) for r, t in zip(records, texts, strict=True)], counts
+    return [replace(r, text=t) for r, t in zip(records, texts, strict=True)], counts, dropped
 
 
 def _write(
@@ -110,7 +117,7 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(stage="prepare", recipe_hash=recipe.content_hash())
     with timed(manifest):
-        sources = ingest(recipe.data.sources, recipe.data.columns)
+        sources = ingest(recipe.data.sources, recipe.data.columns, recipe.deid.keep_terms_from)
         rows_in = sum(s.rows_in for s in sources)
         records = [r for s in sources for r in s.records]
         quarantined = [q for s in sources for q in s.quarantined]
@@ -118,11 +125,15 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
         kept, rejected, classes = _curate(records, recipe)
         quarantined += rejected
         logger.info("prepare: %d classes; de-identifying %d rows ...", len(classes), len(kept))
-        kept, deid_counts = _deidentify(kept, recipe)
+        terms = {t for s in sources for t in s.terms}
+        kept, deid_counts, dropped = _deidentify(kept, recipe, terms)
         splits = split_rows(kept, classes, recipe.data.validation_fraction, recipe.seed)
         manifest.counts = _counts(rows_in, splits, quarantined, deid_counts, recipe)
         manifest.outputs = _write(out_dir, splits, quarantined, classes)
         manifest.counts["sources_decoded_cp1252"] = sum(s.cp1252_fallback for s in sources)
+        manifest.counts["deid_known_terms"] = len(vocabulary([*recipe.deid.keep_terms, *terms]))
+        for rule, n in sorted(dropped.items()):
+            manifest.counts[f"deid_dropped_{rule}"] = n
         manifest.inputs = {s.name: {"path": s.name, "sha256": s.sha256} for s in sources}
         manifest.extra = {"dataset_hash": _dataset_hash(out_dir), "labels": classes}
         logger.info(

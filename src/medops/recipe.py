@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class RecipeError(ValueError):
@@ -129,6 +137,175 @@ class Serve(_Section):
     model_name: str = "condition"
 
 
+_CPU = r"^([0-9]*\.)?[0-9]+m?$"
+_MEMORY = r"^[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?$"
+_DURATION = r"^[0-9]+[smhd]$"
+_K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_QUANTITY = {"m": 1e-3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+_QUANTITY.update({f"{unit}i": 1024.0 ** (i + 1) for i, unit in enumerate("KMGTPE")})
+
+
+def _quantity(text: str) -> float:
+    """A Kubernetes quantity ("500m", "8Gi", "2") as a number, to compare requests and limits."""
+    number = re.match(r"^[0-9.]+", text)
+    return float(number[0]) * _QUANTITY.get(text[number.end() :], 1.0) if number else 0.0
+
+
+def is_pinned_image(reference: str) -> bool:
+    """An image named by digest or by a tag other than ``latest``, so a rerun gets the same one."""
+    if re.search(r"@sha256:[0-9a-f]{64}$", reference):
+        return True
+    name, _, tag = reference.rpartition(":")
+    return bool(name) and "/" not in tag and tag not in ("", "latest")
+
+
+class PodResources(_Section):
+    """CPU and memory of one stage's pod: the scheduler reserves the request, the limit caps it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    cpu_request: str = Field(pattern=_CPU)
+    cpu_limit: str = Field(pattern=_CPU)
+    memory_request: str = Field(pattern=_MEMORY)
+    memory_limit: str = Field(pattern=_MEMORY)
+
+    @model_validator(mode="after")
+    def _request_within_limit(self) -> PodResources:
+        for kind in ("cpu", "memory"):
+            request, limit = getattr(self, f"{kind}_request"), getattr(self, f"{kind}_limit")
+            if _quantity(request) > _quantity(limit):
+                raise ValueError(f"{kind}_request {request} is above {kind}_limit {limit}")
+        return self
+
+
+# Sized for the demo (MiniLM, a few hundred rows); an 8B LoRA run sets its own (docs/cluster.md).
+_STAGE_DEFAULTS: dict[str, dict[str, str]] = {
+    "prepare": {
+        "cpu_request": "1",
+        "cpu_limit": "2",
+        "memory_request": "4Gi",
+        "memory_limit": "8Gi",
+    },
+    "train": {
+        "cpu_request": "2",
+        "cpu_limit": "4",
+        "memory_request": "8Gi",
+        "memory_limit": "16Gi",
+    },
+    "evaluate": {
+        "cpu_request": "1",
+        "cpu_limit": "2",
+        "memory_request": "4Gi",
+        "memory_limit": "8Gi",
+    },
+    "register": {
+        "cpu_request": "500m",
+        "cpu_limit": "1",
+        "memory_request": "2Gi",
+        "memory_limit": "4Gi",
+    },
+    "finetune": {
+        "cpu_request": "100m",
+        "cpu_limit": "500m",
+        "memory_request": "256Mi",
+        "memory_limit": "512Mi",
+    },
+}
+
+
+class Images(_Section):
+    cpu: str = Field("ghcr.io/medops/medops-cpu:0.1.0", description="prepare/evaluate/register")
+    gpu: str = Field("ghcr.io/medops/medops-gpu:0.1.0", description="training when use_gpu")
+
+    @model_validator(mode="after")
+    def _pinned(self) -> Images:
+        for kind in ("cpu", "gpu"):
+            if not is_pinned_image(getattr(self, kind)):
+                raise ValueError(f"{kind}: pin the image by tag or digest, not latest or no tag")
+        return self
+
+
+class Retry(_Section):
+    """Retries of a failed task (preempted node, API hiccup), waiting backoff x factor^n."""
+
+    max_retries: int = Field(2, ge=0, le=10)
+    backoff: str = Field("30s", pattern=_DURATION)
+    backoff_factor: float = Field(2.0, ge=1.0)
+    backoff_max: str = Field("1h", pattern=_DURATION)
+
+
+class Storage(_Section):
+    """A PersistentVolumeClaim that holds datasets, checkpoints and models of cluster runs."""
+
+    pvc: str | None = Field(None, pattern=_K8S_NAME, description="none: KFP artifact storage")
+    mount_path: str = Field("/mnt/medops", pattern=r"^/.+")
+
+
+class FineTuneSettings(_Section):
+    """How the training step hands off to the medops operator (training: finetune)."""
+
+    namespace: str | None = Field(
+        None, pattern=_K8S_NAME, description="default: the namespace of the pipeline's pod"
+    )
+    worker_memory: str = Field("16Gi", pattern=_MEMORY, description="memory of one Ray worker")
+    poll_seconds: int = Field(30, ge=1)
+    timeout: str = Field("72h", pattern=_DURATION)
+
+
+class Cluster(_Section):
+    """Placement on a Kubernetes cluster; embedded runs (``medops run``) ignore this section."""
+
+    images: Images = Field(default_factory=Images)
+    stages: dict[Literal["prepare", "train", "evaluate", "register", "finetune"], PodResources] = (
+        Field(
+            default_factory=lambda: {s: PodResources(**d) for s, d in _STAGE_DEFAULTS.items()},
+            description="per-stage pods; train holds every Ray worker when training is local, "
+            "finetune is the pod that hands training to a FineTune",
+        )
+    )
+    accelerator: str = Field("nvidia.com/gpu", description="resource name of a training GPU")
+    retry: Retry = Field(default_factory=Retry)
+    mlflow_secret: str | None = Field(
+        None,
+        pattern=_K8S_NAME,
+        description="Secret with MEDOPS_MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/PASSWORD, "
+        "AWS_ACCESS_KEY_ID/SECRET_ACCESS_KEY, MLFLOW_S3_ENDPOINT_URL",
+    )
+    storage: Storage = Field(default_factory=Storage)
+    training: Literal["local", "finetune"] = Field(
+        "local", description="local: Ray inside the train pod; finetune: a FineTune resource"
+    )
+    finetune: FineTuneSettings = Field(default_factory=FineTuneSettings)
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _fill_stage_defaults(cls, given: Any) -> Any:
+        """A stage given in part keeps its defaults for the rest; unknown names are refused."""
+        if not isinstance(given, dict):
+            return given
+        allowed = sorted(PodResources.model_fields)
+        for stage, part in given.items():
+            if stage not in _STAGE_DEFAULTS:
+                raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(_STAGE_DEFAULTS)}")
+            unknown = sorted(set(part) - set(allowed)) if isinstance(part, dict) else []
+            if unknown:
+                raise ValueError(
+                    f"{stage}.{unknown[0]}: unknown key; allowed here: {', '.join(allowed)}"
+                )
+        return {
+            stage: {**defaults, **part} if isinstance(part := given.get(stage, {}), dict) else part
+            for stage, defaults in _STAGE_DEFAULTS.items()
+        }
+
+    @model_validator(mode="after")
+    def _finetune_needs_storage(self) -> Cluster:
+        if self.training == "finetune" and self.storage.pvc is None:
+            raise ValueError(
+                "training: finetune needs storage.pvc (the operator reads prepared data there)"
+            )
+        return self
+
+
 class Recipe(_Section):
     """A whole run: task, data, de-identification, model, training, gate, registry, serving."""
 
@@ -144,6 +321,7 @@ class Recipe(_Section):
     gate: Gate = Field(default_factory=Gate)
     registry: Registry = Field(default_factory=Registry)
     serve: Serve = Field(default_factory=Serve)
+    cluster: Cluster = Field(default_factory=Cluster)
 
     @model_validator(mode="after")
     def _gpu_consistency(self) -> Recipe:

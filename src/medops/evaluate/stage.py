@@ -16,7 +16,7 @@ from medops.evaluate.report import confusion_png, html_report
 from medops.manifest import Manifest, timed
 from medops.model.classifier import TextClassifier
 from medops.model.encoder import embed, load_encoder
-from medops.model.probe import fit_probe
+from medops.model.probe import fit_probe_on_rows
 from medops.recipe import Recipe
 
 log = logging.getLogger(__name__)
@@ -31,17 +31,9 @@ def baseline_metrics(recipe: Recipe, prepared: Path, classes: list[str]) -> dict
     development = read_split(prepared, "train") + read_split(prepared, "validation")
     test = read_split(prepared, "test")
     encoder, tokenizer = load_encoder(str(resolve_uri(recipe.model.base)))
-    max_length = recipe.model.max_length
-    features = embed(encoder, tokenizer, [r["text"] for r in development], max_length)
-    probe = fit_probe(
-        features,
-        [r["label"] for r in development],
-        classes,
-        recipe.train.probe_c,
-        recipe.seed,
-        balanced=True,
-    )
-    predicted = probe.predict(embed(encoder, tokenizer, [r["text"] for r in test], max_length))
+    probe = fit_probe_on_rows(encoder, tokenizer, development, classes, recipe)
+    texts = [r["text"] for r in test]
+    predicted = probe.predict(embed(encoder, tokenizer, texts, recipe.model.max_length))
     return classification_metrics(
         [r["label"] for r in test], [classes[i] for i in predicted], classes
     )

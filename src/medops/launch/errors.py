@@ -13,3 +13,7 @@ class PipelineFailed(RuntimeError):
         self.log = log
         self.reason = reason
         super().__init__(f"pipeline task {task!r} failed: {reason}\n  task log: {log}")
+
+
+class ClusterError(RuntimeError):
+    """A cluster request that cannot go on (unreachable, refused, missing): one line saying why."""

@@ -13,8 +13,8 @@ from medops.assets import resolve_uri
 from medops.data.prepare import read_labels, read_split
 from medops.manifest import Manifest, timed
 from medops.model.classifier import TextClassifier
-from medops.model.encoder import embed, load_encoder
-from medops.model.probe import fit_probe
+from medops.model.encoder import load_encoder
+from medops.model.probe import fit_probe_on_rows
 from medops.recipe import Recipe
 from medops.registry.tracking import client, open_run, tracking_uri
 from medops.train.launcher import fit
@@ -43,11 +43,8 @@ def train(recipe: Recipe, out_dir: Path, prepared: Path) -> Manifest:
         encoder, tokenizer = load_encoder(base_path)
 
         log.info("train: linear probe on %d frozen embeddings", len(train_rows))
-        features = embed(encoder, tokenizer, [r["text"] for r in train_rows], max_length)
+        probe = fit_probe_on_rows(encoder, tokenizer, train_rows, classes, recipe)
         train_labels = [r["label"] for r in train_rows]
-        probe = fit_probe(
-            features, train_labels, classes, recipe.train.probe_c, recipe.seed, balanced=True
-        )
 
         run_id = open_run(recipe, run_name=f"{recipe.name}-train")
         config = {
@@ -85,15 +82,7 @@ def train(recipe: Recipe, out_dir: Path, prepared: Path) -> Manifest:
         if recipe.train.head_refit:
             rows = train_rows + val_rows
             log.info("train: refitting the head on %d tuned embeddings", len(rows))
-            tuned_features = embed(tuned, tokenizer, [r["text"] for r in rows], max_length)
-            head = fit_probe(
-                tuned_features,
-                [r["label"] for r in rows],
-                classes,
-                recipe.train.probe_c,
-                recipe.seed,
-                balanced=True,
-            )
+            head = fit_probe_on_rows(tuned, tokenizer, rows, classes, recipe)
             weight, bias = head.coef_, head.intercept_
         TextClassifier(tuned, tokenizer, weight, bias, classes, max_length).save(out_dir / "model")
         manifest.outputs["model"] = "model"

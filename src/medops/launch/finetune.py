@@ -24,7 +24,7 @@ from kubernetes.client.exceptions import ApiException
 
 from medops.launch.errors import ClusterError
 from medops.launch.kfp_task import publish, stage_dir
-from medops.launch.storage import link_prepared, run_key
+from medops.launch.storage import run_key
 from medops.recipe import Recipe, build_recipe
 from medops.registry.tracking import TRACKING_ENV
 
@@ -140,9 +140,10 @@ def hand_off(
     storage_root: str,
     run_id: str,
     api: Any = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """The finetune component's body: link the prepared data into the FineTune's directory,
-    create (or reuse) the FineTune, wait, then publish the stage directories it wrote."""
+    """The finetune component's body: check the prepared data is where the operator reads
+    it, create (or reuse) the FineTune, wait, then publish the stage directories it wrote."""
     recipe = build_recipe(json.loads(recipe_json))
     tracking = recipe.registry.tracking_uri or os.environ.get(TRACKING_ENV)
     if not tracking:
@@ -152,14 +153,18 @@ def hand_off(
         )
     name = run_key(recipe.name, run_id)
     run_dir = Path(storage_root) / name
-    link_prepared(run_dir / "prepare", stage_dir(prepared))
+    if stage_dir(prepared) != run_dir / "prepare":
+        raise ClusterError(
+            f"the FineTune reads prepared data from {run_dir / 'prepare'}, not from "
+            f"{stage_dir(prepared)}: was prepare taken from the cache? submit without caching"
+        )
     if api is None:
         api = _custom_objects_api()
-    namespace = recipe.cluster.finetune.namespace or _own_namespace()
-    create_or_reuse(api, namespace, finetune_resource(recipe, name, tracking))
     settings = recipe.cluster.finetune
+    namespace = settings.namespace or _own_namespace()
+    create_or_reuse(api, namespace, finetune_resource(recipe, name, tracking))
     timeout = int(settings.timeout[:-1]) * _SECONDS[settings.timeout[-1]]
-    status = wait_for(api, namespace, name, settings.poll_seconds, timeout)
+    status = wait_for(api, namespace, name, settings.poll_seconds, timeout, sleep=sleep)
     for stage, output in outputs.items():
         publish(output, run_dir / stage)
     return status

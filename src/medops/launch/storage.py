@@ -5,9 +5,9 @@ stage writes its directory to the PVC and its KFP artifact only records where th
 (see ``medops.launch.kfp_task.publish``). Layout under the mount path:
 
 - ``<mount>/<run-key>/<stage>``: one pipeline run's stages; the run key is also the name of
-  the run's FineTune, whose operator writes ``<mount>/<finetune-name>/<stage>``.
-- ``<mount>/prepared/<recipe>-<key>``: prepare, addressed by its inputs' content (recipe and
-  sources hash), because a cached prepare task must keep pointing at files that match it.
+  the run's FineTune, whose operator reads and writes ``<mount>/<finetune-name>/<stage>``.
+- ``<mount>/prepared/<recipe>-<key>``: a cached prepare, addressed by its inputs' content
+  (recipe and sources hash), so that a cache hit keeps pointing at files that match it.
 
 Every function returns "" when there is no storage root: the stage then writes into its
 KFP artifact, as in embedded runs.
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 _NAME_ROOM = 40  # recipe-name part of a run key: the key names a FineTune and its RayJob
@@ -50,14 +49,3 @@ def prepared_location(
     key = hashlib.sha256(f"{recipe_json}\n{sources_sha256}".encode()).hexdigest()[:16]
     name = json.loads(recipe_json)["name"]
     return str(Path(storage_root) / "prepared" / f"{name[:_NAME_ROOM].rstrip('-')}-{key}")
-
-
-def link_prepared(link: Path, prepared: Path) -> None:
-    """Make ``prepared`` visible at ``link`` (a relative symlink, valid wherever the volume
-    is mounted): the operator reads a FineTune's prepared data from its own run directory."""
-    if link.exists() and link.resolve() == prepared.resolve():
-        return
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if link.is_symlink():
-        link.unlink()
-    link.symlink_to(os.path.relpath(prepared, link.parent), target_is_directory=True)

@@ -8,6 +8,8 @@ alias, so a rollout is a spec change KServe can canary and roll back.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from medops.operator.objects import (
@@ -15,6 +17,7 @@ from medops.operator.objects import (
     RECIPE_FILE,
     child_metadata,
     container_security_context,
+    labels,
     medops_env,
     pod_security_context,
     recipe_volume,
@@ -25,6 +28,7 @@ from medops.operator.objects import (
 COMPONENT = "modeldeployment"
 PORT = 8080
 VERSION_ANNOTATION = "medops.dev/model-version"
+SPEC_HASH_ANNOTATION = "medops.dev/spec-hash"
 
 
 class DeploymentSpecError(ValueError):
@@ -105,6 +109,7 @@ def build_inferenceservice(
             f"maxReplicas {scaling['maxReplicas']}"
         )
     predictor.update(
+        labels=labels(deployment, COMPONENT),  # on the pods: NetworkPolicies select them
         minReplicas=scaling["minReplicas"],
         maxReplicas=scaling["maxReplicas"],
         scaleMetric=scaling["metric"],
@@ -116,10 +121,21 @@ def build_inferenceservice(
     if spec.get("serviceAccountName"):
         predictor["serviceAccountName"] = spec["serviceAccountName"]
     metadata = child_metadata(deployment, inferenceservice_name(deployment), COMPONENT)
-    metadata["annotations"] = {VERSION_ANNOTATION: version}
+    spec_out = {"predictor": predictor}
+    metadata["annotations"] = {
+        VERSION_ANNOTATION: version,
+        SPEC_HASH_ANNOTATION: spec_hash(spec_out),
+    }
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": metadata,
-        "spec": {"predictor": predictor},
+        "spec": spec_out,
     }
+
+
+def spec_hash(spec: dict[str, Any]) -> str:
+    """Fingerprint of what we asked for: KServe's webhook adds defaults to the stored spec,
+    so comparing specs directly would see a change on every sync."""
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

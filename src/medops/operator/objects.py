@@ -17,8 +17,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 MANAGED_BY = "medops-operator"
 RECIPE_DIR = "/etc/medops"
 RECIPE_FILE = "recipe.yaml"
-# uid/gid of the medops images; a fixed numeric user lets runAsNonRoot be verified
-RUN_AS = 1000
+# the medops images' numeric non-root user (components/images/Dockerfile), so that
+# runAsNonRoot can be verified
+RUN_AS = 10001
 
 
 def owner_reference(parent: dict[str, Any]) -> dict[str, Any]:

@@ -88,16 +88,28 @@ def build_recipe_configmap(finetune: dict[str, Any], text: str) -> dict[str, Any
 
 
 def entrypoint(finetune: dict[str, Any]) -> str:
-    """prepare && train && evaluate && register, each a ``medops stage`` command."""
+    """prepare && train && evaluate && register, each a ``medops stage`` command, as one
+    ``sh -c`` word list.
+
+    KubeRay pastes the entrypoint unquoted into the submitter's shell script and Ray
+    re-quotes the words it receives, so a bare ``a && b`` would run ``b`` in the submitter
+    pod; quoted as ``sh -c '<script>'`` it survives both and runs on the head. Prepare is
+    skipped when its manifest is already on the volume: a pipeline that hands training to
+    a FineTune has prepared the data there.
+    """
     recipe = f"{RECIPE_DIR}/{RECIPE_FILE}"
+    run = run_dir(finetune)
     overrides = recipe_overrides(finetune)
     commands = []
     for stage, (_, inputs) in STAGES.items():
-        args = ["medops", "stage", recipe, "--name", stage, "--out", f"{run_dir(finetune)}/{stage}"]
+        args = ["medops", "stage", recipe, "--name", stage, "--out", f"{run}/{stage}"]
         for name in inputs:
-            args += ["--input", f"{name}={run_dir(finetune)}/{PRODUCER[name]}"]
-        commands.append(shlex.join(args + overrides))
-    return " && ".join(commands)
+            args += ["--input", f"{name}={run}/{PRODUCER[name]}"]
+        command = shlex.join(args + overrides)
+        if not inputs:  # the first stage: prepare
+            command = f"{{ test -f {shlex.quote(f'{run}/{stage}/manifest.json')} || {command}; }}"
+        commands.append(command)
+    return shlex.join(["sh", "-c", " && ".join(commands)])
 
 
 def _volumes(finetune: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -1,0 +1,237 @@
+"""The Helm chart, rendered by the real Helm binary the Makefile fetches into the venv.
+
+Every rendered object must be something a platform team accepts: built-in kinds valid
+for Kubernetes 1.29 (kubernetes-validate, strict), Pod Security "restricted" on every
+workload, limits everywhere, RBAC without wildcards and no broader than the operator's
+calls, no Secret values in the chart.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from medops.operator import kube
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "medops"
+KUBE_VERSION = "1.29.0"
+VALUES = {
+    "default": [],
+    "cpu": ["-f", str(CHART / "examples" / "values-cpu.yaml")],
+    "gpu": ["-f", str(CHART / "examples" / "values-gpu.yaml")],
+}
+DANGEROUS = {"delete", "deletecollection", "escalate", "bind", "impersonate", "update"}
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    path = Path(os.environ.get("MEDOPS_HELM", ROOT / ".venv" / "bin" / "helm"))
+    if not path.is_file():
+        pytest.fail(
+            f"helm not found at {path}: run `make venv` (it fetches Helm) or set MEDOPS_HELM"
+        )
+    return str(path)
+
+
+def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([helm, *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def rendered(helm: str) -> dict[str, list[dict[str, Any]]]:
+    out = {}
+    for name, extra in VALUES.items():
+        args = ["--namespace", "medops-system", "--include-crds", "--kube-version", KUBE_VERSION]
+        done = run_helm(helm, "template", "medops", str(CHART), *args, *extra)
+        assert done.returncode == 0, done.stderr
+        out[name] = [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    return out
+
+
+def find(rendered, values: str, kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in rendered[values] if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def objects(rendered, kinds: set[str] | None = None):
+    for name, docs in rendered.items():
+        for doc in docs:
+            if kinds is None or doc["kind"] in kinds:
+                yield name, doc
+
+
+@pytest.mark.parametrize("values", sorted(VALUES))
+def test_helm_lint_strict(helm, values):
+    done = run_helm(helm, "lint", "--strict", str(CHART), *VALUES[values])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 chart(s) failed" in done.stdout
+
+
+def test_renders_the_control_plane(rendered):
+    kinds = {doc["kind"] for doc in rendered["default"]}
+    assert {
+        "CustomResourceDefinition",
+        "Deployment",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Service",
+        "NetworkPolicy",
+    } <= kinds
+    crds = {
+        d["metadata"]["name"]
+        for d in rendered["default"]
+        if d["kind"] == "CustomResourceDefinition"
+    }
+    assert crds == {"finetunes.medops.dev", "modeldeployments.medops.dev"}
+    cpu = {(d["kind"], d["metadata"]["name"]) for d in rendered["cpu"]}
+    assert ("StatefulSet", "medops-postgresql") in cpu and ("Deployment", "medops-feast") in cpu
+    assert not any(d["kind"] == "StatefulSet" for d in rendered["gpu"])
+
+
+@pytest.mark.parametrize("values", sorted(VALUES))
+def test_builtin_kinds_validate_strictly(rendered, values):
+    for doc in rendered[values]:
+        try:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            what = f"{doc['kind']}/{doc['metadata']['name']}"
+            pytest.fail(f"{values}: {what}: {error.message} at {list(error.path)}")
+
+
+def _pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    spec = workload["spec"]
+    if workload["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]["spec"]
+
+
+def test_every_workload_is_pod_security_restricted_with_limits(rendered):
+    seen = 0
+    for values, workload in objects(rendered, WORKLOADS):
+        where = f"{values}: {workload['kind']}/{workload['metadata']['name']}"
+        pod = _pod_spec(workload)
+        assert pod["securityContext"]["runAsNonRoot"] is True, where
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        assert not pod.get("hostNetwork") and not pod.get("hostPID"), where
+        for container in pod["containers"] + pod.get("initContainers", []):
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["readOnlyRootFilesystem"] is True, where
+            assert context["capabilities"] == {"drop": ["ALL"]}, where
+            assert context["runAsNonRoot"] is True, where
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}, where
+            assert set(container["resources"]) == {"requests", "limits"}, where
+            assert {"cpu", "memory"} <= set(container["resources"]["limits"]), where
+            mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+            assert "/tmp" in mounts, f"{where}: read-only root needs a writable /tmp"
+            seen += 1
+    assert seen >= 7
+
+
+def test_no_secret_values_in_the_chart(rendered):
+    for values, doc in objects(rendered):
+        assert doc["kind"] != "Secret", values
+        if doc["kind"] not in WORKLOADS:
+            continue
+        for container in _pod_spec(doc)["containers"]:
+            for env in container.get("env", []):
+                sensitive = any(w in env["name"] for w in ("PASSWORD", "TOKEN", "SECRET", "KEY"))
+                sensitive = sensitive or (env["name"].endswith("_URI") and "BACKEND" in env["name"])
+                if sensitive:
+                    assert "valueFrom" in env and "value" not in env, f"{values}: {env['name']}"
+
+
+def _rules(rendered, values: str) -> dict[str, list[dict[str, Any]]]:
+    return {
+        f"{doc['kind']}/{doc['metadata'].get('namespace', '')}/{doc['metadata']['name']}": doc[
+            "rules"
+        ]
+        for _, doc in objects({values: rendered[values]}, {"ClusterRole", "Role"})
+    }
+
+
+def test_rbac_is_least_privilege(rendered):
+    for values in VALUES:
+        for role, rules in _rules(rendered, values).items():
+            for rule in rules:
+                for field in ("apiGroups", "resources", "verbs"):
+                    assert "*" not in rule[field], f"{values} {role}: wildcard in {field}"
+                assert "secrets" not in rule["resources"], f"{values} {role}"
+                assert not DANGEROUS & set(rule["verbs"]), f"{values} {role}"
+    granted = {
+        (group, resource): set(rule["verbs"])
+        for rule in _rules(rendered, "default")["ClusterRole//medops-operator"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    # what medops.operator.kube calls, and nothing more
+    for kind, plural in kube.PLURALS.items():
+        group = {"ConfigMap": "", "RayJob": "ray.io", "InferenceService": "serving.kserve.io"}[kind]
+        assert {"get", "create"} <= granted[(group, plural)], kind
+    assert granted[("serving.kserve.io", "inferenceservices")] == {"get", "create", "patch"}
+    assert granted[("ray.io", "rayjobs")] == {"get", "create"}
+    assert granted[("medops.dev", "finetunes/status")] == {"get", "patch"}
+    assert granted[("", "events")] == {"create"}
+
+
+def test_watching_namespaces_uses_roles_not_a_cluster_role(rendered):
+    roles = _rules(rendered, "cpu")
+    assert "Role/medops-runs/medops-operator" in roles
+    assert set(roles) == {"Role/medops-runs/medops-operator", "ClusterRole//medops-operator-crds"}
+    (crd_rule,) = roles["ClusterRole//medops-operator-crds"]
+    assert crd_rule["verbs"] == ["list", "watch"]
+    operator = find(rendered, "cpu", "Deployment", "medops-operator")
+    assert (
+        "--namespace=medops-runs" in operator["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+
+
+def test_every_pod_is_covered_by_a_network_policy(rendered):
+    for values, docs in rendered.items():
+        policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+        for _, workload in objects({values: docs}, WORKLOADS):
+            labels = workload["spec"]["template"]["metadata"]["labels"]
+            selecting = [
+                p["metadata"]["name"]
+                for p in policies
+                if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+            ]
+            assert len(selecting) >= 2, f"{values}: {workload['metadata']['name']}"
+
+
+def test_operator_mounts_the_results_volume_where_it_looks(rendered):
+    operator = find(rendered, "gpu", "Deployment", "medops-operator")
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    # reconcile reads <MEDOPS_RESULTS_ROOT>/<namespace>/<pvc>/<finetune>
+    assert (
+        mounts["results"]["mountPath"] == f"{env['MEDOPS_RESULTS_ROOT']}/medops-system/medops-runs"
+    )
+    assert mounts["results"]["readOnly"] is True
+    assert container["command"] == ["python", "-m", "medops.operator"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "complaint"),
+    [
+        ("operator.syncSeconds=0", "syncSeconds"),
+        ("operator.frequency=3", "frequency"),
+        ("mlflow.backendStore.existingSecret=", "existingSecret"),
+        ("mlflow.artifacts.destination=/data", "destination"),
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+    ],
+)
+def test_values_schema_rejects_bad_values(helm, setting, complaint):
+    done = run_helm(helm, "template", "medops", str(CHART), "--set", setting)
+    assert done.returncode != 0
+    assert "values don't meet the specifications of the schema" in done.stderr
+    assert complaint in done.stderr

@@ -59,6 +59,14 @@ def running_server(recipe: Recipe, model_uri: str, log_path: Path):
                 process.wait()
 
 
+def _request_rows(test: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The first held-out row of each of the first ``DEMO_ROWS`` labels: varied answers."""
+    by_label: dict[str, dict[str, str]] = {}
+    for row in test:
+        by_label.setdefault(row["label"], row)
+    return list(by_label.values())[:DEMO_ROWS]
+
+
 def _stage_seconds(outputs: dict[str, Path]) -> dict[str, float]:
     return {name: read_manifest(path)["wall_seconds"] for name, path in outputs.items()}
 
@@ -78,7 +86,7 @@ def run_demo(recipe: Recipe) -> dict[str, Any]:
             f"untouched; serving the candidate {served_uri} on loopback for this request only"
         )
 
-    rows = read_split(outputs["prepare"], "test")[:DEMO_ROWS]
+    rows = _request_rows(read_split(outputs["prepare"], "test"))
     port = _free_port(recipe.serve.host, recipe.serve.port)
     recipe = recipe.model_copy(update={"serve": recipe.serve.model_copy(update={"port": port})})
     base_url = f"http://{recipe.serve.host}:{port}"

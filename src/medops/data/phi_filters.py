@@ -5,6 +5,10 @@ Measured on the demo reviews, stock presidio + spaCy small redacted drug names a
 dates; run-together sentences ("DAYS.Af") became URLs. None of these identifies anyone
 (HIPAA Safe Harbor lists calendar-date elements, not durations), and each destroys
 signal a clinician or a model needs. Each rule is narrow and counted in the manifest.
+On clinical notes (philter-lite's i2b2 notes) the same model tags section headers
+("Neuro:"), abbreviations ("MG", "M.D.", "PO") and eponyms ("Parkinson's disease") as
+names or places; those rules apply to spaCy's name-like entities only, never to medops'
+pattern recognizers, so a titled or signed name is kept whatever its letters.
 """
 
 from __future__ import annotations
@@ -19,11 +23,60 @@ _MONTH = (
     r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
     r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b"
 )
-_CALENDAR = re.compile(
-    rf"{_MONTH}|\b\d{{1,4}}[/.-]\d{{1,2}}(?:[/.-]\d{{2,4}})?\b|\b(?:19|20)\d{{2}}\b",
+_CALENDAR = re.compile(rf"{_MONTH}|\b(?:19|20)\d{{2}}\b", re.IGNORECASE)
+_NUMERIC_DATE = re.compile(r"\b(\d{1,4})([/.-])(\d{1,2})(?:\2(\d{2,4}))?\b")
+_NAME_LIKE = {"PERSON", "LOCATION", "ORGANIZATION", "NRP"}
+# Words spaCy's small models tag as PERSON/LOCATION/ORG that are never a name or a place
+# on their own: clinical abbreviations, titles and salutations ("Cher confrère": Cher is
+# also a French département). Compared casefolded, dots removed ("M.D." -> "md").
+_NOT_NAMES = frozenset(
+    re.findall(
+        r"\S+",
+        """
+    md do rn np pa mg mcg ml po iv im sc sq qd bid tid qid qhs prn qod tab cap nd nt nad
+    s3 s4 ra cv gi gu ent ed er icu ccu sdu pacu pcp jvd nka nkda qrs ecg ekg eeg emg cxr ct mri
+    cbc bmp cmp lft tsh inr pt ptt bun cre wbc rbc hgb hct plt mcv mch mchc rdw bp hr rr
+    sob doe cad chf copd cabg pci mi ros hpi pmh psh fh sh heent perrl perrla eomi rrr dm
+    htn ckd esrd uti dvt pe gerd bph cva tia afib nsr lvef ef tte tee mibi adl adls flp rpr
+    hiv hcv hbv iddm niddm rbbb lbbb ivcd avf na cl co2 glu asa nsaid ssri vs ms osa bmi
+    atcd hta idm sca tdm irm nfs bpco avc ivg ecbu crp
+    dr drs doctor mr mrs ms miss mx prof pr docteur professeur mme mlle madame monsieur
+    mademoiselle dear cher chère
+    """,
+    )
+)
+# Disease eponyms: a name followed by "disease", "syndrome", ... (or "maladie de X")
+# names a condition, not a person.
+_EPONYMS = frozenset(
+    re.findall(
+        r"\S+",
+        """
+    parkinson alzheimer crohn hodgkin cushing addison graves basedow hashimoto down
+    asperger bell guillain barré barre kaposi raynaud sjögren sjogren wilson huntington
+    babinski glasgow apgar murphy homans lasègue lasegue marfan ménière meniere paget
+    tourette wernicke korsakoff creutzfeldt jakob kawasaki lyme horton behçet behcet
+    charcot dupuytren osgood schlatter reiter still whipple duchenne becker epstein barr
+    stevens johnson wolff white turner klinefelter fallot burkitt ewing hirschsprung
+    """,
+    )
+)
+# Suffixes of drug classes and procedures (INN stems); a one-word name-like span ending
+# so is a drug or a procedure. Chosen to spare first names ("-ine": Caroline is not here).
+_MEDICAL_SUFFIX = re.compile(
+    r"(?:plasty|ectomy|otomy|ostomy|itis|osis|emia|algia|olol|pril|sartan|statin|azole"
+    r"|mycin|cillin|floxacin|tidine|prazole|dipine|parin|mab|nib|sone|oxetine|azepam"
+    r"|triptan|gliptin|formin)$"
+)
+_EPONYM_AFTER = re.compile(
+    r"^(?:'s|’s|s')?[ \t-]*(?:disease|syndrome|sign|test|maneuver|manoeuvre|palsy|lymphoma"
+    r"|sarcoma|score|scale|phenomenon|disorder|reflex)\b",
     re.IGNORECASE,
 )
-_NAME_LIKE = {"PERSON", "LOCATION", "ORGANIZATION", "NRP"}
+_EPONYM_BEFORE = re.compile(
+    r"\b(?:maladie|syndrome|signe|score|[ée]chelle|test|man[oœ]euvre|lymphome|sarcome|"
+    r"t[ée]tralogie|paralysie)[ \t]+d[e'’][ \t]*$",
+    re.IGNORECASE,
+)
 _TOKEN_SPLIT = re.compile(r"[\s/,;()]+")
 _EDGE_PUNCT = ".,;:!?'\"()[]{}*-"
 
@@ -46,9 +99,56 @@ def vocabulary(terms: Iterable[str]) -> frozenset[str]:
     return frozenset(words)
 
 
+def _plausible_numeric_date(match: re.Match[str]) -> bool:
+    first, sep, second, third = match.groups()
+    a, b = int(first), int(second)
+    if len(first) == 4:
+        return 1 <= b <= 12
+    if sep == "." and third is None:  # "7.5" is a dose, not a date
+        return False
+    return 1 <= a <= 31 and 1 <= b <= 31 and (a <= 12 or b <= 12)
+
+
 def is_calendar_date(span: str) -> bool:
-    """A month name, a numeric date (3/14/62, 2012-03-14) or a year; not '3 months'."""
-    return _CALENDAR.search(span) is not None
+    """A month name, a numeric date (3/14/62, 2012-03-14) or a year; not '3 months'.
+
+    Numeric forms need a plausible month and day, so a blood pressure ("142/74") or a
+    dose ("7.5") tagged as a date by spaCy is not one.
+    """
+    if _CALENDAR.search(span):
+        return True
+    return any(_plausible_numeric_date(m) for m in _NUMERIC_DATE.finditer(span))
+
+
+def is_not_a_name(span: str) -> bool:
+    """One letter, or a clinical abbreviation, title or salutation ("MG", "M.D.", "Cher")."""
+    word = span.replace(".", "").strip().casefold()
+    return len(word) <= 1 or word in _NOT_NAMES
+
+
+def is_medical_term(span: str) -> bool:
+    """One word with a drug or procedure suffix: "Atenolol", "Prednisone", "Angioplasty"."""
+    word = span.strip().casefold()
+    return word.isalpha() and _MEDICAL_SUFFIX.search(word) is not None
+
+
+def is_section_header(text: str, start: int, end: int) -> bool:
+    """The span opens its line and a colon follows: "Neuro: alert", "Pulmonary: clear"."""
+    line_start = text.rfind("\n", 0, start) + 1
+    return not text[line_start:start].strip() and text[end : end + 20].lstrip(" \t").startswith(":")
+
+
+def is_eponym(text: str, start: int, end: int) -> bool:
+    """It starts with a disease eponym and the words around make it a condition.
+
+    "Parkinson's disease", "maladie de Crohn (ancienne)", "score de Glasgow"; a patient
+    called Parkinson is caught by the title, field and signature recognizers.
+    """
+    tokens = [t for t in re.split(r"[\s'’-]+", text[start:end].casefold()) if t]
+    if not tokens or tokens[0] not in _EPONYMS:
+        return False
+    before = text[max(0, start - 30) : start]
+    return bool(_EPONYM_AFTER.match(text[end : end + 30]) or _EPONYM_BEFORE.search(before))
 
 
 def is_known_term(span: str, known: frozenset[str]) -> bool:
@@ -72,8 +172,19 @@ def drop_false_positives(
     kept, dropped = [], Counter()
     for result in results:
         span = text[result.start : result.end]
-        if result.entity_type in _NAME_LIKE and known and is_known_term(span, known):
+        name_like = result.entity_type in _NAME_LIKE
+        if name_like and known and is_known_term(span, known):
             dropped["known_term"] += 1
+        elif name_like and is_not_a_name(span):
+            dropped["not_a_name"] += 1
+        elif name_like and is_medical_term(span):
+            dropped["medical_term"] += 1
+        elif name_like and is_section_header(text, result.start, result.end):
+            dropped["section_header"] += 1
+        elif name_like and is_eponym(text, result.start, result.end):
+            dropped["eponym"] += 1
+        elif result.entity_type == "PHONE_NUMBER" and sum(c.isdigit() for c in span) < 7:
+            dropped["not_a_phone"] += 1
         elif result.entity_type == "DATE_TIME" and not is_calendar_date(span):
             dropped["not_a_date"] += 1
         elif result.entity_type == "URL" and not is_plausible_url(span):

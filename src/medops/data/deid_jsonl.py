@@ -1,0 +1,178 @@
+"""De-identify a JSONL file line by line: the library behind ``medops data deid``.
+
+In: ``{"id": ..., "text": ...}`` per line. Out, in input order, one line per input line
+that is not blank: ``{"id", "text": <redacted>, "spans": [{"start", "end", "type"}]}``
+with offsets in the ORIGINAL text, or ``{"id", "error"}`` when the line cannot be used
+(the id, or ``line-N`` when there is none). A bad line never stops the run, and an
+error names the problem, never the record's content.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from medops.data.deid import detect_phi
+from medops.data.language import guess_language
+from medops.data.phi_filters import vocabulary
+from medops.data.spans import Span, redact
+from medops.recipe import Deid
+
+CHUNK_LINES = 64
+# spaCy refuses longer texts (nlp.max_length) and its memory grows with length
+MAX_CHARS = 1_000_000
+LANGUAGE_CHOICES = ("en", "fr", "auto")
+POLICIES = ("redact",)
+
+
+@dataclass
+class DeidCounts:
+    """What a run did; printed by the CLI, never holding text."""
+
+    lines_in: int = 0
+    blank: int = 0
+    ok: int = 0
+    errors: int = 0
+    spans: Counter[str] = field(default_factory=Counter)
+    languages: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lines_in": self.lines_in,
+            "blank": self.blank,
+            "ok": self.ok,
+            "errors": self.errors,
+            "spans": dict(sorted(self.spans.items())),
+            "languages": dict(sorted(self.languages.items())),
+            "dropped": dict(sorted(self.dropped.items())),
+            "seconds": round(self.seconds, 2),
+        }
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    id: str | int
+    text: str | None = None
+    error: str | None = None
+
+
+def parse_line(raw: bytes, number: int) -> _Parsed:
+    """One input line as a record, or an error naming the id (else ``line-N``)."""
+    fallback = f"line-{number}"
+    try:
+        line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as error:
+        return _Parsed(fallback, error=f"not UTF-8 (byte {error.start})")
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        return _Parsed(fallback, error=f"invalid JSON ({error.msg} at column {error.colno})")
+    if not isinstance(record, dict):
+        return _Parsed(fallback, error="not a JSON object")
+    rid = record.get("id")
+    if rid is None:
+        return _Parsed(fallback, error="missing 'id'")
+    if isinstance(rid, bool) or not isinstance(rid, str | int):
+        return _Parsed(fallback, error="'id' must be a string or an integer")
+    if "text" not in record:
+        return _Parsed(rid, error="missing 'text'")
+    if not isinstance(record["text"], str):
+        return _Parsed(rid, error="'text' must be a string")
+    if len(record["text"]) > MAX_CHARS:
+        return _Parsed(rid, error=f"'text' is longer than {MAX_CHARS} characters; split it")
+    return _Parsed(rid, text=record["text"])
+
+
+def _language(requested: str, text: str) -> str:
+    return guess_language(text) if requested == "auto" else requested
+
+
+def _detect(
+    records: list[_Parsed], language: str, deid: Deid, known: frozenset[str], counts: DeidCounts
+) -> list[list[Span]]:
+    """Spans per record, one engine call per language present in the chunk."""
+    languages = [_language(language, r.text or "") for r in records]
+    spans: list[list[Span]] = [[] for _ in records]
+    for lang in sorted(set(languages)):
+        picked = [i for i, lg in enumerate(languages) if lg == lang]
+        model = deid.spacy_model_fr if lang == "fr" else deid.spacy_model
+        found, dropped = detect_phi(
+            [records[i].text or "" for i in picked], model, lang, deid.score_threshold, known
+        )
+        for i, record_spans in zip(picked, found, strict=True):
+            spans[i] = record_spans
+        counts.dropped.update(dropped)
+        counts.languages[lang] += len(picked)
+    return spans
+
+
+def _process(
+    chunk: list[tuple[int, bytes]],
+    language: str,
+    deid: Deid,
+    known: frozenset[str],
+    counts: DeidCounts,
+    sink: TextIO,
+) -> None:
+    parsed = [parse_line(line, number) for number, line in chunk]
+    good = [p for p in parsed if p.error is None]
+    found = iter(_detect(good, language, deid, known, counts))
+    for record in parsed:
+        if record.error is not None:
+            counts.errors += 1
+            row: dict[str, Any] = {"id": record.id, "error": record.error}
+        else:
+            spans = next(found)
+            counts.ok += 1
+            counts.spans.update(s.type for s in spans)
+            row = {
+                "id": record.id,
+                "text": redact(record.text or "", spans),
+                "spans": [s.to_dict() for s in spans],
+            }
+        sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def deid_jsonl(
+    source: Iterable[bytes],
+    sink: TextIO,
+    language: str = "en",
+    policy: str = "redact",
+    deid: Deid | None = None,
+    progress: Callable[[DeidCounts], None] | None = None,
+) -> DeidCounts:
+    """De-identify every line of ``source`` (a file opened in binary) into ``sink``.
+
+    Lines are decoded one by one, so a line that is not UTF-8 becomes an error record.
+
+    ``progress`` is called after each chunk of lines (the CLI throttles what it prints).
+    """
+    if language not in LANGUAGE_CHOICES:
+        raise ValueError(f"language {language!r}: choose one of {', '.join(LANGUAGE_CHOICES)}")
+    if policy not in POLICIES:
+        raise ValueError(f"policy {policy!r}: supported policies are {', '.join(POLICIES)}")
+    deid = deid or Deid()
+    known = vocabulary(deid.keep_terms)
+    counts, chunk, started = DeidCounts(), [], time.perf_counter()
+    for number, line in enumerate(source, start=1):
+        counts.lines_in += 1
+        if not line.strip():
+            counts.blank += 1
+            continue
+        chunk.append((number, line))
+        if len(chunk) == CHUNK_LINES:
+            _process(chunk, language, deid, known, counts, sink)
+            chunk = []
+            counts.seconds = time.perf_counter() - started
+            if progress:
+                progress(counts)
+    if chunk:
+        _process(chunk, language, deid, known, counts, sink)
+    counts.seconds = time.perf_counter() - started
+    return counts

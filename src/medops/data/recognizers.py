@@ -1,0 +1,472 @@
+"""medops' own PHI recognizers: the identifiers clinical notes carry that presidio misses.
+
+Measured on philter-lite's i2b2 notes (bench/deid_recall.py), stock presidio with the
+small spaCy model misses header fields ("MRN: 8249813"), signatures ("FILBERT BRIGHT,
+M.D."), record and job numbers, pager numbers and m/yy dates, and has no French IDs,
+phones, dates or addresses at all. Each recognizer here is a case-sensitive regex (the
+capital letter of a name is the signal; presidio's PatternRecognizer matches with
+IGNORECASE), reports only the identifier itself (``phi`` group: the name after "Dr.",
+not the title) and, where the identifier has a checksum, validates it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from presidio_analyzer import LocalRecognizer, RecognizerResult
+
+from medops.data.phi_filters import is_not_a_name
+
+Scorer = Callable[[str, float], float | None]
+
+_UP = "A-ZÀ-ÖØ-Þ"
+_LO = "a-zß-öø-ÿ"
+_CAP = rf"[{_UP}][{_LO}]+(?:[{_UP}][{_LO}]+)?"  # Smith, McDonald
+_CAPS = rf"[{_UP}]{{2,}}"  # SMITH
+_WORD = rf"(?:{_CAP}|{_CAPS})(?:[-'’](?:{_CAP}|{_CAPS}))*"  # Jean-Pierre, O'Neil
+_PARTICLE = r"(?:de|du|des|la|le|van|von|der|den|di|da|del|della|dos|ben|bin|al|el)"
+_INITIAL = rf"[{_UP}]\.|[{_UP}](?=[ \t]+[{_UP}])"
+# Up to four name tokens on one line: "Gilbert P. Perez", "Jean-Pierre de la Tour".
+_NAME = (
+    rf"(?<![\w'’-])(?:[{_UP}]\.[ \t]*)?{_WORD}"
+    rf"(?:[ \t]+(?:{_PARTICLE}[ \t]+){{0,2}}(?:{_WORD}|{_INITIAL})){{0,3}}"
+)
+_NAME_LIST = rf"{_NAME}(?:[ \t]*,[ \t]*{_NAME})?"  # "Villegas, Yosef"
+
+_TITLE = (
+    r"(?:Dr|Drs|Doctor|Prof|Mr|Mrs|Ms|Miss|Mx|Pr|Docteur|Professeur|Mme|Mlle|Madame"
+    r"|Monsieur|Mademoiselle)\.?|(?:DR|MR|MRS|MS|PROF|PR|MME|M)\."
+)
+# Words after which a capitalised word is a person: "his daughter Linda", "Pt Marcus
+# Bell", "sa sœur Samira". Not "Patient Name:" (a field label, see the lookahead).
+_RELATION = (
+    r"pt|patient|patiente|husband|wife|son|daughter|mother|father|brother|sister|partner"
+    r"|spouse|nephew|niece|grandson|granddaughter|fils|fille|[ée]pouse|[ée]poux|mari|conjointe?"
+    r"|fr[èe]re|s[œo]e?ur|neveu|ni[èe]ce|m[èe]re|p[èe]re|petit-fils|petite-fille"
+)
+_NOT_AFTER_RELATION = r"(?:Name|Names|ID|Information|Portal|Number|Nom|Num[ée]ro)\b"
+_CREDENTIAL = (
+    r"M\.D\.|MD|D\.O\.|DO|R\.N\.|RN|N\.P\.|NP|P\.A\.|PA-C|Ph\.D\.|PhD|MBBS|Pharm\.?D|DDS"
+    r"|DMD|FACP|FRCPC?"
+)
+_NAME_FIELD = (
+    r"Name|Patient|Patient[ \t]+name|Pt|PCP|Attending|Attending[ \t]+physician"
+    r"|Referring(?:[ \t]+physician)?|Primary[ \t]+care(?:[ \t]+physician)?|Physician"
+    r"|Provider|Surgeon|Resident|Intern|Fellow|Nurse|Author|Next[ \t]+of[ \t]+kin|NOK"
+    r"|Emergency[ \t]+contact|(?:Electronically[ \t]+)?signed[ \t]+by|Dictated[ \t]+by"
+    r"|Copy[ \t]+to|Nom|Pr[ée]nom|Nom[ \t]+de[ \t]+naissance|Nom[ \t]+d'usage"
+    r"|Nom[ \t]+marital|Patiente|M[ée]decin(?:[ \t]+(?:traitant|r[ée]f[ée]rent))?"
+    r"|Interne|Externe|Chef[ \t]+de[ \t]+clinique|R[ée]dig[ée][ \t]+par|Sign[ée][ \t]+par"
+    r"|Dict[ée][ \t]+par|Copie[ \t]+[àa]|Personne[ \t]+(?:[àa][ \t]+pr[ée]venir|de[ \t]+confiance)"
+)
+_RECORD_FIELD = (
+    r"MRN|MR|Med(?:ical)?[ \t]*Rec(?:ord)?|Record|Unit|Patient[ \t]*ID|IPP|NIP|NDA"
+    r"|Dossier|N°[ \t]*(?:de[ \t]+)?dossier|Num[ée]ro[ \t]+de[ \t]+dossier|Account|Acct"
+    r"|Hospital[ \t]*(?:No|Number|#)|Insurance|Policy|Member[ \t]*ID|Mutuelle"
+)
+_MONTH_EN = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
+    r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+)
+_DATE_PREP = (
+    r"(?:on|since|from|until|till|by|before|after|in|le|du|au|depuis|d[èe]s|en|jusqu'(?:au|en))"
+)
+_WEEKDAY = (
+    r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|(?i:lundi|mardi|mercredi"
+    r"|jeudi|vendredi|samedi|dimanche))"
+)
+_MONTH_FR = (
+    r"(?i:janvier|f[ée]vrier|mars|avril|mai|juin|juillet|ao[ûu]t|septembre|octobre"
+    r"|novembre|d[ée]cembre|janv\.|f[ée]vr\.|sept\.|oct\.|nov\.|d[ée]c\.)"
+)
+_US_STATE = (
+    r"A[LKZR]|C[AOT]|D[EC]|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]|O[HKR]|PA|RI"
+    r"|S[CD]|T[NX]|UT|V[TA]|W[AVIY]"
+)
+_ORG_STOP = r"(?:The|A|An|At|In|To|From|Our|His|Her|Their|This|That|Le|La|Les|Au|Aux|Du|Un|Une)"
+_ORG_WORD = rf"(?:(?:St|Ste|Mt)\.|[{_UP}][\w'’&-]*)"  # a period ends a name, but "St. Mary's"
+_EN_ORG_SUFFIX = (
+    r"(?i:Hospital|Medical[ \t]+Cent(?:er|re)|Health[ \t]+(?:Cent(?:er|re)|System)|Clinic"
+    r"|Infirmary|Hospice|Nursing[ \t]+Home|Rehabilitation[ \t]+Cent(?:er|re)|Medical[ \t]+Group"
+    r"|Cancer[ \t]+Cent(?:er|re)|Emergency[ \t]+Dep(?:artmen)?t|Healthcare|Practice"
+    r"|Assisted[ \t]+Living|Care[ \t]+Cent(?:er|re)|School|Library|University|College"
+    r"|Inc\.?|LLC|Ltd\.?|Corp(?:oration)?\.?|Company|Associates|Partners)"
+)
+_FR_ORG_PREFIX = (
+    r"(?i:h[ôo]pital|clinique|polyclinique|centre[ \t]+hospitalier(?:[ \t]+(?:universitaire"
+    r"|r[ée]gional|intercommunal|sp[ée]cialis[ée]))?|groupe[ \t]+hospitalier|institut|ehpad"
+    r"|maison[ \t]+de[ \t]+sant[ée]|centre[ \t]+de[ \t]+sant[ée]|soci[ée]t[ée]|association"
+    r"|entreprise|lyc[ée]e|[ée]cole|coll[èe]ge|universit[ée]|mairie|transports"
+    r"|[ée]tablissements)|CHU|CHR|CHI|CH|ADMR|SARL|SAS"
+)
+_WORK = (
+    r"works?|worked|working|employed|employee|retired|engineer|teacher|nurse|driver|manager"
+    r"|clerk|technician|chauffeur|travaille|employ[ée]e?|salari[ée]e?|ouvri[èe]re?|retrait[ée]e?"
+)
+_FR_STREET = (
+    r"(?i:rue|avenue|av\.|bd|boulevard|place|pl\.|all[ée]e|impasse|chemin|route|quai|cours"
+    r"|square|voie|passage|r[ée]sidence|lieu-dit|rond-point|cit[ée])"
+)
+_EN_STREET = (
+    r"(?i:Street|St\.?|Avenue|Ave\.?|Road|Rd\.?|Boulevard|Blvd\.?|Lane|Ln\.?|Drive|Dr\.|Court"
+    r"|Ct\.?|Way|Place|Pl\.?|Terrace|Parkway|Pkwy\.?|Circle|Highway|Hwy\.?|Square|Sq\.?)"
+)
+
+
+def nir_key_is_valid(span: str) -> bool:
+    """French NIR: the last two of 15 digits are 97 - (first 13 mod 97).
+
+    Corsica's departments 2A and 2B count as 19 and 18 in the checksum.
+    """
+    compact = re.sub(r"[ .]", "", span).upper()
+    body = compact[:13].replace("2A", "19", 1).replace("2B", "18", 1)
+    return len(compact) == 15 and body.isdigit() and 97 - int(body) % 97 == int(compact[13:])
+
+
+def _nir_score(span: str, score: float) -> float:
+    """A valid key makes it certain; a NIR-shaped number with a typo is still redacted."""
+    return 0.95 if nir_key_is_valid(span) else score
+
+
+def _id_score(span: str, score: float) -> float | None:
+    """5+ digits, or 3+ digits in 8+ letters and digits ("1EG4-TE5-MK73"); not "COVID-19"."""
+    digits = sum(ch.isdigit() for ch in span)
+    alnum = sum(ch.isalnum() for ch in span)
+    return score if digits >= 5 or (digits >= 3 and alnum >= 8) else None
+
+
+def _record_score(span: str, score: float) -> float | None:
+    return score if sum(ch.isdigit() for ch in span) >= 4 else None
+
+
+def _last_first_score(span: str, score: float) -> float | None:
+    return None if any(is_not_a_name(part) for part in span.split(",")) else score
+
+
+class RegexRecognizer(LocalRecognizer):
+    """Case-sensitive regexes for one entity; the ``phi`` group, else the match, is reported.
+
+    ``rescore(span, pattern_score)`` may change the score or reject the match (None).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        entity: str,
+        patterns: Sequence[tuple[str, float]],
+        language: str,
+        rescore: Scorer | None = None,
+    ) -> None:
+        self._patterns = [(re.compile(regex, re.MULTILINE), score) for regex, score in patterns]
+        self._rescore = rescore
+        super().__init__(supported_entities=[entity], name=name, supported_language=language)
+
+    def load(self) -> None:
+        """Nothing to load: the patterns are compiled in ``__init__``."""
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: object = None
+    ) -> list[RecognizerResult]:
+        entity = self.supported_entities[0]
+        results = []
+        for pattern, score in self._patterns:
+            for match in pattern.finditer(text):
+                group = "phi" if "phi" in pattern.groupindex else 0
+                start, end = match.span(group)
+                final = self._rescore(text[start:end], score) if self._rescore else score
+                if end <= start or final is None:
+                    continue
+                metadata = {
+                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                }
+                results.append(
+                    RecognizerResult(entity, start, end, final, recognition_metadata=metadata)
+                )
+        return results
+
+
+# (name, entity, patterns, validator); one table so the bench can add them one by one.
+_SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
+    (
+        "MedopsTitledName",
+        "TITLED_NAME",
+        [(rf"(?<![\w.])(?:{_TITLE})[ \t]+(?P<phi>{_NAME})", 0.85)],
+        None,
+    ),
+    (
+        "MedopsRelationName",
+        "RELATION_NAME",
+        [
+            (
+                rf"(?<![\w])(?i:{_RELATION})[ \t]*,?[ \t]+(?:(?:{_TITLE})[ \t]*)?"
+                rf"(?!{_NOT_AFTER_RELATION})(?P<phi>{_NAME})",
+                0.7,
+            )
+        ],
+        None,
+    ),
+    (
+        "MedopsSignedName",
+        "SIGNED_NAME",
+        [(rf"(?P<phi>{_NAME})[ \t]*,[ \t]*(?:{_CREDENTIAL})(?![\w])", 0.85)],
+        None,
+    ),
+    (
+        "MedopsFieldName",
+        "FIELD_NAME",
+        [
+            (
+                rf"^[ \t]*(?i:{_NAME_FIELD})[ \t]*:[ \t]*(?:(?:{_TITLE})[ \t]*)?"
+                rf"(?P<phi>{_NAME_LIST})",
+                0.8,
+            )
+        ],
+        None,
+    ),
+    (
+        # the EHR's "LAST,FIRST" in capitals ("OROZCO,KYLE"); lists of abbreviations
+        # written the same way ("HTN,CAD") are not names
+        "MedopsLastFirstName",
+        "LAST_FIRST_NAME",
+        [(rf"(?<![\w,])[{_UP}]{{2,}}(?:[-'’][{_UP}]{{2,}})?,[ ]?[{_UP}]{{2,}}(?![\w,])", 0.6)],
+        _last_first_score,
+    ),
+    (
+        # the dictating clinician's code after a signature: "FILBERT BRIGHT, M.D.    FB59"
+        "MedopsSignatureCode",
+        "SIGNATURE_CODE",
+        [(rf"(?:{_CREDENTIAL})[ \t]+(?P<phi>[A-Z]{{2,4}}\d{{1,4}})(?![\w])", 0.6)],
+        None,
+    ),
+    (
+        # dictation reference line under a signature: "GPP/church/olinger", "XGT:holmes"
+        "MedopsTypistInitials",
+        "TYPIST_INITIALS",
+        [(r"^[ \t]*[A-Z]{2,4}[:/](?P<phi>[a-z]{3,}(?:/[a-z]{3,})*)[ \t]*$", 0.6)],
+        None,
+    ),
+    (
+        "MedopsRecordNumber",
+        "MEDICAL_RECORD",
+        [
+            (
+                rf"(?<![\w])(?i:{_RECORD_FIELD})(?:[ \t]*(?i:No\.?|Number|Num|#|N°))?[ \t]*[:#]?"
+                r"[ \t]*(?P<phi>(?:[A-Z]{1,3}[- ]?)?\d{2,}(?:[- /]\d{2,})*)",
+                0.85,
+            )
+        ],
+        _record_score,
+    ),
+    (
+        "MedopsSsn",
+        "SSN",
+        [
+            (
+                r"(?i:\bSSN|\bSS#|social[ \t]+security(?:[ \t]+(?:number|no\.?|#))?)[ \t]*[:#]?"
+                r"[ \t]*(?P<phi>\d{3}[- ]?\d{2}[- ]?\d{4})(?![\w-])",
+                0.9,
+            ),
+            (
+                # "Numéro de sécurité sociale : 2 52 03 ...", "NIR 252..." (any spacing)
+                r"(?i:s[ée]curit[ée][ \t]+sociale|\bNIR|\bN°[ \t]*SS|\bNSS)[ \t]*[:#]?[ \t]*"
+                r"(?P<phi>[12](?:[ .]?[\dAB]){12}(?:[ .]?\d{2})?)(?![\w])",
+                0.9,
+            ),
+            (r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])", 0.6),
+        ],
+        None,
+    ),
+    (
+        "MedopsFrNir",
+        "FR_NIR",
+        [
+            (
+                r"(?<![\w])[12][ .]?\d{2}[ .]?(?:0[1-9]|1[0-2]|[2-9]\d)[ .]?(?:\d{2}|2[ABab])"
+                r"[ .]?\d{3}[ .]?\d{3}(?:[ .]?\d{2})?(?![\w])",
+                0.9,
+            )
+        ],
+        _nir_score,
+    ),
+    (
+        # record, job and account numbers without a label: 7+ digits, or a short letter
+        # prefix on 5+ digits ("XW277/90683"); low score so a date or phone wins a tie
+        "MedopsIdNumber",
+        "ID_NUMBER",
+        [
+            (r"(?<![\w.,/+-])\d{7,}(?![\w/]|[.,]\d)", 0.45),
+            (r"(?<![\w.,/+-])\d{2,}(?:-\d+){2,}(?![\w/-]|[.,]\d)", 0.45),
+            (r"(?<![\w/-])[A-Z]{1,3}\d{3,}(?:/\d{3,})?(?![\w/-])", 0.45),
+            (r"(?<![\w-])[A-Z0-9]{2,}(?:-[A-Z0-9]{2,})+(?![\w-])", 0.45),
+        ],
+        _id_score,
+    ),
+    (
+        "MedopsAgeOver89",
+        "AGE_OVER_89",
+        [
+            (
+                r"(?<![\w.])(?P<phi>9\d|1[0-2]\d)(?:[ \t-]*(?:year|yr)s?[ \t-]*old"
+                r"|[ \t-]*(?:yo|y\.o\.|y/o|yrs?|ans|an)(?![\w]))",
+                0.85,
+            ),
+            (
+                r"(?i:\b(?:aged?|[âa]g[ée]e?[ \t]+de))[ \t]*:?[ \t]*(?P<phi>9\d|1[0-2]\d)(?![\d.])",
+                0.85,
+            ),
+        ],
+        None,
+    ),
+    (
+        # m/yy or m/dd without a year ("CABG in 3/80", "seen on 2/03"); /10 is a pain score
+        "MedopsShortDate",
+        "SHORT_DATE",
+        [
+            (r"(?<![\d./])(?:0?[1-9]|1[0-2])/(?!10(?!\d))\d{2}(?![\d/]|[.,]\d)", 0.5),
+            (r"(?<![\d./])(?:0?[1-9]|1[0-2])/(?:19|20)\d{2}(?![\d/])", 0.6),
+            (
+                # "on 3/3", "le 2/8": a one-digit day needs a preposition ("2/2" is not a date)
+                rf"(?i:\b{_DATE_PREP})[ \t]+(?P<phi>(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01]))"
+                r"(?![\d/]|[.,]\d)",
+                0.5,
+            ),
+            (
+                rf"(?i:\b{_DATE_PREP})[ \t]+(?P<phi>(?:19|20)\d{{2}})"
+                r"(?![\d/]|[.,]\d|[ \t]*(?i:mg|ml|g|mcg|ui|iu|units?|cc)\b)",
+                0.5,
+            ),
+        ],
+        None,
+    ),
+    (
+        "MedopsWrittenDate",
+        "WRITTEN_DATE",
+        [
+            (rf"\b{_MONTH_EN}\.?[ \t]+\d{{1,2}}(?:st|nd|rd|th)?(?:,?[ \t]+\d{{4}})?\b", 0.6),
+            (
+                rf"\b\d{{1,2}}(?:st|nd|rd|th)?[ \t]+(?:of[ \t]+)?{_MONTH_EN}\b\.?"
+                r"(?:,?[ \t]+\d{4}\b)?",
+                0.6,
+            ),
+            (rf"\b(?:1er|[0-3]?\d)[ \t]+{_MONTH_FR}(?:[ \t]+\d{{2,4}})?(?![\w])", 0.7),
+            (rf"\b{_MONTH_EN}\.?,?[ \t]+\d{{4}}\b|(?<![\w]){_MONTH_FR}[ \t]+\d{{4}}\b", 0.6),
+            (rf"(?<![\w]){_WEEKDAY}(?![\w])", 0.5),
+            (
+                r"(?i:\b(?:depuis|en|d[ée]but|fin|mi-|courant|jusqu'en|d'|de))[ \t]*"
+                rf"(?P<phi>{_MONTH_FR})(?![\w])",
+                0.5,
+            ),
+        ],
+        None,
+    ),
+    (
+        "MedopsPager",
+        "PAGER_NUMBER",
+        [
+            (
+                r"(?i:\b(?:pager|beeper|pgr|bleep|bip|ext|extension|poste)\b\.?)[ \t]*"
+                r"(?:#|no\.?|n°|:)?[ \t]*(?P<phi>\d{3,6})(?![\d/.])",
+                0.7,
+            )
+        ],
+        None,
+    ),
+    (
+        "MedopsFrPhone",
+        "FR_PHONE_NUMBER",
+        [
+            (
+                r"(?<![\d+])(?:(?:\+|00)33[ .-]?(?:\(0\)[ .-]?)?[1-9]|0[1-9])(?:[ .-]?\d{2}){4}"
+                r"(?!\d)",
+                0.7,
+            )
+        ],
+        None,
+    ),
+    (
+        "MedopsStreetAddress",
+        "STREET_ADDRESS",
+        [
+            (
+                rf"(?<![\w])\d{{1,5}}[A-Za-z]?[ \t]+(?:{_ORG_WORD}[ \t]+){{1,3}}{_EN_STREET}"
+                r"(?![\w])(?:,?[ \t]*(?i:Apt|Suite|Unit|#)\.?[ \t]*[\w-]+)?",
+                0.7,
+            ),
+            (
+                rf"(?<![\w])\d{{1,4}}(?:[ \t]?(?:bis|ter|[A-D]))?,?[ \t]+{_FR_STREET}[ \t]+"
+                rf"(?:(?:(?:des|de|du|les|la|le|aux|au)(?![\w])|l'|d'|{_ORG_WORD})[ \t]*){{1,6}}",
+                0.7,
+            ),
+        ],
+        None,
+    ),
+    (
+        "MedopsPostcode",
+        "POSTCODE",
+        [
+            (
+                rf"(?<![\w])(?:(?:{_CAP}[ \t]+){{0,2}}{_CAP},[ \t]*)?(?:{_US_STATE})[ \t]+\d{{5}}"
+                r"(?:-\d{4})?(?![\w-])",
+                0.7,
+            ),
+            (
+                rf"(?<![\w])(?:0[1-9]|[1-8]\d|9[0-8]|2[AB])\d{{3}}[ \t]+(?:[{_UP}][{_LO}'’-]{{2,}}"
+                rf"|[{_UP}]{{3,}})(?:[ \t-]+(?:[{_UP}][\w'’-]+|sur|sous|en|le|la|les|de|du|CEDEX"
+                r"|Cedex))*",
+                0.6,
+            ),
+        ],
+        None,
+    ),
+    (
+        # "works as a nurse at X", "software engineer at X", "chauffeur chez X"
+        "MedopsEmployer",
+        "EMPLOYER",
+        [
+            (
+                rf"(?i:\b(?:{_WORK}))\b[^.\n]{{0,40}}?(?i:\bat|\bfor|\bchez|\bpour)[ \t]+"
+                rf"(?!{_ORG_STOP}\b)(?P<phi>{_ORG_WORD}(?:[ \t]+(?:{_ORG_WORD}|&)){{0,4}})",
+                0.6,
+            )
+        ],
+        None,
+    ),
+    (
+        "MedopsHealthcareOrg",
+        "HEALTHCARE_ORGANIZATION",
+        [
+            (
+                rf"(?<![\w'’-])(?!{_ORG_STOP}\b){_ORG_WORD}(?:[ \t]+(?:{_ORG_WORD}|of|and|the|&))"
+                rf"{{0,4}}[ \t]+{_EN_ORG_SUFFIX}\b",
+                0.7,
+            ),
+            (
+                r"\b(?i:Hospital|Clinic|Infirmary)[ \t]+of[ \t]+(?:the[ \t]+)?"
+                rf"{_ORG_WORD}(?:[ \t]+(?:{_ORG_WORD}|of|and|the)){{0,4}}",
+                0.7,
+            ),
+            (
+                rf"(?<![\w])(?:{_FR_ORG_PREFIX})(?:[ \t]+(?:de[ \t]+la|de[ \t]+l'|de|du|des|d'))?"
+                rf"[ \t]*{_ORG_WORD}(?:[ \t-]+(?:{_ORG_WORD}|sur|en)){{0,4}}",
+                0.7,
+            ),
+        ],
+        None,
+    ),
+]
+
+# A title opening a name span ("Mme Yvette Morel" from spaCy): not part of the identifier.
+TITLE_PREFIX = re.compile(rf"(?:{_TITLE})[ \t]+(?=[{_UP}])")
+
+RECOGNIZER_NAMES: tuple[str, ...] = tuple(name for name, *_ in _SPECS)
+ENTITIES: tuple[str, ...] = tuple(entity for _, entity, *_ in _SPECS)
+
+
+def medops_recognizers(language: str) -> list[RegexRecognizer]:
+    """Every medops recognizer, for one language (the patterns cover English and French)."""
+    return [
+        RegexRecognizer(name, entity, patterns, language, rescore)
+        for name, entity, patterns, rescore in _SPECS
+    ]

@@ -1,0 +1,143 @@
+"""medops' own recognizers on synthetic snippets: what each must catch and must leave."""
+
+from __future__ import annotations
+
+import pytest
+
+from medops.data.recognizers import RECOGNIZER_NAMES, medops_recognizers, nir_key_is_valid
+
+RECOGNIZERS = {r.name: r for r in medops_recognizers("en")}
+
+
+def found(name: str, text: str) -> list[str]:
+    recognizer = RECOGNIZERS[name]
+    return [text[r.start : r.end] for r in recognizer.analyze(text, recognizer.supported_entities)]
+
+
+CASES = [
+    # (recognizer, text, spans it must report exactly)
+    ("MedopsTitledName", "Follow up with Dr. Hobbs in 3 months.", ["Hobbs"]),
+    (
+        "MedopsTitledName",
+        "Revue par le Dr A. Petit puis Mme Claire Fontaine.",
+        ["A. Petit", "Claire Fontaine"],
+    ),
+    ("MedopsTitledName", "MS Contin 30 mg; drink water; Dr. visit tomorrow", []),
+    ("MedopsRelationName", "brought in by his daughter Linda after a fall", ["Linda"]),
+    (
+        "MedopsRelationName",
+        "Pt Marcus Bell arrived; sa sœur Samira a appelé",
+        ["Marcus Bell", "Samira"],
+    ),
+    ("MedopsRelationName", "Patient Name: unknown; the patient was seen; son of a nurse", []),
+    (
+        "MedopsSignedName",
+        "Gilbert P. Perez, M.D.\nMike Ivan, MD, pager",
+        ["Gilbert P. Perez", "Mike Ivan"],
+    ),
+    ("MedopsSignedName", "Dose: 5 MG, PO daily. Seen by the MD today.", []),
+    (
+        "MedopsFieldName",
+        "NAME:    Villegas, Yosef  \nAttending: Dr. Priya Raman",
+        ["Villegas, Yosef", "Priya Raman"],
+    ),
+    ("MedopsFieldName", "Name: pending\nCC: Chest pain", []),
+    ("MedopsLastFirstName", "OROZCO,KYLE   560-40-78-5", ["OROZCO,KYLE"]),
+    ("MedopsLastFirstName", "PMH: HTN,CAD,CHF and DM", []),
+    ("MedopsSignatureCode", "FILBERT BRIGHT, M.D.    FB59", ["FB59"]),
+    ("MedopsSignatureCode", "Vitamin B12 and S4 gallop", []),
+    ("MedopsTypistInitials", "Gilbert P. Perez, M.D.\nGPP/church/olinger\n", ["church/olinger"]),
+    ("MedopsTypistInitials", "ABD: soft, non tender\nHEENT: normal\n", []),
+    ("MedopsRecordNumber", "MRN:      8249813\nN° dossier 21-448 903", ["8249813", "21-448 903"]),
+    ("MedopsRecordNumber", "Record date: 2083-07-20. Mild MR 2+.", []),
+    ("MedopsSsn", "SSN on file 219-09-9999; SSN: 078 05 1120", ["219-09-9999", "078 05 1120"]),
+    ("MedopsSsn", "Numéro de sécurité sociale : 2 52 03 69 123 456 78", ["2 52 03 69 123 456 78"]),
+    ("MedopsSsn", "Na 138-14-2 is not a number format", []),
+    ("MedopsFrNir", "NIR 1 85 05 78 006 084 91 enregistré", ["1 85 05 78 006 084 91"]),
+    ("MedopsFrNir", "Plaquettes 250000, leucocytes 7500", []),
+    (
+        "MedopsIdNumber",
+        "Acc RA9928341, job XW277/90683, code 1EG4-TE5-MK73",
+        ["RA9928341", "XW277/90683", "1EG4-TE5-MK73"],
+    ),
+    ("MedopsIdNumber", "COVID-19 PCR, HbA1c 7.2, L4-L5, CD4 350, 1,250,000 units", []),
+    (
+        "MedopsAgeOver89",
+        "92 yo man; a 101-year-old; Mme X, 96 ans; aged 93",
+        ["92", "101", "96", "93"],
+    ),
+    ("MedopsAgeOver89", "58 year-old male; 89 yo; 95% O2 sat; 120 mg", []),
+    (
+        "MedopsShortDate",
+        "CABG in 3/80, seen on 2/03, cath on 3/3, prior 06/2021",
+        ["3/80", "2/03", "3/3", "06/2021"],
+    ),
+    ("MedopsShortDate", "pain 7/10, BP 135/60, stopped 2/2 to pain, 1/2 tab, dose 7.5/750", []),
+    ("MedopsShortDate", "suivi depuis 2015; 2000 mg in 2000 mg", ["2015"]),
+    (
+        "MedopsWrittenDate",
+        "on March 3, 2021 and le 14 mars 1962, Tuesday, depuis septembre",
+        ["March 3, 2021", "14 mars 1962", "Tuesday", "septembre"],
+    ),
+    ("MedopsWrittenDate", "may cause nausea; in 3 months; marche bien", []),
+    ("MedopsPager", "Mike Ivan, MD, EHMS pager 84710; bip 4471", ["84710", "4471"]),
+    ("MedopsPager", "pager battery low; extension of the lesion", []),
+    (
+        "MedopsFrPhone",
+        "Tél : 04 91 00 11 22 ou +33 6 12 34 56 78",
+        ["04 91 00 11 22", "+33 6 12 34 56 78"],
+    ),
+    ("MedopsFrPhone", "Na 138 K 3.9 GLU 95 00 12", []),
+    (
+        "MedopsStreetAddress",
+        "lives at 2207 Elm Street, Apt 4B and 12 rue des Lilas",
+        ["2207 Elm Street, Apt 4B", "12 rue des Lilas"],
+    ),
+    ("MedopsStreetAddress", "3 Tylenol tablets; 2 units of blood; 5 place settings", []),
+    (
+        "MedopsPostcode",
+        "Springfield, IL 62704; 75019 Paris; 31000 TOULOUSE",
+        ["Springfield, IL 62704", "75019 Paris", "31000 TOULOUSE"],
+    ),
+    ("MedopsPostcode", "Heparin 10000 UI; 12500 units; MA 0211", []),
+    (
+        "MedopsEmployer",
+        "She works as a nurse at Mercy Hospital; chauffeur chez Transports Morel",
+        ["Mercy Hospital", "Transports Morel"],
+    ),
+    ("MedopsEmployer", "he works at home; retired at 65", []),
+    (
+        "MedopsHealthcareOrg",
+        "seen at Lakeside General Hospital, then CHU de Bordeaux",
+        ["Lakeside General Hospital", "CHU de Bordeaux"],
+    ),
+    ("MedopsHealthcareOrg", "The Hospital course was uneventful; clinic visit next week", []),
+]
+
+
+@pytest.mark.parametrize(
+    "name,text,expected", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
+def test_recognizer_reports_the_identifiers_and_nothing_else(
+    name: str, text: str, expected: list[str]
+) -> None:
+    spans = found(name, text)
+    assert set(expected) <= set(spans)
+    # overlapping patterns may also report a part ("mars 1962" in "14 mars 1962")
+    assert all(any(span in whole for whole in expected) for span in spans)
+
+
+def test_every_recognizer_has_positive_and_negative_cases() -> None:
+    positive = {name for name, _, spans in CASES if spans}
+    negative = {name for name, _, spans in CASES if not spans}
+    assert positive == negative == set(RECOGNIZER_NAMES)
+
+
+def test_nir_key_is_checked_and_a_bad_key_lowers_the_score() -> None:
+    assert nir_key_is_valid("1 85 05 78 006 084 91")
+    assert nir_key_is_valid("2A0000000000002")  # Corsica: 2A counts as 19
+    assert not nir_key_is_valid("1 85 05 78 006 084 92")
+    assert not nir_key_is_valid("1850578006084")  # no key to check
+    recognizer = RECOGNIZERS["MedopsFrNir"]
+    scores = [r.score for r in recognizer.analyze("NIR 185057800608491 / 185057800608492", [])]
+    assert scores == [0.95, 0.9]

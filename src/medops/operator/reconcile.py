@@ -106,7 +106,9 @@ def _reconcile_finetune(
         except RecipeMissing as error:
             conditions.set("RecipeValid", False, "RecipeNotFound", str(error))
             return conditions.stop(previous, "Pending", str(error))
-        conditions.set("RecipeValid", True, "Valid", "recipe accepted")
+    # derived from the world, not from history: a RayJob exists only for an accepted recipe,
+    # and a timer pass racing the create handler must not drop this condition
+    conditions.set("RecipeValid", True, "Valid", "recipe accepted")
     conditions.set("Reconciled", True, "Synced", "recipe ConfigMap and RayJob in place")
     results, note = None, ""
     if finetune_phase(rayjob.get("status") or {}) == "Succeeded":

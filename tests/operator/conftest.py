@@ -50,3 +50,19 @@ def deployment(medops_crds: list[dict[str, Any]]) -> dict[str, Any]:
     obj = example("modeldeployment-medops.yaml")
     obj["metadata"]["uid"] = "7d1e9a40-deployment"
     return validate_resource(obj, medops_crds)
+
+
+@pytest.fixture(scope="module")
+def mlflow_registry(tmp_path_factory) -> tuple[str, Any]:
+    """A real MLflow registry (SQLite) with condition-classifier versions 1 and 2,
+    alias champion on version 1."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    client.create_registered_model("condition-classifier")
+    for version in (1, 2):
+        client.create_model_version("condition-classifier", f"s3://models/condition/{version}")
+    client.set_registered_model_alias("condition-classifier", "champion", "1")
+    return uri, client

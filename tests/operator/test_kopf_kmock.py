@@ -217,21 +217,6 @@ def _write_results(run_dir: Path) -> None:
     (run_dir / "evaluate" / "manifest.json").write_text(json.dumps({"metrics": metrics}))
 
 
-@pytest.fixture(scope="module")
-def mlflow_registry(tmp_path_factory) -> tuple[str, Any]:
-    """A real MLflow registry (SQLite) with condition-classifier versions 1 and 2,
-    alias champion on version 1."""
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri)
-    client.create_registered_model("condition-classifier")
-    for version in (1, 2):
-        client.create_model_version("condition-classifier", f"s3://models/condition/{version}")
-    client.set_registered_model_alias("condition-classifier", "champion", "1")
-    return uri, client
-
-
 async def test_deployment_follows_the_alias_with_a_canary(
     cluster, deployment, mlflow_registry, medops_crds, upstream_crds
 ):

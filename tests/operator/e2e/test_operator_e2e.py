@@ -152,21 +152,6 @@ def installed(control_plane: ControlPlane) -> ControlPlane:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Any]:
-    """A real MLflow registry on SQLite: condition-classifier v1, v2; champion -> 1."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri)
-    client.create_registered_model("condition-classifier")
-    for version in (1, 2):
-        client.create_model_version("condition-classifier", f"s3://models/condition/{version}")
-    client.set_registered_model_alias("condition-classifier", "champion", "1")
-    return uri, client
-
-
-@pytest.fixture(scope="module")
 def operator(installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """``python -m medops.operator`` as the chart's ServiceAccount; yields its log file."""
     base = tmp_path_factory.mktemp("operator")
@@ -277,10 +262,10 @@ def test_finetune_gets_a_rayjob_and_status(installed: ControlPlane, operator: Pa
 
 
 def test_modeldeployment_serves_the_alias_and_follows_it(
-    installed: ControlPlane, operator: Path, registry: tuple[str, Any]
+    installed: ControlPlane, operator: Path, mlflow_registry: tuple[str, Any]
 ):
     admin = installed.admin
-    uri, client = registry
+    uri, client = mlflow_registry
     deployment = example("modeldeployment-medops.yaml")
     deployment["spec"]["mlflow"]["trackingUri"] = uri
     created = admin.create(deployment)

@@ -79,7 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     deid.add_argument("--input", type=Path, required=True, help="JSONL, one {id, text} a line")
     deid.add_argument("--output", type=Path, required=True, help="JSONL: {id, text, spans}")
     deid.add_argument("--lang", choices=["en", "fr", "auto"], default="en")
-    deid.add_argument("--policy", choices=["redact"], default="redact")
+    deid.add_argument("--policy", choices=["redact", "pseudonymize"], default="redact")
+    deid.add_argument(
+        "--key-env",
+        metavar="VAR",
+        default="MEDOPS_DEID_KEY",
+        help="pseudonymize: environment variable holding the HMAC key (>= 16 bytes)",
+    )
     return parser
 
 
@@ -117,6 +123,11 @@ def _deid(args: argparse.Namespace) -> int:
         raise ValueError("--output must differ from --input")
     if not args.input.is_file():
         raise FileNotFoundError(f"--input {args.input}: no such file")
+    key = None
+    if args.policy == "pseudonymize":
+        from medops.data.pseudonymize import load_key
+
+        key = load_key(args.key_env)  # PseudonymKeyError is a ValueError: exit 2
     last = time.monotonic()
 
     def progress(counts: DeidCounts) -> None:
@@ -133,7 +144,7 @@ def _deid(args: argparse.Namespace) -> int:
     partial = args.output.with_name(args.output.name + ".partial")
     try:
         with args.input.open("rb") as source, partial.open("w", encoding="utf-8") as sink:
-            counts = deid_jsonl(source, sink, args.lang, args.policy, progress=progress)
+            counts = deid_jsonl(source, sink, args.lang, args.policy, progress=progress, key=key)
     except DeidError as error:
         partial.unlink(missing_ok=True)
         print(f"medops: {error}", file=sys.stderr)

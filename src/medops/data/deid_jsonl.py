@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from medops.data.deid import detect_phi
 from medops.data.language import guess_language
 from medops.data.phi_filters import vocabulary
+from medops.data.pseudonymize import Pseudonymizer
 from medops.data.spans import Span, redact
 from medops.recipe import Deid
 
@@ -26,7 +27,7 @@ CHUNK_LINES = 64
 # spaCy refuses longer texts (nlp.max_length) and its memory grows with length
 MAX_CHARS = 1_000_000
 LANGUAGE_CHOICES = ("en", "fr", "auto")
-POLICIES = ("redact",)
+POLICIES = ("redact", "pseudonymize")
 
 
 @dataclass
@@ -40,6 +41,7 @@ class DeidCounts:
     spans: Counter[str] = field(default_factory=Counter)
     languages: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
+    dates_redacted: int = 0
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -51,6 +53,7 @@ class DeidCounts:
             "spans": dict(sorted(self.spans.items())),
             "languages": dict(sorted(self.languages.items())),
             "dropped": dict(sorted(self.dropped.items())),
+            "dates_redacted": self.dates_redacted,
             "seconds": round(self.seconds, 2),
         }
 
@@ -60,10 +63,14 @@ class _Parsed:
     id: str | int
     text: str | None = None
     error: str | None = None
+    patient: str | None = None
 
 
-def parse_line(raw: bytes, number: int) -> _Parsed:
-    """One input line as a record, or an error naming the id (else ``line-N``)."""
+def parse_line(raw: bytes, number: int, with_patient: bool = False) -> _Parsed:
+    """One input line as a record, or an error naming the id (else ``line-N``).
+
+    ``with_patient`` (pseudonymize) also reads the optional ``patient_id``.
+    """
     fallback = f"line-{number}"
     try:
         line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
@@ -86,7 +93,10 @@ def parse_line(raw: bytes, number: int) -> _Parsed:
         return _Parsed(rid, error="'text' must be a string")
     if len(record["text"]) > MAX_CHARS:
         return _Parsed(rid, error=f"'text' is longer than {MAX_CHARS} characters; split it")
-    return _Parsed(rid, text=record["text"])
+    patient = record.get("patient_id") if with_patient else None
+    if patient is not None and (isinstance(patient, bool) or not isinstance(patient, str | int)):
+        return _Parsed(rid, error="'patient_id' must be a string or an integer")
+    return _Parsed(rid, text=record["text"], patient=None if patient is None else str(patient))
 
 
 def _language(requested: str, text: str) -> str:
@@ -95,8 +105,8 @@ def _language(requested: str, text: str) -> str:
 
 def _detect(
     records: list[_Parsed], language: str, deid: Deid, known: frozenset[str], counts: DeidCounts
-) -> list[list[Span]]:
-    """Spans per record, one engine call per language present in the chunk."""
+) -> tuple[list[list[Span]], list[str]]:
+    """Spans and language per record, one engine call per language present in the chunk."""
     languages = [_language(language, r.text or "") for r in records]
     spans: list[list[Span]] = [[] for _ in records]
     for lang in sorted(set(languages)):
@@ -109,7 +119,7 @@ def _detect(
             spans[i] = record_spans
         counts.dropped.update(dropped)
         counts.languages[lang] += len(picked)
-    return spans
+    return spans, languages
 
 
 def _process(
@@ -119,21 +129,32 @@ def _process(
     known: frozenset[str],
     counts: DeidCounts,
     sink: TextIO,
+    pseudonymizer: Pseudonymizer | None = None,
 ) -> None:
-    parsed = [parse_line(line, number) for number, line in chunk]
+    with_patient = pseudonymizer is not None
+    parsed = [parse_line(line, number, with_patient) for number, line in chunk]
     good = [p for p in parsed if p.error is None]
-    found = iter(_detect(good, language, deid, known, counts))
+    spans_of, languages_of = _detect(good, language, deid, known, counts)
+    found, languages = iter(spans_of), iter(languages_of)
     for record in parsed:
         if record.error is not None:
             counts.errors += 1
             row: dict[str, Any] = {"id": record.id, "error": record.error}
         else:
-            spans = next(found)
+            spans, lang = next(found), next(languages)
             counts.ok += 1
             counts.spans.update(s.type for s in spans)
+            if pseudonymizer is None:
+                text = redact(record.text or "", spans)
+            else:
+                patient = record.patient if record.patient is not None else str(record.id)
+                text, unparsed = pseudonymizer.apply(
+                    record.text or "", spans, patient, dayfirst=lang == "fr"
+                )
+                counts.dates_redacted += unparsed
             row = {
                 "id": record.id,
-                "text": redact(record.text or "", spans),
+                "text": text,
                 "spans": [s.to_dict() for s in spans],
             }
         sink.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -146,10 +167,14 @@ def deid_jsonl(
     policy: str = "redact",
     deid: Deid | None = None,
     progress: Callable[[DeidCounts], None] | None = None,
+    key: bytes | None = None,
 ) -> DeidCounts:
     """De-identify every line of ``source`` (a file opened in binary) into ``sink``.
 
     Lines are decoded one by one, so a line that is not UTF-8 becomes an error record.
+
+    ``policy="pseudonymize"`` needs ``key`` (HMAC key, ``pseudonymize.load_key``): spans
+    get consistent surrogates, dates are shifted per ``patient_id`` (else per ``id``).
 
     ``progress`` is called after each chunk of lines (the CLI throttles what it prints).
     """
@@ -157,6 +182,9 @@ def deid_jsonl(
         raise ValueError(f"language {language!r}: choose one of {', '.join(LANGUAGE_CHOICES)}")
     if policy not in POLICIES:
         raise ValueError(f"policy {policy!r}: supported policies are {', '.join(POLICIES)}")
+    if policy == "pseudonymize" and key is None:
+        raise ValueError("policy 'pseudonymize' needs a key (see medops.data.pseudonymize)")
+    pseudonymizer = Pseudonymizer(key) if policy == "pseudonymize" and key is not None else None
     deid = deid or Deid()
     known = vocabulary(deid.keep_terms)
     counts, chunk, started = DeidCounts(), [], time.perf_counter()
@@ -167,12 +195,12 @@ def deid_jsonl(
             continue
         chunk.append((number, line))
         if len(chunk) == CHUNK_LINES:
-            _process(chunk, language, deid, known, counts, sink)
+            _process(chunk, language, deid, known, counts, sink, pseudonymizer)
             chunk = []
             counts.seconds = time.perf_counter() - started
             if progress:
                 progress(counts)
     if chunk:
-        _process(chunk, language, deid, known, counts, sink)
+        _process(chunk, language, deid, known, counts, sink, pseudonymizer)
     counts.seconds = time.perf_counter() - started
     return counts

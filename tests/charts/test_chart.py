@@ -98,6 +98,7 @@ def test_renders_the_control_plane(rendered):
 
 @pytest.mark.parametrize("values", sorted(VALUES))
 def test_builtin_kinds_validate_strictly(rendered, values):
+    assert rendered[values], f"{values}: helm rendered nothing"
     for doc in rendered[values]:
         try:
             kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -66,3 +67,18 @@ def mlflow_registry(tmp_path_factory) -> tuple[str, Any]:
         client.create_model_version("condition-classifier", f"s3://models/condition/{version}")
     client.set_registered_model_alias("condition-classifier", "champion", "1")
     return uri, client
+
+
+def write_run_results(run_dir: Path, passed: bool = True) -> None:
+    """What the register and evaluate stages leave on the run volume, for status mirroring."""
+    (run_dir / "register").mkdir(parents=True)
+    (run_dir / "evaluate").mkdir()
+    decision = {
+        "passed": passed,
+        "reason": "macro_f1 0.7600 >= threshold 0.7500 and >= baseline 0.7400",
+        "model_uri": "models:/condition-classifier/4",
+        "tags": {"mlflow_run_id": "abc123"},
+    }
+    (run_dir / "register" / "decision.json").write_text(json.dumps(decision))
+    metrics = {"macro_f1": 0.76, "baseline_macro_f1": 0.74, "accuracy": 0.85, "n": 169}
+    (run_dir / "evaluate" / "manifest.json").write_text(json.dumps({"metrics": metrics}))

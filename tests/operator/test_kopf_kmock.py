@@ -29,6 +29,7 @@ from medops.operator.rayjob import build_rayjob
 from medops.operator.reconcile import reconcile_finetune
 from medops.operator.schema import validate_resource
 from medops.operator.status import read_results
+from tests.operator.conftest import write_run_results
 
 NS = "medops-runs"
 FINETUNES, RAYJOBS = "medops.dev/v1alpha1/finetunes", "ray.io/v1/rayjobs"
@@ -175,7 +176,7 @@ async def test_finetune_create_children_status_results_delete(
         await until(lambda: phase(cluster, finetunes, "condition-demo") == "Running", "Running")
         assert finalizers(cluster, finetunes, "condition-demo") == ["medops.dev/operator"]
         run_dir = tmp_path / "results" / NS / "medops-runs" / "condition-demo"
-        _write_results(run_dir)
+        write_run_results(run_dir)
         done = {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED", "endTime": T1}
         await call(cluster, "PATCH", path, {"status": done})
         final = await until(
@@ -185,8 +186,11 @@ async def test_finetune_create_children_status_results_delete(
             "Succeeded",
         )
         assert final["metrics"] == read_results(run_dir)["metrics"]
-        assert final["gate"] == {"passed": True, "reason": "macro_f1 0.7600 >= threshold 0.7500"}
-        assert final["mlflowRunId"] == "run-1" and final["endTime"] == done["endTime"]
+        assert final["gate"] == {
+            "passed": True,
+            "reason": "macro_f1 0.7600 >= threshold 0.7500 and >= baseline 0.7400",
+        }
+        assert final["mlflowRunId"] == "abc123" and final["endTime"] == done["endTime"]
         validate_resource(stored(cluster, finetunes, "condition-demo"), medops_crds)
 
         # a duplicated create (stale body, no status yet) reuses the children
@@ -201,20 +205,6 @@ async def test_finetune_create_children_status_results_delete(
         await until(lambda: not finalizers(cluster, finetunes, "condition-demo"), "no finalizer")
         await call(cluster, "DELETE", url(finetunes, "condition-demo"))
         await until(lambda: gone(cluster, finetunes, "condition-demo"), "the finalizer released")
-
-
-def _write_results(run_dir: Path) -> None:
-    (run_dir / "register").mkdir(parents=True)
-    (run_dir / "evaluate").mkdir()
-    decision = {
-        "passed": True,
-        "reason": "macro_f1 0.7600 >= threshold 0.7500",
-        "model_uri": "models:/condition-classifier/1",
-        "tags": {"mlflow_run_id": "run-1"},
-    }
-    (run_dir / "register" / "decision.json").write_text(json.dumps(decision))
-    metrics = {"macro_f1": 0.76, "baseline_macro_f1": 0.74}
-    (run_dir / "evaluate" / "manifest.json").write_text(json.dumps({"metrics": metrics}))
 
 
 async def test_deployment_follows_the_alias_with_a_canary(

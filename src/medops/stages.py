@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable
 from pathlib import Path
 
-from medops.manifest import Manifest, write_manifest
+from medops.manifest import MANIFEST, Manifest, write_manifest
 from medops.recipe import Recipe
 
 # stage name -> (module:function, names of upstream stage directories it takes, in order)
@@ -23,10 +23,20 @@ STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def stage_function(name: str) -> Callable[..., Manifest]:
+# task: causal-lm runs the same stages on the same inputs with these functions instead
+TASK_STAGES: dict[str, dict[str, str]] = {
+    "causal-lm": {
+        "train": "medops.train.lm_stage:train_lm",
+        "evaluate": "medops.evaluate.lm_stage:evaluate_lm",
+    },
+}
+
+
+def stage_function(name: str, task: str = "classification") -> Callable[..., Manifest]:
     if name not in STAGES:
         raise KeyError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
-    module, _, attr = STAGES[name][0].partition(":")
+    target = TASK_STAGES.get(task, {}).get(name, STAGES[name][0])
+    module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
 
 
@@ -39,9 +49,30 @@ def run_stage(name: str, recipe: Recipe, out_dir: Path, inputs: dict[str, Path])
         raise ValueError(
             f"stage {name!r} takes inputs {list(wanted)}; missing {missing}, unexpected {unknown}"
         )
-    function = stage_function(name)
+    function = stage_function(name, recipe.task)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = function(recipe, out_dir, **{key: Path(inputs[key]) for key in wanted})
+    write_manifest(manifest, out_dir)
+    return manifest
+
+
+def run_training(
+    recipe: Recipe, prepared: Path | None, out_dir: Path | None, resume: bool
+) -> Manifest:
+    """`medops train`: prepare if needed, then train into a stable directory.
+
+    The fixed directory (``<output_dir>/train`` unless given) is what makes ``--resume``
+    possible: it holds the Ray run and its checkpoints between invocations.
+    """
+    prepared = Path(prepared or recipe.out / "prepare")
+    out_dir = Path(out_dir or recipe.out / "train")
+    if resume and recipe.task != "causal-lm":
+        raise ValueError("--resume is for task: causal-lm (classification trains in minutes)")
+    if not (prepared / MANIFEST).is_file():
+        run_stage("prepare", recipe, prepared, {})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    function = stage_function("train", recipe.task)
+    manifest = function(recipe, out_dir, prepared, **({"resume": True} if resume else {}))
     write_manifest(manifest, out_dir)
     return manifest

@@ -25,3 +25,21 @@ def test_baseline_check_can_be_turned_off() -> None:
 def test_missing_metric_is_named() -> None:
     with pytest.raises(KeyError, match="baseline_accuracy"):
         decide(Gate(metric="accuracy"), {"accuracy": 0.9})
+
+
+def test_every_also_metric_must_not_fall_below_its_baseline() -> None:
+    gate = Gate(
+        metric="condition_macro_f1", min_value=0.3, also_not_below_baseline=["json_validity"]
+    )
+    metrics = {
+        "condition_macro_f1": 0.6,
+        "baseline_condition_macro_f1": 0.1,
+        "json_validity": 0.7,
+        "baseline_json_validity": 0.9,
+    }
+    decision = decide(gate, metrics)
+    assert not decision.passed
+    assert "json_validity 0.7000 < baseline 0.9000" in decision.reason
+    assert decide(gate, {**metrics, "json_validity": 0.95}).passed
+    with pytest.raises(KeyError, match="baseline_json_validity"):
+        decide(gate, {k: v for k, v in metrics.items() if k != "baseline_json_validity"})

@@ -35,6 +35,8 @@ class Record:
     role: str
     text: str
     label: str
+    # data.columns.extra values (non-PHI, e.g. a drug name): carried, never de-identified
+    fields: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -102,13 +104,14 @@ def _to_record(
     if reason:
         out.quarantined.append(Quarantined(row_id, out.name, reason))
         return
-    out.records.append(Record(row_id, out.name, source.role, text, label))
+    extra = {name: _value(raw, column).strip() for name, column in columns.extra.items()}
+    out.records.append(Record(row_id, out.name, source.role, text, label, extra))
 
 
 def _check_columns(
     present: list[str], columns: Columns, name: str, term_columns: Sequence[str]
 ) -> None:
-    wanted = [columns.id, columns.text, columns.label, *term_columns]
+    wanted = [columns.id, columns.text, columns.label, *columns.extra.values(), *term_columns]
     missing = [c for c in wanted if c not in present]
     if missing:
         shown = ", ".join(repr(c) for c in present)

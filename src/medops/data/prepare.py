@@ -71,6 +71,13 @@ def _deidentify(
     return [replace(r, text=t) for r, t in zip(records, texts, strict=True)], counts, dropped
 
 
+def _row(record: Record) -> dict[str, Any]:
+    row: dict[str, Any] = {"id": record.id, "text": record.text, "label": record.label}
+    if record.fields:
+        row["fields"] = record.fields
+    return row
+
+
 def _write(
     out_dir: Path,
     splits: dict[str, list[Record]],
@@ -80,9 +87,7 @@ def _write(
     outputs = {}
     for name in SPLITS:
         file = f"{name}.jsonl"
-        _write_jsonl(
-            out_dir / file, ({"id": r.id, "text": r.text, "label": r.label} for r in splits[name])
-        )
+        _write_jsonl(out_dir / file, (_row(r) for r in splits[name]))
         outputs[name] = file
     ordered = sorted(quarantined, key=lambda q: (q.id, q.source, q.reason))
     _write_jsonl(out_dir / QUARANTINE, (q.to_dict() for q in ordered))
@@ -146,7 +151,7 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
 
 
 def read_split(prepared_dir: Path, split: str) -> list[dict[str, str]]:
-    """Rows of one split as ``{"id", "text", "label"}`` dicts, in file order."""
+    """Rows of one split as ``{"id", "text", "label"[, "fields"]}`` dicts, in file order."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
     path = Path(prepared_dir) / f"{split}.jsonl"

@@ -41,9 +41,17 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def html_report(
-    title: str, model: dict[str, Any], baseline: dict[str, Any], png_name: str, path: Path
+    title: str,
+    model: dict[str, Any],
+    baseline: dict[str, Any],
+    png_name: str,
+    path: Path,
+    extra_html: str = "",
 ) -> Path:
-    """Summary vs baseline, then per class; no record text (ids and labels only)."""
+    """Summary vs baseline, per class, confusion (when ``png_name``), then ``extra_html``.
+
+    No record text: ids, labels and model answers only.
+    """
     keys = sorted(model["summary"])
     summary = _table(
         [[k, f"{model['summary'][k]:.4f}", f"{baseline['summary'][k]:.4f}"] for k in keys],
@@ -67,8 +75,10 @@ def html_report(
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;"
         "border-bottom:1px solid #ddd;text-align:left}</style>"
         f"<h1>{html.escape(title)}</h1><h2>Held-out test set</h2>{summary}"
-        f"<h2>Per class</h2>{per_class}<h2>Confusion matrix</h2>"
-        f"<img src='{html.escape(png_name)}' alt='confusion matrix'>"
+        f"<h2>Per class</h2>{per_class}"
     )
+    if png_name:
+        page += f"<h2>Confusion matrix</h2><img src='{html.escape(png_name)}' alt='confusion'>"
+    page += extra_html
     path.write_text(page, encoding="utf-8")
     return path

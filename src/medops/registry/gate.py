@@ -21,9 +21,13 @@ class Decision:
 
 
 def decide(gate: Gate, metrics: dict[str, float]) -> Decision:
-    """Pass when ``metric >= min_value`` and, if asked, ``metric >= baseline_<metric>``."""
+    """Pass when ``metric >= min_value`` and, if asked, ``metric >= baseline_<metric>``.
+
+    Every ``also_not_below_baseline`` metric must also be at least its baseline value.
+    """
     key, baseline_key = gate.metric, f"baseline_{gate.metric}"
-    for needed in (key, baseline_key):
+    also = [(name, f"baseline_{name}") for name in gate.also_not_below_baseline]
+    for needed in (key, baseline_key, *(k for pair in also for k in pair)):
         if needed not in metrics:
             raise KeyError(
                 f"gate needs metric {needed!r}; the evaluate manifest has {sorted(metrics)}"
@@ -34,6 +38,9 @@ def decide(gate: Gate, metrics: dict[str, float]) -> Decision:
         failures.append(f"{key} {value:.4f} < threshold {gate.min_value:.4f}")
     if gate.not_below_baseline and value < baseline:
         failures.append(f"{key} {value:.4f} < baseline {baseline:.4f}")
+    for name, base_name in also:
+        if metrics[name] < metrics[base_name]:
+            failures.append(f"{name} {metrics[name]:.4f} < baseline {metrics[base_name]:.4f}")
     reason = "; ".join(failures) or (
         f"{key} {value:.4f} >= threshold {gate.min_value:.4f}"
         + (f" and >= baseline {baseline:.4f}" if gate.not_below_baseline else "")

@@ -15,7 +15,12 @@ from medops.registry.gate import decide
 from medops.registry.tracking import client, tracking_uri
 
 log = logging.getLogger(__name__)
-PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+PYFUNC_CODE = {
+    "classification": Path(__file__).with_name("pyfunc_model.py"),
+    "causal-lm": Path(__file__).with_name("lm_pyfunc_model.py"),
+}
+# evaluation files worth keeping in the run (generations.jsonl stays in the stage directory)
+EVALUATION_ARTIFACTS = ("metrics.json", "report.html", "confusion.png")
 
 
 def git_commit() -> str:
@@ -39,12 +44,28 @@ def metric_key(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_./ -]", "_", name)
 
 
-def _signature(classes: list[str]):
+def _signature(recipe: Recipe, trained_extra: dict):
+    """text in; the label and class probabilities, or the answer and its fields, out."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    outputs = [ColSpec("string", "label")] + [ColSpec("double", name) for name in classes]
+    if recipe.task == "causal-lm":
+        names = ["answer", "json_valid", *trained_extra["fields"]]
+        outputs = [ColSpec("boolean" if n == "json_valid" else "string", n) for n in names]
+    else:
+        outputs = [ColSpec("string", "label")]
+        outputs += [ColSpec("double", name) for name in trained_extra["labels"]]
     return ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema(outputs))
+
+
+def _artifacts(recipe: Recipe, trained: Path, out_dir: Path) -> dict[str, str]:
+    """The files the pyfunc loads: the model, and for a causal LM how it is prompted."""
+    artifacts = {"model": str(trained / "model")}
+    if recipe.task == "causal-lm":
+        lm = out_dir / "lm.json"
+        lm.write_text(json.dumps(recipe.lm.model_dump(mode="json"), indent=2) + "\n")
+        artifacts["lm"] = str(lm)
+    return artifacts
 
 
 def register(
@@ -59,7 +80,6 @@ def register(
         prepared_m, trained_m = read_manifest(prepared), read_manifest(trained)
         evaluated_m = read_manifest(evaluated)
         run_id = trained_m["extra"]["mlflow_run_id"]
-        classes = trained_m["extra"]["labels"]
         decision = decide(recipe.gate, evaluated_m["metrics"])
         log.info(
             "register: gate %s (%s)", "PASSED" if decision.passed else "REFUSED", decision.reason
@@ -72,17 +92,18 @@ def register(
             mlflow.log_metrics(
                 {f"data_{metric_key(k)}": float(v) for k, v in prepared_m["counts"].items()}
             )
-            for path in ("metrics.json", "report.html", "confusion.png"):
-                mlflow.log_artifact(str(evaluated / path), artifact_path="evaluation")
+            for path in EVALUATION_ARTIFACTS:
+                if (evaluated / path).is_file():
+                    mlflow.log_artifact(str(evaluated / path), artifact_path="evaluation")
             for stage_dir in (prepared, trained, evaluated):
                 mlflow.log_artifact(
                     str(stage_dir / MANIFEST), artifact_path=f"manifests/{stage_dir.name}"
                 )
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=str(PYFUNC_CODE),
-                artifacts={"model": str(trained / "model")},
-                signature=_signature(classes),
+                python_model=str(PYFUNC_CODE[recipe.task]),
+                artifacts=_artifacts(recipe, trained, out_dir),
+                signature=_signature(recipe, trained_m["extra"]),
                 pip_requirements=["medops"],
                 registered_model_name=recipe.registry.model_name,
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +43,25 @@ def _ensure_ray(recipe: Recipe) -> bool:
     return True
 
 
-def fit(recipe: Recipe, config: dict[str, Any], storage: Path) -> ray.train.Result:
-    """Run ``train_loop`` on ``resources.num_workers`` workers; raise if training failed."""
+def fit(
+    recipe: Recipe,
+    config: dict[str, Any],
+    storage: Path,
+    loop: Callable[[dict[str, Any]], None] = train_loop,
+) -> ray.train.Result:
+    """Run ``loop`` on ``resources.num_workers`` workers; raise if training failed.
+
+    The Ray run is named after the recipe under ``storage``: running again with the same
+    ``storage`` continues from its latest checkpoint (``medops train --resume``), and a
+    worker that dies is restarted from it up to ``resources.max_failures`` times.
+    """
     started = _ensure_ray(recipe)
     try:
         resources = {"CPU": recipe.resources.cpus_per_worker}
         if recipe.resources.use_gpu:
             resources["GPU"] = recipe.resources.gpus_per_worker
         trainer = TorchTrainer(
-            train_loop,
+            loop,
             train_loop_config=config,
             scaling_config=ScalingConfig(
                 num_workers=recipe.resources.num_workers,
@@ -61,7 +72,7 @@ def fit(recipe: Recipe, config: dict[str, Any], storage: Path) -> ray.train.Resu
                 name=f"{recipe.name}-train",
                 storage_path=str(storage.resolve()),
                 checkpoint_config=CheckpointConfig(num_to_keep=2),
-                failure_config=FailureConfig(max_failures=1),
+                failure_config=FailureConfig(max_failures=recipe.resources.max_failures),
             ),
         )
         log.info(

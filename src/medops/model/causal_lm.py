@@ -1,0 +1,99 @@
+"""Causal language models: where the weights come from and how they are made trainable.
+
+``model.base`` may be a local Hugging Face directory, a model id already in the local
+Hugging Face cache, or a ``.gguf`` file (converted once into the medops model cache, see
+``gguf_cache``). LoRA and full fine-tuning work everywhere; QLoRA needs a CUDA GPU and
+bitsandbytes and says so when either is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from medops.assets import PKG_SCHEME, resolve_uri
+from medops.model.gguf_cache import is_gguf, materialize
+from medops.recipe import Train
+from medops.train.modules import adapt
+
+
+def resolve_base(base: str) -> str:
+    """A path or model id ``from_pretrained`` can load without a network."""
+    if base.startswith(PKG_SCHEME) or Path(base).expanduser().exists():
+        path = resolve_uri(base)
+        return str(materialize(path) if is_gguf(path) else path)
+    if base.count("/") == 1 and not base.startswith((".", "/", "~")):
+        return base  # a hub id: from_pretrained finds it in the local cache or fails clearly
+    raise FileNotFoundError(
+        f"model.base {base!r} is neither an existing path, a pkg:// asset nor a hub id "
+        "(org/name); point it at a local model directory"
+    )
+
+
+def load_tokenizer(path: str) -> Any:
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        raise ValueError(
+            f"{path}: the tokenizer has no chat template; medops renders examples with it"
+        )
+    return tokenizer
+
+
+def _qlora_settings() -> dict[str, Any]:
+    if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+        raise RuntimeError(
+            "train.method qlora needs a CUDA GPU and the bitsandbytes package "
+            "(pip install bitsandbytes==0.50.2 in the GPU image); use method: lora on CPU"
+        )
+    from transformers import BitsAndBytesConfig
+
+    return {
+        "quantization_config": BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_use_double_quant=True,
+        )
+    }
+
+
+def load_causal_lm(path: str, train: Train, dtype: torch.dtype = torch.float32) -> PreTrainedModel:
+    """The base model, ready for ``train.method`` (adapters attached, grads where needed)."""
+    settings = _qlora_settings() if train.method == "qlora" else {"dtype": dtype}
+    model = AutoModelForCausalLM.from_pretrained(path, **settings)
+    if train.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, train.gradient_checkpointing)
+    elif train.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    model.config.use_cache = False
+    return adapt(model, train)
+
+
+def trainable_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every trainable parameter (LoRA weights, or all of them): what a checkpoint holds."""
+    return {
+        name: param.detach().cpu().contiguous()
+        for name, param in model.named_parameters()
+        if param.requires_grad
+    }
+
+
+def load_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Restore ``trainable_tensors`` output; refuses a checkpoint of another model or method."""
+    wanted = {name for name, p in model.named_parameters() if p.requires_grad}
+    if set(state) != wanted:
+        missing, extra = sorted(wanted - set(state)), sorted(set(state) - wanted)
+        raise ValueError(
+            f"checkpoint does not match this model/method: {len(missing)} tensor(s) missing "
+            f"(e.g. {missing[:2]}), {len(extra)} unexpected (e.g. {extra[:2]})"
+        )
+    model.load_state_dict(state, strict=False)

@@ -1,0 +1,58 @@
+"""MLflow "model from code": the pyfunc that wraps a fine-tuned causal LM for extraction.
+
+Logged as code (no pickle) with the merged model directory as its artifact and the recipe's
+``lm`` section beside it, so the registered version prompts exactly as evaluation did.
+Output: the raw ``answer``, whether it is valid JSON, and one column per target field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel, PythonModelContext
+
+
+class ExtractorPyfunc(PythonModel):
+    def load_context(self, context: PythonModelContext) -> None:
+        from medops.model.causal_lm import load_tokenizer
+        from medops.model.generate import load_for_generation
+        from medops.recipe import LanguageTask
+
+        path = context.artifacts["model"]
+        self.lm = LanguageTask.model_validate(
+            json.loads(Path(context.artifacts["lm"]).read_text(encoding="utf-8"))
+        )
+        self.tokenizer = load_tokenizer(path)
+        self.model = load_for_generation(path)
+
+    def predict(
+        self, context: PythonModelContext, model_input: pd.DataFrame, params: Any = None
+    ) -> pd.DataFrame:
+        from medops.data.instructions import prompt_messages
+        from medops.evaluate.generation_metrics import parse_answer
+        from medops.model.generate import generate
+
+        if "text" not in model_input.columns:
+            raise ValueError(f"input needs a 'text' column; got {list(model_input.columns)}")
+        conversations = [prompt_messages(str(t), self.lm) for t in model_input["text"]]
+        answers = generate(
+            self.model,
+            self.tokenizer,
+            conversations,
+            self.lm.max_new_tokens,
+            self.lm.eval_batch_size,
+        )
+        rows = []
+        for answer in answers:
+            parsed = parse_answer(answer)
+            row = {"answer": answer, "json_valid": parsed is not None}
+            row.update({f.name: (parsed or {}).get(f.name, "") for f in self.lm.fields})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+mlflow.models.set_model(ExtractorPyfunc())

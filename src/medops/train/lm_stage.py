@@ -1,0 +1,112 @@
+"""The causal-LM train stage: examples -> Ray Train (LoRA/full) -> adapter + merged model.
+
+The stage directory is also the resume point: the Ray run lives in ``<out>/ray`` under
+a fixed name and the MLflow run id in ``<out>/mlflow_run_id``, so running the stage
+again into the same directory (``medops train --resume``) continues the same training
+and the same MLflow run instead of starting over.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from medops.data.instructions import build_examples
+from medops.data.prepare import read_split
+from medops.manifest import Manifest, timed
+from medops.model.causal_lm import load_causal_lm, load_tokenizer, load_trainable, resolve_base
+from medops.recipe import Recipe, Train
+from medops.registry.tracking import client, open_run, tracking_uri
+from medops.train.launcher import fit
+from medops.train.lm_loop import STATE_FILE, train_lm_loop
+
+log = logging.getLogger(__name__)
+RUN_ID_FILE = "mlflow_run_id"
+RAY_DIR = "ray"
+
+
+class ResumeError(RuntimeError):
+    """An earlier training's checkpoints are in the way, or missing for --resume."""
+
+
+def has_checkpoints(out_dir: Path) -> bool:
+    return any((Path(out_dir) / RAY_DIR).glob("*/checkpoint_*"))
+
+
+def _mlflow_run(recipe: Recipe, out_dir: Path) -> str:
+    """The run this training owns: reopened on resume, created otherwise."""
+    saved = out_dir / RUN_ID_FILE
+    if saved.is_file():
+        return saved.read_text().strip()
+    run_id = open_run(recipe, run_name=f"{recipe.name}-train")
+    saved.write_text(run_id + "\n")
+    return run_id
+
+
+def export(model_path: str, state_dir: Path, train: Train, out_dir: Path) -> dict[str, str]:
+    """Write ``adapter/`` (LoRA) and ``model/`` (merged, loadable by plain transformers)."""
+    model = load_causal_lm(model_path, train.model_copy(update={"gradient_checkpointing": False}))
+    load_trainable(model, load_file(str(state_dir / STATE_FILE)))
+    outputs = {}
+    if train.method in ("lora", "qlora"):
+        model.save_pretrained(out_dir / "adapter")
+        outputs["adapter"] = "adapter"
+        model = model.merge_and_unload()
+    model.config.use_cache = True
+    model.save_pretrained(out_dir / "model")
+    load_tokenizer(model_path).save_pretrained(out_dir / "model")
+    outputs["model"] = "model"
+    return outputs
+
+
+def train_lm(recipe: Recipe, out_dir: Path, prepared: Path, resume: bool = False) -> Manifest:
+    manifest = Manifest(stage="train", recipe_hash=recipe.content_hash())
+    with timed(manifest):
+        if has_checkpoints(out_dir) and not resume:
+            raise ResumeError(
+                f"{out_dir} holds checkpoints of an earlier training; pass --resume to "
+                "continue it, or choose an empty output directory"
+            )
+        manifest.add_input("prepared", prepared)
+        model_path = resolve_base(recipe.model.base)
+        tokenizer = load_tokenizer(model_path)
+        for split in ("train", "validation"):
+            rows = read_split(prepared, split)
+            _, counts = build_examples(rows, tokenizer, recipe.lm, recipe.model.max_length)
+            manifest.counts.update({f"{split}_{k}": v for k, v in sorted(counts.items())})
+            manifest.counts[f"{split}_rows"] = len(rows)
+        if not manifest.counts.get("train_kept"):
+            raise ValueError(
+                "no training example fits: check model.max_length, lm.overlong and lm.fields"
+            )
+        run_id = _mlflow_run(recipe, out_dir)
+        config = {
+            "recipe": recipe.to_dict(),
+            "model_path": model_path,
+            "prepared_dir": str(prepared.resolve()),
+            "tracking_uri": tracking_uri(recipe),
+            "mlflow_run_id": run_id,
+            "storage": str((out_dir / RAY_DIR).resolve()),
+        }
+        log.info("train: %s on %s", recipe.train.method, model_path)
+        try:
+            result = fit(recipe, config, out_dir / RAY_DIR, loop=train_lm_loop)
+        except Exception:
+            client(recipe).set_terminated(run_id, status="FAILED")
+            raise
+        with result.checkpoint.as_directory() as state_dir:
+            manifest.outputs = export(model_path, Path(state_dir), recipe.train, out_dir)
+        manifest.metrics = {
+            k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)
+        }
+        manifest.extra = {
+            "mlflow_run_id": run_id,
+            "tracking_uri": tracking_uri(recipe),
+            "method": recipe.train.method,
+            "base_model": model_path,
+            "workers": recipe.resources.num_workers,
+            "fields": [field.name for field in recipe.lm.fields],
+        }
+    return manifest

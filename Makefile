@@ -66,6 +66,7 @@ format: venv
 bench: venv
 	$(PY) bench/encode_throughput.py
 	$(PY) bench/deid_recall.py
+	$(PY) bench/train_throughput.py
 
 # Container images for the cluster path (components/images/Dockerfile, targets cpu and gpu).
 # Needs a running container engine; these machines have only the docker CLI, no daemon.

@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", action="store_true", help="continue from the latest checkpoint in --out"
     )
+    train.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="build model (meta device), adapters and Ray config; load no weights, train nothing",
+    )
     serve = with_recipe("serve", "serve a registered model with KServe's ModelServer")
     serve.add_argument("--model-uri", help="default models:/<registry.model_name>@<alias>")
     pipeline = commands.add_parser(
@@ -185,6 +190,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             json.dumps({"stage": args.name, "counts": manifest.counts, "metrics": manifest.metrics})
         )
     elif args.command == "train":
+        if args.dry_run:
+            from medops.train.dry_run import dry_run
+
+            print(json.dumps(dry_run(recipe), indent=2))
+            return 0
         from medops.stages import run_training
 
         manifest = run_training(recipe, args.prepared, args.out, args.resume)

@@ -99,8 +99,10 @@ class ModelSpec(_Section):
         "(converted once into the medops model cache)",
     )
     max_length: int = Field(256, ge=16, le=131072, description="tokens per example")
-    dry_run: bool = Field(
-        False, description="build model, adapters and Ray config on the meta device; no weights"
+    config: str | None = Field(
+        None,
+        description="config.json to build the architecture from when the weights are not on "
+        "this machine (`medops train --dry-run`); default: the base's own config",
     )
 
 

@@ -34,6 +34,21 @@ def resolve_base(base: str) -> str:
     )
 
 
+def autocast_dtype(precision: str, on_gpu: bool, bf16_supported: bool) -> torch.dtype | None:
+    """None for fp32; bf16/fp16 autocast only on a GPU (CPU autocast is slower here)."""
+    if not on_gpu or precision == "fp32":
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if bf16_supported else None
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def weights_dtype(train: Train, cast: torch.dtype | None) -> torch.dtype:
+    """LoRA keeps the frozen base in the autocast dtype (half the memory; peft keeps the
+    adapters in fp32); full fine-tuning keeps fp32 master weights."""
+    return cast if cast is not None and train.method == "lora" else torch.float32
+
+
 def load_tokenizer(path: str) -> Any:
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token_id is None:
@@ -72,7 +87,7 @@ def load_causal_lm(path: str, train: Train, dtype: torch.dtype = torch.float32) 
 
         model = prepare_model_for_kbit_training(model, train.gradient_checkpointing)
     elif train.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.gradient_checkpointing_enable()  # peft's prepare_model_for_kbit_training uses it
         model.enable_input_require_grads()
     model.config.use_cache = False
     return adapt(model, train)

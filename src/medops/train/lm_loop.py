@@ -35,7 +35,14 @@ from transformers import get_linear_schedule_with_warmup
 
 from medops.data.instructions import IGNORE, Tokenized, build_examples
 from medops.data.prepare import read_split
-from medops.model.causal_lm import load_causal_lm, load_tokenizer, load_trainable, trainable_tensors
+from medops.model.causal_lm import (
+    autocast_dtype,
+    load_causal_lm,
+    load_tokenizer,
+    load_trainable,
+    trainable_tensors,
+    weights_dtype,
+)
 from medops.recipe import Recipe
 from medops.train.batches import global_batches, shard
 from medops.train.packing import collate_packed, collate_padded, pack
@@ -91,15 +98,6 @@ def answer_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> t
         ignore_index=IGNORE,
         reduction="sum",
     )
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """None for fp32; bf16/fp16 autocast only on a GPU (CPU autocast is slower here)."""
-    if device.type != "cuda" or precision == "fp32":
-        return None
-    if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
 def _micro_batches(units: Units, recipe: Recipe, world: int, epoch: int) -> list[list[int]]:
@@ -195,6 +193,7 @@ class _Session:
     rank: int
     world: int
     device: torch.device
+    cast: torch.dtype | None  # autocast dtype; None = fp32
     units: Units
     val_units: Units
     pad_id: int
@@ -227,7 +226,10 @@ def _session(config: dict[str, Any]) -> _Session:
         )
         for split in ("train", "validation")
     }
-    base = load_causal_lm(config["model_path"], recipe.train)
+    device = ray.train.torch.get_device()
+    on_gpu = device.type == "cuda"
+    cast = autocast_dtype(recipe.train.precision, on_gpu, on_gpu and torch.cuda.is_bf16_supported())
+    base = load_causal_lm(config["model_path"], recipe.train, weights_dtype(recipe.train, cast))
     base.train()  # from_pretrained returns eval mode: LoRA dropout would stay off
     model = ray.train.torch.prepare_model(base)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -241,7 +243,8 @@ def _session(config: dict[str, Any]) -> _Session:
         config=config,
         rank=rank,
         world=world,
-        device=ray.train.torch.get_device(),
+        device=device,
+        cast=cast,
         units=units["train"],
         val_units=units["validation"],
         pad_id=tokenizer.pad_token_id,
@@ -257,7 +260,7 @@ def _session(config: dict[str, Any]) -> _Session:
 def _optimizer_step(session: _Session, window: list[list[int]]) -> tuple[float, int]:
     """Forward/backward every micro-batch of one step, then step; returns (loss, tokens)."""
     s = session
-    cast = autocast_dtype(s.recipe.train.precision, s.device)
+    cast = s.cast
     denominator = sum(s.units.answer_tokens(b) for b in window)
     loss_value, tokens = 0.0, 0
     for micro in window:

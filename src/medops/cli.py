@@ -12,6 +12,7 @@ from pathlib import Path
 
 from medops.launch.errors import ClusterError, PipelineFailed
 from medops.recipe import RecipeError, load_recipe
+from medops.train.errors import TrainingFailed
 
 
 def _input_pair(text: str) -> tuple[str, Path]:
@@ -175,9 +176,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps({"recipe_hash": recipe.content_hash(), **recipe.to_dict()}, indent=2))
     elif args.command == "run":
         from medops.launch.local import run_local
+        from medops.launch.summary import SUMMARY, run_summary, summary_lines
 
-        outputs = run_local(recipe)
-        print(json.dumps({name: str(path) for name, path in outputs.items()}, indent=2))
+        summary = run_summary(recipe, run_local(recipe))
+        print("\n".join(summary_lines(summary)))
+        print(f"summary {recipe.out / SUMMARY}")
     elif args.command == "demo":
         from medops.demo import run_demo
 
@@ -191,7 +194,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     elif args.command == "train":
         if args.dry_run:
-            from medops.train.dry_run import dry_run
+            from medops.launch.dry_run import dry_run
 
             print(json.dumps(dry_run(recipe), indent=2))
             return 0
@@ -241,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         ValueError,
         PipelineFailed,
         ClusterError,
+        TrainingFailed,
     ) as error:
         print(f"medops: {error}", file=sys.stderr)
         return 2

@@ -8,8 +8,9 @@ from transformers import AutoModelForCausalLM
 from medops.recipe import Recipe
 from medops.registry.tracking import client
 from medops.stages import run_stage, run_training
+from medops.train.errors import ResumeError, TrainingFailed
 from medops.train.lm_loop import FAULT_ENV, FAULT_MARKER
-from medops.train.lm_stage import RAY_DIR, ResumeError, has_checkpoints
+from medops.train.lm_stage import RAY_DIR, has_checkpoints
 
 
 def _final_loss(manifest) -> float:
@@ -75,7 +76,7 @@ def test_resume_continues_a_failed_training_and_refuses_to_overwrite(
     )
     out = tmp_path / "train"
     monkeypatch.setenv(FAULT_ENV, "3")
-    with pytest.raises(RuntimeError, match="training failed"):
+    with pytest.raises(TrainingFailed, match="--resume"):
         run_training(recipe, extraction_prepared_module, out, resume=False)
     assert has_checkpoints(out)
     monkeypatch.delenv(FAULT_ENV)

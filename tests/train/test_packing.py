@@ -83,3 +83,23 @@ def test_without_position_resets_the_examples_would_leak(tiny_lm):
         leaking = tiny_lm(input_ids=ids, position_ids=running, use_cache=False)
     second = slice(len(examples[0].input_ids), packed["input_ids"].shape[1])
     assert not torch.allclose(isolated.logits[0, second], leaking.logits[0, second], atol=1e-4)
+
+
+def test_answer_loss_uses_only_answer_positions_and_matches_full_logits(tiny_lm):
+    """The loop's loss (LM head on answer positions only) equals the textbook computation."""
+    from medops.train.lm_loop import answer_loss_sum
+
+    examples = _examples(4, seed=3)
+    batch = collate_packed([examples[:2], examples[2:]], pad_id=0)
+    with torch.no_grad():
+        got = answer_loss_sum(tiny_lm, batch)
+        logits = tiny_lm(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+        ).logits
+        expected = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]),
+            batch["labels"][:, 1:].reshape(-1),
+            ignore_index=IGNORE,
+            reduction="sum",
+        )
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)

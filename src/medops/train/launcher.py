@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,33 +15,48 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from medops.recipe import Recipe
+from medops.train.errors import TrainingFailed
 from medops.train.loop import train_loop
 
 log = logging.getLogger(__name__)
 
 
-def _ensure_ray(recipe: Recipe) -> bool:
+def _ensure_ray(recipe: Recipe) -> tuple[bool, str | None]:
     """Join a cluster when RAY_ADDRESS is set (KubeRay); else start a private local Ray.
 
-    Returns whether this call started Ray (and so must shut it down).
+    Returns whether this call started Ray (and so must shut it down) and the private
+    session directory to remove afterwards.
     """
     if ray.is_initialized():
-        return False
+        return False, None
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
-        return True
+        return True, None
     cpus = max(2, recipe.resources.num_workers * recipe.resources.cpus_per_worker)
+    temp_dir = tempfile.mkdtemp(prefix="medops-ray-")
     ray.init(
         num_cpus=cpus,
         num_gpus=recipe.resources.num_workers * recipe.resources.gpus_per_worker,
         include_dashboard=False,
-        _temp_dir=tempfile.mkdtemp(prefix="medops-ray-"),
+        _temp_dir=temp_dir,
         log_to_driver=True,
         logging_level=logging.WARNING,
     )
-    return True
+    return True, temp_dir
+
+
+def scaling_config(recipe: Recipe) -> ScalingConfig:
+    """Workers and what each one reserves; the dry run reports this very object."""
+    resources = {"CPU": recipe.resources.cpus_per_worker}
+    if recipe.resources.use_gpu:
+        resources["GPU"] = recipe.resources.gpus_per_worker
+    return ScalingConfig(
+        num_workers=recipe.resources.num_workers,
+        use_gpu=recipe.resources.use_gpu,
+        resources_per_worker=resources,
+    )
 
 
 def fit(
@@ -55,19 +71,12 @@ def fit(
     ``storage`` continues from its latest checkpoint (``medops train --resume``), and a
     worker that dies is restarted from it up to ``resources.max_failures`` times.
     """
-    started = _ensure_ray(recipe)
+    started, temp_dir = _ensure_ray(recipe)
     try:
-        resources = {"CPU": recipe.resources.cpus_per_worker}
-        if recipe.resources.use_gpu:
-            resources["GPU"] = recipe.resources.gpus_per_worker
         trainer = TorchTrainer(
             loop,
             train_loop_config=config,
-            scaling_config=ScalingConfig(
-                num_workers=recipe.resources.num_workers,
-                use_gpu=recipe.resources.use_gpu,
-                resources_per_worker=resources,
-            ),
+            scaling_config=scaling_config(recipe),
             run_config=RunConfig(
                 name=f"{recipe.name}-train",
                 storage_path=str(storage.resolve()),
@@ -82,11 +91,15 @@ def fit(
             recipe.train.epochs,
         )
         result = trainer.fit()
+    except ray.train.TrainingFailedError as error:  # Ray Train v2 raises instead of returning
+        raise TrainingFailed(recipe, storage, error) from error
     finally:
         if started:
             ray.shutdown()
+        if temp_dir:  # Ray's logs and spilled objects: gigabytes after a few runs
+            shutil.rmtree(temp_dir, ignore_errors=True)
     if result.error is not None:
-        raise RuntimeError(f"training failed: {result.error}") from result.error
+        raise TrainingFailed(recipe, storage, result.error) from result.error
     if result.checkpoint is None:
         raise RuntimeError("training finished without a checkpoint; see the Ray logs")
     return result

@@ -19,16 +19,13 @@ from medops.manifest import Manifest, timed
 from medops.model.causal_lm import load_causal_lm, load_tokenizer, load_trainable, resolve_base
 from medops.recipe import Recipe, Train
 from medops.registry.tracking import client, open_run, tracking_uri
+from medops.train.errors import ResumeError
 from medops.train.launcher import fit
 from medops.train.lm_loop import STATE_FILE, train_lm_loop
 
 log = logging.getLogger(__name__)
 RUN_ID_FILE = "mlflow_run_id"
 RAY_DIR = "ray"
-
-
-class ResumeError(RuntimeError):
-    """An earlier training's checkpoints are in the way, or missing for --resume."""
 
 
 def has_checkpoints(out_dir: Path) -> bool:

@@ -154,16 +154,9 @@ def _memory(
 
 def _scaling(recipe: Recipe) -> dict[str, Any]:
     """The ScalingConfig ``medops.train.launcher.fit`` passes to TorchTrainer; Ray not started."""
-    from ray.train import ScalingConfig
+    from medops.train.launcher import scaling_config
 
-    resources = {"CPU": recipe.resources.cpus_per_worker}
-    if recipe.resources.use_gpu:
-        resources["GPU"] = recipe.resources.gpus_per_worker
-    scaling = ScalingConfig(
-        num_workers=recipe.resources.num_workers,
-        use_gpu=recipe.resources.use_gpu,
-        resources_per_worker=resources,
-    )
+    scaling = scaling_config(recipe)
     return {
         "num_workers": scaling.num_workers,
         "use_gpu": scaling.use_gpu,

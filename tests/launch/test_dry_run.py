@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
+from medops.launch.dry_run import dry_run
 from medops.recipe import load_recipe
-from medops.train.dry_run import dry_run
 from tests.conftest import EXTRACTION_RECIPE, ROOT
 
 LLAMA_RECIPE = ROOT / "recipes" / "extraction-llama3-8b-gpu.yaml"

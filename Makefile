@@ -66,6 +66,7 @@ format: venv
 bench: venv
 	$(PY) bench/encode_throughput.py
 	$(PY) bench/deid_recall.py
+	$(PY) bench/deid_throughput.py
 	$(PY) bench/train_throughput.py
 
 # Container images for the cluster path (components/images/Dockerfile, targets cpu and gpu).

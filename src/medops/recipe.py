@@ -37,16 +37,33 @@ class Source(_Section):
 
     uri: str
     member: str | None = Field(None, description="file inside a .zip archive")
-    format: Literal["tsv", "csv", "jsonl"] = "tsv"
+    format: Literal["tsv", "csv", "jsonl", "parquet", "fhir", "fhir-ndjson"] = Field(
+        "tsv",
+        description="fhir: a FHIR R4 Bundle (JSON); fhir-ndjson: one FHIR resource per line. "
+        "Each DocumentReference is a row; other resources only supply labels",
+    )
     role: Literal["train", "test"] = Field(
         "train", description="test rows are held out: never trained on or used for selection"
     )
 
 
 class Columns(_Section):
-    id: str
-    text: str
-    label: str
+    """Source column of each field; for fhir sources, a dotted path in the DocumentReference."""
+
+    id: str = Field(description="fhir sources: ignored, the DocumentReference id is the row id")
+    text: str = Field(description="fhir sources: ignored, the inline text attachment is read")
+    label: str = Field(
+        description="fhir sources: a dotted path (type.coding.0.display), or `condition`: the "
+        "code of the Condition with the document's subject (and encounter, if it names one)"
+    )
+    patient: str | None = Field(
+        None,
+        description="patient id column: train and validation are then split by patient, so "
+        "no patient's notes are on both sides; fhir default: subject.reference",
+    )
+    timestamp: str | None = Field(
+        None, description="when the note was written, carried as text; fhir default: date"
+    )
     extra: dict[str, str] = Field(
         default_factory=dict,
         description="name -> source column of non-PHI fields carried into prepared rows "

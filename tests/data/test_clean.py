@@ -1,19 +1,28 @@
 from __future__ import annotations
 
+import os
+import random
+import subprocess
+import sys
+
 import pytest
 
 from medops.data.clean import (
+    NEAR_DUPLICATE_JACCARD,
     clean_label,
     clean_records,
     clean_text,
     dedupe,
     keep_classes,
+    near_dedupe,
+    normalise,
     remove_control_chars,
     select_classes,
+    shingles,
     strip_wrapping_quotes,
     unescape_html,
 )
-from medops.data.ingest import Record
+from medops.data.ingest import Quarantined, Record
 
 
 def rec(
@@ -114,3 +123,100 @@ def test_dedupe_keeps_test_copy_and_is_case_insensitive():
         ("train:1", "duplicate"),
         ("test:3", "duplicate"),
     }
+
+
+REVIEW = (
+    "I started this pill three months ago for my skin. The first two weeks were rough, "
+    "with dryness and peeling around my nose, but by week six the breakouts had mostly "
+    "stopped and my doctor says we can lower the dose next visit."
+)
+OTHER = (
+    "Took it for back pain after surgery. It helped a little with the pain at night but "
+    "made me dizzy and constipated, so I switched to something else within ten days."
+)
+
+
+def test_normalise_casefolds_drops_punctuation_and_collapses_space():
+    assert normalise("  It's GREAT!!  Really\u2014great...  ") == "its great reallygreat"
+    assert normalise("snake_case + 5 mg & more") == "snakecase + 5 mg more"  # + is a symbol
+
+
+def test_shingles_are_the_same_in_another_process():
+    code = "from medops.data.clean import shingles; print(shingles('Review: ok, fine.').tolist())"
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == str(shingles("Review: ok, fine.").tolist())
+
+
+@pytest.mark.parametrize(
+    "copy",
+    [
+        REVIEW.upper().replace(",", "").replace(".", " !"),  # normalised text equal
+        REVIEW.replace("three", "four"),  # one word changed
+        REVIEW.replace("nose", "noze"),  # a typo
+        REVIEW + " Update: still fine.",  # a short addition
+    ],
+)
+def test_near_dedupe_catches_small_edits(copy: str):
+    kept, quarantined = near_dedupe([rec("1", text=REVIEW), rec("2", text=copy)])
+    assert [r.id for r in kept] == ["train:1"]
+    assert quarantined == [Quarantined("train:2", "src", "near_duplicate")]
+
+
+def test_near_dedupe_keeps_unrelated_and_loosely_related_texts():
+    half = REVIEW[: len(REVIEW) // 2] + OTHER[len(OTHER) // 2 :]
+    records = [rec("1", text=REVIEW), rec("2", text=OTHER), rec("3", text=half)]
+    kept, quarantined = near_dedupe(records)
+    assert [r.id for r in kept] == ["train:1", "train:2", "train:3"] and not quarantined
+
+
+def test_near_dedupe_keeps_the_test_copy_and_conserves_rows():
+    records = [
+        rec("1", text=REVIEW.replace("three", "four")),
+        rec("2", text=OTHER),
+        rec("3", text=REVIEW, role="test"),
+        rec("4", text=OTHER + " Never again.", role="test"),
+    ]
+    kept, quarantined = near_dedupe(records)
+    assert {r.id for r in kept} == {"test:3", "test:4"}
+    assert {q.id for q in quarantined} == {"train:1", "train:2"}
+    assert len(kept) + len(quarantined) == len(records)
+
+
+def _brute_force(records: list[Record]) -> list[str]:
+    """The definition: in test-first order, drop a row near any kept one."""
+    kept: list[tuple[str, set[int]]] = []
+    ids = []
+    for record in sorted(records, key=lambda r: r.role != "test"):
+        form = normalise(record.text)
+        own = set(shingles(form).tolist())
+        if any(
+            form == other or len(own & seen) >= NEAR_DUPLICATE_JACCARD * len(own | seen)
+            for other, seen in kept
+        ):
+            continue
+        kept.append((form, own))
+        ids.append(record.id)
+    return ids
+
+
+def test_near_dedupe_matches_brute_force_and_is_deterministic():
+    rng = random.Random(7)
+    words = REVIEW.split() + OTHER.split()
+    texts: list[str] = []
+    for _ in range(300):
+        if texts and rng.random() < 0.4:  # a copy with 0-4 words replaced
+            edited = rng.choice(texts).split()
+            for _ in range(rng.randint(0, 4)):
+                edited[rng.randrange(len(edited))] = rng.choice(words)
+            texts.append(" ".join(edited))
+        else:
+            texts.append(" ".join(rng.choices(words, k=rng.randint(10, 60))))
+    records = [rec(str(i), text=t, role=rng.choice(["train", "test"])) for i, t in enumerate(texts)]
+    kept, quarantined = near_dedupe(records)
+    assert [r.id for r in kept] == _brute_force(records)
+    assert 30 < len(quarantined) < 150
+    again = near_dedupe(records)
+    assert (kept, quarantined) == again

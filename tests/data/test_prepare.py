@@ -13,11 +13,14 @@ from medops.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_EMAIL = "jane.doe@example.com"
+TOKEN_COUNTS = ("tokens_p50", "tokens_p95", "tokens_max", "rows_over_max_length")
 EXTRA_TRAIN = [
     {"id": "dup", "text": "Review number ta0 about Acne", "label": "Acne"},  # copy of a test row
     {"id": "short", "text": "tiny", "label": "Pain"},
     {"id": "nolabel", "text": "a review with no label", "label": ""},
     {"id": "mail", "text": f"Write me at {SECRET_EMAIL} about this acne cream", "label": "Acne"},
+    # a test row again, differing only in case and punctuation
+    {"id": "near", "text": "REVIEW number, ta1 -- about Acne!", "label": "Acne"},
 ]
 
 
@@ -32,7 +35,7 @@ def test_prepare_small_end_to_end(tmp_path: Path, small_recipe, caplog):
     counts = manifest.counts
 
     assert read_labels(out) == ["Acne", "Pain"] == manifest.extra["labels"]
-    assert counts["rows_in"] == 19 + 4 + 7
+    assert counts["rows_in"] == 19 + 5 + 7
     assert counts["rows_in"] == counts["rows_kept"] + counts["rows_quarantined"]
     assert counts["rows_kept"] == counts["train"] + counts["validation"] + counts["test"]
     assert (counts["train"], counts["validation"], counts["test"]) == (12, 5, 6)
@@ -40,6 +43,7 @@ def test_prepare_small_end_to_end(tmp_path: Path, small_recipe, caplog):
         "quarantined_duplicate": 1,
         "quarantined_label_out_of_scope": 4,
         "quarantined_missing_label": 1,
+        "quarantined_near_duplicate": 1,
         "quarantined_text_too_short": 1,
     }
     assert counts["deid_EMAIL_ADDRESS"] == 1
@@ -47,7 +51,7 @@ def test_prepare_small_end_to_end(tmp_path: Path, small_recipe, caplog):
     splits = {name: read_split(out, name) for name in ("train", "validation", "test")}
     train_ids = {row["id"] for row in splits["train"] + splits["validation"]}
     test_ids = {row["id"] for row in splits["test"]}
-    assert not train_ids & test_ids and "train:dup" not in train_ids
+    assert not train_ids & test_ids and not {"train:dup", "train:near"} & train_ids
     assert all(row["id"].startswith("test:") for row in splits["test"])
     mail = next(row for row in splits["train"] + splits["validation"] if row["id"] == "train:mail")
     assert mail["text"] == "Write me at [EMAIL_ADDRESS] about this acne cream"
@@ -68,15 +72,36 @@ def test_prepare_small_end_to_end(tmp_path: Path, small_recipe, caplog):
     )
     assert SECRET_EMAIL not in caplog.text and "tiny" not in caplog.text
 
+    assert {k: counts[k] for k in TOKEN_COUNTS} == {
+        "tokens_p50": 9,  # [CLS] review number a0 about acne [SEP]
+        "tokens_p95": 9,
+        "tokens_max": 15,  # the e-mail row, de-identified
+        "rows_over_max_length": 0,
+    }
+    assert manifest.extra["label_counts"]["test"] == {"Acne": 3, "Pain": 3}
+    card = (out / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert manifest.outputs["card"] == "DATASET_CARD.md"
+    assert "| near_duplicate | 1 |" in card and manifest.extra["dataset_hash"] in card
+    assert SECRET_EMAIL not in card and "acne cream" not in card and "tiny" not in card
+
+
+def test_prepare_records_an_unavailable_tokenizer(tmp_path: Path, small_recipe):
+    recipe = small_recipe()
+    model = recipe.model.model_copy(update={"base": "nobody/not-on-this-machine"})
+    counts = prepare(recipe.model_copy(update={"model": model}), tmp_path / "out").counts
+    assert counts["tokens_unavailable"] == 1 and not set(TOKEN_COUNTS) & set(counts)
+    assert "tokenizer of `nobody/not-on-this-machine` was not available" in (
+        tmp_path / "out" / "DATASET_CARD.md"
+    ).read_text(encoding="utf-8")
+
 
 def test_prepare_is_deterministic(tmp_path: Path, small_recipe):
     recipe = small_recipe(train_extra=EXTRA_TRAIN)
     first = prepare(recipe, tmp_path / "one")
     second = prepare(recipe, tmp_path / "two")
     assert first.extra["dataset_hash"] == second.extra["dataset_hash"]
-    assert (tmp_path / "one" / "quarantine.jsonl").read_bytes() == (
-        tmp_path / "two" / "quarantine.jsonl"
-    ).read_bytes()
+    for name in ("quarantine.jsonl", "DATASET_CARD.md"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
 
 
 def test_prepare_reports_a_missing_mapped_column(tmp_path: Path, small_recipe):
@@ -116,3 +141,14 @@ def test_prepare_on_the_real_demo_recipe(tmp_path: Path):
     assert train_ids and test_ids and not train_ids & test_ids
     assert all(i.startswith("train:") for i in train_ids)
     assert all(i.startswith("test:") for i in test_ids)
+    assert "quarantined_near_duplicate" not in counts  # its one copy is exact: "duplicate"
+    assert counts["tokens_max"] > recipe.model.max_length >= counts["tokens_p95"]
+    assert 0 < counts["rows_over_max_length"] < 10
+
+
+def test_manifest_records_the_patient_leakage_check(tmp_path: Path, small_recipe):
+    counts = prepare(small_recipe(), tmp_path / "prepared").counts
+    # the synthetic rows carry no patient id: nothing to leak, and it says so
+    assert counts["patients_in_two_splits"] == 0
+    assert counts["patients_train"] == counts["patients_validation"] == 0
+    assert counts["characters_replaced_undecodable"] == 0

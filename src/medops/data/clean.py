@@ -1,4 +1,4 @@
-"""Text and label cleaning, class selection and de-duplication.
+"""Text and label cleaning, class selection and de-duplication (exact and near).
 
 Each step returns (kept, quarantined) so every row that leaves the pipeline carries a
 reason. Rules come from the real Drugs.com export: texts wrapped in literal CSV quotes,
@@ -7,14 +7,39 @@ HTML entities escaped once or twice (``&amp;#039;``), and truncated labels.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import unicodedata
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from fractions import Fraction
+
+import numpy as np
 
 from medops.data.ingest import Quarantined, Record
+
+# Two rows whose character 5-gram sets overlap this much (Jaccard) are one text.
+NEAR_DUPLICATE_JACCARD = 0.9
+SHINGLE_CHARS = 5
+# odd 64-bit base of the shingle fingerprint polynomial (fixed: same result in every process)
+_FINGERPRINT_BASE = np.uint64(0x9E3779B97F4A7C15)
+# LSH bands x rows of MinHash values: candidate probability at Jaccard j is 1-(1-j**6)**20
+MINHASH_BANDS, MINHASH_ROWS = 20, 6
+# punctuation candidates; "_" is punctuation but a word character
+_NOT_WORD = re.compile(r"[^\w\s]|_")
+
+
+def _minhash_functions(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` hash functions a*x + b (mod 2**64, a odd) from a fixed label, not an RNG:
+    the same on every machine and numpy version."""
+    raw = np.frombuffer(hashlib.shake_256(b"medops near_dedupe").digest(16 * count), "<u8")
+    values = raw.astype(np.uint64).reshape(2, count)
+    return values[0] | np.uint64(1), values[1]
+
+
+_MINHASH_MULTIPLIERS, _MINHASH_OFFSETS = _minhash_functions(MINHASH_BANDS * MINHASH_ROWS)
 
 _TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.DOTALL)
 _PERCENT_U = re.compile(r"%u([0-9A-Fa-f]{4})")
@@ -112,12 +137,17 @@ def keep_classes(records: Iterable[Record], classes: list[str]) -> Result:
     return kept, quarantined
 
 
+def _test_first(records: Iterable[Record]) -> list[Record]:
+    """Input order, test rows first: the order in which rows claim a text."""
+    return sorted(records, key=lambda r: r.role != "test")
+
+
 def dedupe(records: Iterable[Record]) -> Result:
     """Drop repeated texts (casefolded); test rows claim a text first.
 
     A train copy of a test row would leak the answer into training, so the test copy wins.
     """
-    ordered = sorted(records, key=lambda r: r.role != "test")
+    ordered = _test_first(records)
     seen: set[str] = set()
     kept, quarantined = [], []
     for record in ordered:
@@ -127,4 +157,91 @@ def dedupe(records: Iterable[Record]) -> Result:
         else:
             seen.add(key)
             kept.append(record)
+    return kept, quarantined
+
+
+def _drop_punctuation(match: re.Match[str]) -> str:
+    return "" if unicodedata.category(match[0]).startswith("P") else match[0]
+
+
+def normalise(text: str) -> str:
+    """Casefold, drop punctuation, collapse whitespace: the form near-duplicates share."""
+    return " ".join(_NOT_WORD.sub(_drop_punctuation, text.casefold()).split())
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: spreads fingerprints over all 64 bits (wrapping arithmetic)."""
+    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return values ^ (values >> np.uint64(31))
+
+
+def shingles(text: str, size: int = SHINGLE_CHARS) -> np.ndarray:
+    """Sorted, unique 64-bit fingerprints of the text's character ``size``-grams.
+
+    The whole text is one shingle when shorter than ``size``. Fingerprints rather than
+    strings keep 10k rows in tens of MB, and unlike ``hash(str)`` they are the same in
+    every process. A collision can only make two rows look a little more alike.
+    """
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    width = min(size, len(codes))
+    if not width:
+        return np.empty(0, dtype=np.uint64)
+    count = len(codes) - width + 1
+    fingerprints = np.zeros(count, dtype=np.uint64)
+    for offset in range(width):
+        fingerprints = fingerprints * _FINGERPRINT_BASE + codes[offset : offset + count]
+    return np.unique(_mix(fingerprints))
+
+
+def _band_keys(fingerprints: np.ndarray) -> list[tuple[int, bytes]]:
+    """MinHash signature cut into LSH bands; rows sharing any band are compared."""
+    minima = (_MINHASH_MULTIPLIERS[:, None] * fingerprints + _MINHASH_OFFSETS[:, None]).min(axis=1)
+    bands = minima.reshape(MINHASH_BANDS, MINHASH_ROWS)
+    return [(band, values.tobytes()) for band, values in enumerate(bands)]
+
+
+def _shared(a: np.ndarray, b: np.ndarray) -> int:
+    """How many values two sorted, unique arrays have in common."""
+    small, large = sorted((a, b), key=len)
+    at = np.minimum(np.searchsorted(large, small), len(large) - 1)
+    return int(np.count_nonzero(large[at] == small))
+
+
+def near_dedupe(records: Iterable[Record], threshold: float = NEAR_DUPLICATE_JACCARD) -> Result:
+    """Drop rows whose normalised text repeats, or whose 5-gram sets reach ``threshold``.
+
+    Rows claim a text in ``dedupe``'s order (test first), and each row is compared with
+    the rows kept so far, so no two kept rows are near-duplicates and train never keeps
+    a near copy of a test row. Comparing every pair is quadratic; MinHash LSH picks the
+    pairs to compare (rows sharing one band of a 120-value MinHash signature) and the
+    true Jaccard of each such pair decides. A pair at Jaccard 0.9 escapes comparison
+    with probability (1 - 0.9**6)**20 < 3e-7, less above. The hash parameters are fixed,
+    so the result is the same in every process.
+    """
+    ordered = _test_first(records)
+    forms = [normalise(r.text) for r in ordered]
+    sets = [shingles(form) for form in forms]
+    num, den = Fraction(str(threshold)).as_integer_ratio()
+
+    def near(row: int, other: int) -> bool:
+        big, small = sorted((len(sets[row]), len(sets[other])), reverse=True)
+        if num * big > den * small:  # sizes alone rule out the threshold
+            return False
+        shared = _shared(sets[row], sets[other])
+        return shared * den >= num * (big + small - shared)
+
+    seen: set[str] = set()
+    buckets: dict[tuple[int, bytes], list[int]] = defaultdict(list)
+    kept, quarantined = [], []
+    for row, record in enumerate(ordered):
+        keys = _band_keys(sets[row]) if len(sets[row]) else []
+        candidates = sorted({other for key in keys for other in buckets.get(key, ())})
+        if forms[row] in seen or any(near(row, other) for other in candidates):
+            quarantined.append(Quarantined(record.id, record.source, "near_duplicate"))
+            continue
+        seen.add(forms[row])
+        kept.append(record)
+        for key in keys:
+            buckets[key].append(row)
     return kept, quarantined

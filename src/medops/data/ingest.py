@@ -7,21 +7,28 @@ quarantine entries name row ids and columns, never the record text.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+import pyarrow
+import pyarrow.parquet as pq
 
 from medops.assets import read_bytes
+from medops.data import fhir
 from medops.recipe import Columns, Source
 
 logger = logging.getLogger(__name__)
 
 _DELIMITERS = {"tsv": "\t", "csv": ","}
+# a BOM is the only reliable sign of UTF-16 (without one, its NULs would pass as UTF-8)
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 class SourceError(ValueError):
@@ -37,6 +44,9 @@ class Record:
     label: str
     # data.columns.extra values (non-PHI, e.g. a drug name): carried, never de-identified
     fields: dict[str, str] = field(default_factory=dict, hash=False)
+    # PHI-adjacent: used to split by patient, never written to the prepared rows
+    patient: str = field(default="", hash=False)
+    timestamp: str = field(default="", hash=False)
 
 
 @dataclass(frozen=True)
@@ -56,10 +66,15 @@ class Ingested:
     name: str
     sha256: str
     rows_in: int = 0
-    cp1252_fallback: bool = False
+    encoding: str = "utf-8"
+    replaced_chars: int = 0  # undecodable byte sequences, each now one U+FFFD
     records: list[Record] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
     terms: set[str] = field(default_factory=set)
+
+    @property
+    def cp1252_fallback(self) -> bool:
+        return self.encoding == "cp1252"
 
 
 def source_name(source: Source) -> str:
@@ -67,13 +82,45 @@ def source_name(source: Source) -> str:
     return f"{source.uri}#{source.member}" if source.member else source.uri
 
 
-def decode(data: bytes, name: str) -> tuple[str, bool]:
-    """UTF-8 (BOM tolerated), else cp1252: Windows exports are common for hand-made CSVs."""
-    try:
-        return data.decode("utf-8-sig"), False
-    except UnicodeDecodeError:
-        logger.warning("prepare: %s is not UTF-8; decoding as cp1252", name)
-        return data.decode("cp1252", errors="replace"), True
+def _decode_replacing(data: bytes, encoding: str) -> tuple[str, int]:
+    """Text with undecodable bytes as U+FFFD, and how many were replaced (a U+FFFD that was
+    already in the data is not counted: errors="ignore" keeps it too)."""
+    text = data.decode(encoding, errors="replace")
+    return text, text.count("\ufffd") - data.decode(encoding, errors="ignore").count("\ufffd")
+
+
+def decode(data: bytes, name: str) -> tuple[str, str, int]:
+    """(text, encoding, replaced characters): UTF-16 if it has a BOM, UTF-8 (BOM tolerated),
+    else cp1252, as Windows exports are common for hand-made CSVs.
+
+    Nothing is refused: bytes that cp1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D,
+    e.g. latin-1 control codes) or broken UTF-16 become U+FFFD, and the third value counts
+    them, so the manifest can say how much text was damaged.
+    """
+    if data.startswith(_UTF16_BOMS):
+        encoding = "utf-16"
+    else:
+        try:
+            return data.decode("utf-8-sig"), "utf-8", 0
+        except UnicodeDecodeError:
+            encoding = "cp1252"
+    text, replaced = _decode_replacing(data, encoding)
+    if encoding == "cp1252" or replaced:
+        logger.warning(
+            "prepare: %s decoded as %s, %d character(s) replaced by U+FFFD",
+            name,
+            encoding,
+            replaced,
+        )
+    return text, encoding, replaced
+
+
+class _Item(NamedTuple):
+    """A parsed row before mapping: its fields, or the quarantine reason it failed with."""
+
+    number: int  # line or entry number: names a row that has no id
+    ref: str  # quarantine id (without role) when ``raw`` is a reason
+    raw: dict[str, Any] | str
 
 
 def _value(raw: dict[str, Any], column: str) -> str:
@@ -81,6 +128,10 @@ def _value(raw: dict[str, Any], column: str) -> str:
     if value is None:
         return ""
     return value if isinstance(value, str) else str(value)
+
+
+def _optional(raw: dict[str, Any], column: str | None) -> str:
+    return "" if column is None else _value(raw, column).strip()
 
 
 def _to_record(
@@ -105,13 +156,26 @@ def _to_record(
         out.quarantined.append(Quarantined(row_id, out.name, reason))
         return
     extra = {name: _value(raw, column).strip() for name, column in columns.extra.items()}
-    out.records.append(Record(row_id, out.name, source.role, text, label, extra))
+    out.records.append(
+        Record(
+            row_id,
+            out.name,
+            source.role,
+            text,
+            label,
+            extra,
+            patient=_optional(raw, columns.patient),
+            timestamp=_optional(raw, columns.timestamp),
+        )
+    )
 
 
 def _check_columns(
     present: list[str], columns: Columns, name: str, term_columns: Sequence[str]
 ) -> None:
-    wanted = [columns.id, columns.text, columns.label, *columns.extra.values(), *term_columns]
+    optional = [c for c in (columns.patient, columns.timestamp) if c is not None]
+    wanted = [columns.id, columns.text, columns.label, *optional, *columns.extra.values()]
+    wanted += term_columns
     missing = [c for c in wanted if c not in present]
     if missing:
         shown = ", ".join(repr(c) for c in present)
@@ -135,10 +199,41 @@ def _read_delimited(
         ) from None
 
 
-def _read_jsonl(
-    text: str, source: Source, columns: Columns, out: Ingested, term_columns: Sequence[str]
+def _read_parquet(
+    data: bytes, source: Source, columns: Columns, out: Ingested, term_columns: Sequence[str]
 ) -> None:
+    """Parquet strings are UTF-8 by the format, so no decoding guess; nulls read as missing."""
+    try:
+        table = pq.ParquetFile(io.BytesIO(data))
+        _check_columns(table.schema_arrow.names, columns, out.name, term_columns)
+        rows = (row for batch in table.iter_batches() for row in batch.to_pylist())
+        for number, raw in enumerate(rows, start=1):
+            _to_record(raw, number, source, columns, out, term_columns)
+    except pyarrow.ArrowException as error:
+        raise SourceError(f"source {out.name}: unreadable parquet: {error}") from None
+
+
+def _read_items(
+    items: Iterable[_Item],
+    source: Source,
+    columns: Columns,
+    out: Ingested,
+    term_columns: Sequence[str],
+) -> None:
+    """Map parsed rows, quarantine the failed ones; a mapped key that no row has is an error."""
     seen_keys: set[str] = set()
+    for item in items:
+        if isinstance(item.raw, str):
+            out.rows_in += 1
+            out.quarantined.append(Quarantined(f"{source.role}:{item.ref}", out.name, item.raw))
+            continue
+        seen_keys.update(item.raw)
+        _to_record(item.raw, item.number, source, columns, out, term_columns)
+    if seen_keys:
+        _check_columns(sorted(seen_keys), columns, out.name, term_columns)
+
+
+def _json_lines(text: str) -> Iterator[_Item]:
     # split on "\n" only: str.splitlines() also breaks on U+2028, which JSON strings may hold
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -147,16 +242,55 @@ def _read_jsonl(
             raw = json.loads(line)
         except json.JSONDecodeError:
             raw = None
-        if not isinstance(raw, dict):
-            out.rows_in += 1
-            out.quarantined.append(
-                Quarantined(f"{source.role}:line-{number}", out.name, "bad_json")
-            )
-            continue
-        seen_keys.update(raw)
-        _to_record(raw, number, source, columns, out, term_columns)
-    if seen_keys:
-        _check_columns(sorted(seen_keys), columns, out.name, term_columns)
+        yield _Item(number, f"line-{number}", raw if isinstance(raw, dict) else "bad_json")
+
+
+def _read_jsonl(
+    text: str, source: Source, columns: Columns, out: Ingested, term_columns: Sequence[str]
+) -> None:
+    _read_items(_json_lines(text), source, columns, out, term_columns)
+
+
+def _bundle_items(text: str, name: str) -> list[_Item]:
+    try:
+        resources = fhir.bundle_resources(json.loads(text))
+    except (json.JSONDecodeError, fhir.FhirError) as error:
+        raise SourceError(f"source {name}: not a FHIR Bundle: {error}") from None
+    return [
+        _Item(number, f"entry-{number}", r if isinstance(r, dict) else fhir.NOT_FHIR)
+        for number, r in enumerate(resources, start=1)
+    ]
+
+
+def _fhir_rows(items: list[_Item], conditions: fhir.Conditions | None) -> Iterator[_Item]:
+    """Resources -> DocumentReference rows; a rejected document is quarantined by its own id."""
+    for number, ref, raw in items:
+        row = raw if isinstance(raw, str) else fhir.document_row(raw, conditions)
+        if row is not None:
+            named = fhir.document_id(raw) if isinstance(raw, dict) else ""
+            yield _Item(number, named or ref, row)
+
+
+def _read_fhir(
+    text: str, source: Source, columns: Columns, out: Ingested, term_columns: Sequence[str]
+) -> None:
+    """DocumentReferences are rows; the other resources are not counted in rows_in."""
+    items = (
+        list(_json_lines(text)) if source.format == "fhir-ndjson" else _bundle_items(text, out.name)
+    )
+    conditions = None
+    if columns.label == fhir.LINKED_CONDITION:
+        conditions = fhir.linked_conditions([i.raw for i in items if isinstance(i.raw, dict)])
+    _read_items(_fhir_rows(items, conditions), source, fhir.columns_for(columns), out, term_columns)
+
+
+_TEXT_READERS = {
+    "tsv": _read_delimited,
+    "csv": _read_delimited,
+    "jsonl": _read_jsonl,
+    "fhir": _read_fhir,
+    "fhir-ndjson": _read_fhir,
+}
 
 
 def _quarantine_duplicate_ids(out: Ingested, seen: set[str]) -> None:
@@ -181,10 +315,12 @@ def ingest_source(
     """
     name = source_name(source)
     data = read_bytes(source.uri, source.member)
-    text, fallback = decode(data, name)
-    out = Ingested(name=name, sha256=hashlib.sha256(data).hexdigest(), cp1252_fallback=fallback)
-    reader = _read_jsonl if source.format == "jsonl" else _read_delimited
-    reader(text, source, columns, out, term_columns)
+    out = Ingested(name=name, sha256=hashlib.sha256(data).hexdigest())
+    if source.format == "parquet":
+        _read_parquet(data, source, columns, out, term_columns)
+    else:
+        text, out.encoding, out.replaced_chars = decode(data, name)
+        _TEXT_READERS[source.format](text, source, columns, out, term_columns)
     _quarantine_duplicate_ids(out, seen_ids)
     return out
 

@@ -1,8 +1,9 @@
-"""The prepare stage: ingest -> clean -> select classes -> dedupe -> de-identify -> split.
+"""The prepare stage: ingest -> clean -> select classes -> dedupe (exact, then near) ->
+de-identify -> split.
 
 Writes ``train/validation/test.jsonl`` (de-identified text), ``quarantine.jsonl`` (ids and
-reasons only, never text) and ``labels.json``. PHI never leaves this stage: nothing here
-logs, raises or stores a record's raw text.
+reasons only, never text), ``labels.json`` and ``DATASET_CARD.md``. PHI never leaves this
+stage: nothing here logs, raises or stores a record's raw text.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from medops.data.clean import clean_records, dedupe, keep_classes, select_classes
+from medops.data.card import dataset_card
+from medops.data.clean import clean_records, dedupe, keep_classes, near_dedupe, select_classes
 from medops.data.deid import deidentify
 from medops.data.ingest import Quarantined, Record, ingest
 from medops.data.phi_filters import vocabulary
-from medops.data.split import SPLITS, split_rows
+from medops.data.split import SPLITS, leakage, split_rows
 from medops.manifest import Manifest, timed
 from medops.recipe import Recipe
 
@@ -28,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 QUARANTINE = "quarantine.jsonl"
 LABELS = "labels.json"
+CARD = "DATASET_CARD.md"
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -54,7 +57,8 @@ def _curate(
     classes = select_classes(kept, data.classes, data.top_k_classes)
     kept, out_of_scope = keep_classes(kept, classes)
     kept, duplicates = dedupe(kept)
-    return kept, rejected + out_of_scope + duplicates, classes
+    kept, near_duplicates = near_dedupe(kept)
+    return kept, rejected + out_of_scope + duplicates + near_duplicates, classes
 
 
 def _deidentify(
@@ -69,6 +73,47 @@ def _deidentify(
         vocabulary([*deid.keep_terms, *terms]),
     )
     return [replace(r, text=t) for r, t in zip(records, texts, strict=True)], counts, dropped
+
+
+def _load_tokenizer(base: str) -> Any:
+    # imported here: medops.model pulls in peft and the training stack, needed only here
+    from transformers import AutoTokenizer
+
+    from medops.model.causal_lm import resolve_base
+
+    return AutoTokenizer.from_pretrained(resolve_base(base), local_files_only=True)
+
+
+def _percentile(ordered: list[int], percent: int) -> int:
+    """Nearest-rank percentile of an ascending list (0 when empty)."""
+    return ordered[max(0, -(-percent * len(ordered) // 100) - 1)] if ordered else 0
+
+
+def _token_counts(splits: dict[str, list[Record]], recipe: Recipe) -> dict[str, int]:
+    """Token lengths of the kept, de-identified texts under the model's tokenizer.
+
+    Rows over ``model.max_length`` are counted, not dropped: training truncates them
+    (classification) or applies ``lm.overlong`` (causal-lm, where the prompt adds more).
+    A tokenizer that cannot be loaded here (e.g. a hub id not in the local cache) is
+    recorded as ``tokens_unavailable`` instead of failing the stage.
+    """
+    try:
+        tokenizer = _load_tokenizer(recipe.model.base)
+    except (OSError, ValueError, ImportError) as error:
+        logger.warning("prepare: no tokenizer for %s (%s)", recipe.model.base, error)
+        return {"tokens_unavailable": 1}
+    texts = [r.text for name in SPLITS for r in splits[name]]
+    lengths = sorted(len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"])
+    return {
+        "tokens_p50": _percentile(lengths, 50),
+        "tokens_p95": _percentile(lengths, 95),
+        "tokens_max": lengths[-1] if lengths else 0,
+        "rows_over_max_length": sum(n > recipe.model.max_length for n in lengths),
+    }
+
+
+def _label_counts(splits: dict[str, list[Record]]) -> dict[str, dict[str, int]]:
+    return {name: dict(sorted(Counter(r.label for r in splits[name]).items())) for name in SPLITS}
 
 
 def _row(record: Record) -> dict[str, Any]:
@@ -136,11 +181,22 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
         manifest.counts = _counts(rows_in, splits, quarantined, deid_counts, recipe)
         manifest.outputs = _write(out_dir, splits, quarantined, classes)
         manifest.counts["sources_decoded_cp1252"] = sum(s.cp1252_fallback for s in sources)
+        manifest.counts["characters_replaced_undecodable"] = sum(s.replaced_chars for s in sources)
+        # patient-level leakage check: train/validation never share a patient (group split);
+        # a test patient also seen in training is counted, never silently moved
+        manifest.counts.update(leakage(splits))
         manifest.counts["deid_known_terms"] = len(vocabulary([*recipe.deid.keep_terms, *terms]))
         for rule, n in sorted(dropped.items()):
             manifest.counts[f"deid_dropped_{rule}"] = n
+        manifest.counts.update(_token_counts(splits, recipe))
         manifest.inputs = {s.name: {"path": s.name, "sha256": s.sha256} for s in sources}
-        manifest.extra = {"dataset_hash": _dataset_hash(out_dir), "labels": classes}
+        manifest.extra = {
+            "dataset_hash": _dataset_hash(out_dir),
+            "labels": classes,
+            "label_counts": _label_counts(splits),
+        }
+        (out_dir / CARD).write_text(dataset_card(manifest, recipe), encoding="utf-8")
+        manifest.outputs["card"] = CARD
         logger.info(
             "prepare: kept %d (train %d, validation %d, test %d), quarantined %d",
             manifest.counts["rows_kept"],

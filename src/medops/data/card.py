@@ -1,0 +1,256 @@
+"""The dataset card: what a prepared dataset holds, how it was made and what it cannot promise.
+
+Built from the prepare manifest and the recipe only, so it never holds a record's text or
+id: a reviewer can read it, and it can be shared, without seeing PHI. The measured
+de-identification quality comes from ``bench/results/deid_recall.json`` when this checkout
+has it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import medops
+from medops.data.clean import NEAR_DUPLICATE_JACCARD, SHINGLE_CHARS
+from medops.data.deid import PHI_ENTITIES
+from medops.data.ingest import source_name
+from medops.data.split import SPLITS
+from medops.manifest import Manifest
+from medops.recipe import Recipe
+
+DEID_RECALL = Path(medops.__file__).parents[2] / "bench" / "results" / "deid_recall.json"
+# the labelled sets of bench/deid_recall.py, in the order the card lists them
+_QUALITY_SETS = {
+    "philter_i2b2": "philter-lite i2b2-style notes (English)",
+    "medops_en": "medops synthetic notes (English)",
+    "medops_fr": "medops synthetic notes (French)",
+}
+_REASONS = {
+    "missing_id": "the row has no id",
+    "duplicate_id": "a second row with an id already read",
+    "missing_text": "empty text",
+    "missing_label": "empty label",
+    "bad_json": "a line that is not a JSON object",
+    "text_too_short": "text shorter than data.min_chars after cleaning",
+    "label_out_of_scope": "label not among the selected classes",
+    "duplicate": "same text as a kept row (casefolded); test rows are kept first",
+    "near_duplicate": (
+        f"normalised text equal to a kept row's, or character {SHINGLE_CHARS}-gram Jaccard "
+        f">= {NEAR_DUPLICATE_JACCARD} with one; test rows are kept first"
+    ),
+}
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+
+
+def _prefixed(counts: dict[str, int], prefix: str) -> list[tuple[str, int]]:
+    return sorted((k[len(prefix) :], v) for k, v in counts.items() if k.startswith(prefix))
+
+
+def _measured_quality(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _sources(data: dict[str, Any], recipe: Recipe) -> list[str]:
+    rows = [
+        (
+            f"`{s.uri}`",
+            s.member or "-",
+            s.role,
+            f"`{data['inputs'].get(source_name(s), {}).get('sha256', 'not recorded')}`",
+        )
+        for s in recipe.data.sources
+    ]
+    return ["## Sources", "", *_table(("uri", "member", "role", "sha256"), rows)]
+
+
+def _counts(counts: dict[str, int]) -> list[str]:
+    rows = [
+        ("rows in", counts.get("rows_in", 0)),
+        ("rows kept", counts.get("rows_kept", 0)),
+        ("rows quarantined", counts.get("rows_quarantined", 0)),
+        *((f"kept in {name}", counts.get(name, 0)) for name in SPLITS),
+    ]
+    # the de-duplication steps always run: show them even when they found nothing
+    found = {"duplicate": 0, "near_duplicate": 0, **dict(_prefixed(counts, "quarantined_"))}
+    reasons = [(reason, n, _REASONS.get(reason, "")) for reason, n in sorted(found.items())]
+    return [
+        "## Counts",
+        "",
+        *_table(("", "rows"), rows),
+        "",
+        "### Quarantine by reason",
+        "",
+        "`quarantine.jsonl` lists each quarantined row's id, source and reason (no text).",
+        "",
+        *_table(("reason", "rows", "meaning"), reasons),
+    ]
+
+
+def _labels(data: dict[str, Any]) -> list[str]:
+    per_split = data["extra"].get("label_counts", {})
+    labels = sorted({label for counts in per_split.values() for label in counts})
+    if not labels:
+        return ["## Labels", "", "No label distribution recorded."]
+    rows = [
+        (label, *(per_split.get(name, {}).get(label, 0) for name in SPLITS)) for label in labels
+    ]
+    return [
+        "## Labels",
+        "",
+        "As given by the sources (after `data.label_map`), not clinically verified.",
+        "",
+        *_table(("label", *SPLITS), rows),
+    ]
+
+
+def _deid(counts: dict[str, int], recipe: Recipe) -> list[str]:
+    deid = recipe.deid
+    lines = [
+        "## De-identification",
+        "",
+        f"- policy: `{deid.policy}` (each detected span becomes its entity tag, e.g. `[PERSON]`)",
+        f"- engine: presidio with spaCy model `{deid.spacy_model}`, medops recognizers and "
+        f"false-positive filters, score threshold {deid.score_threshold}",
+        f"- entities: {', '.join(f'`{e}`' for e in deid.entities)}",
+        f"- non-PHI vocabulary never redacted: {counts.get('deid_known_terms', 0)} terms "
+        f"(recipe `keep_terms` and source columns {', '.join(deid.keep_terms_from) or 'none'})",
+        "",
+        "### Spans redacted per entity",
+        "",
+        *_table(("entity", "spans"), _redacted(counts)),
+        "",
+        "### Detections kept as non-PHI by a filter",
+        "",
+    ]
+    dropped = _prefixed(counts, "deid_dropped_")
+    return lines + (_table(("filter rule", "detections"), dropped) if dropped else ["None."])
+
+
+def _redacted(counts: dict[str, int]) -> list[tuple[str, int]]:
+    skip = ("dropped_", "known_terms")
+    return [(k, v) for k, v in _prefixed(counts, "deid_") if not k.startswith(skip)]
+
+
+def _quality(measured: dict[str, Any] | None, recipe: Recipe) -> list[str]:
+    lines = ["## Measured de-identification quality", ""]
+    if measured is None:
+        return [*lines, "Not measured in this checkout (`bench/results/deid_recall.json`)."]
+    rows, caveats = [], []
+    for key, title in _QUALITY_SETS.items():
+        if key not in measured:
+            continue
+        overall = measured[key]["medops"]["covered"]["overall"]
+        rows.append(
+            (
+                title,
+                measured[key]["notes"],
+                overall["gold"],
+                overall["precision"],
+                overall["recall"],
+            )
+        )
+        caveats.append(f"- {title}: {measured[key]['caveat']}")
+    return [
+        *lines,
+        f"From `bench/results/deid_recall.json` ({measured.get('medops', 'medops')}); scorer: "
+        f"{measured.get('scorer', 'medops.data.deid_eval.score')}.",
+        "",
+        *_table(("labelled set", "notes", "gold spans", "precision", "recall"), rows),
+        "",
+        _entity_gap(recipe),
+        "",
+        "Caveats:",
+        "",
+        *caveats,
+    ]
+
+
+def _entity_gap(recipe: Recipe) -> str:
+    """What the measured detector asks for that this recipe does not: recall it lacks."""
+    missing = sorted(set(PHI_ENTITIES) - set(recipe.deid.entities))
+    if not missing:
+        return "This dataset was redacted with every entity type measured there."
+    return (
+        f"This dataset was redacted with the recipe's entities only, which leave out "
+        f"{len(missing)} of the entity types measured there ({', '.join(missing)}): expect "
+        "lower recall than shown."
+    )
+
+
+def _tokens(counts: dict[str, int], recipe: Recipe) -> list[str]:
+    lines = ["## Token lengths", ""]
+    if counts.get("tokens_unavailable") or "tokens_max" not in counts:
+        return [*lines, f"Not measured: the tokenizer of `{recipe.model.base}` was not available."]
+    over = (
+        "truncated at training"
+        if recipe.task == "classification"
+        else f"handled at training by `lm.overlong: {recipe.lm.overlong}` (the prompt adds tokens)"
+    )
+    rows = [
+        ("median", counts["tokens_p50"]),
+        ("95th percentile", counts["tokens_p95"]),
+        ("max", counts["tokens_max"]),
+        (f"rows over model.max_length ({recipe.model.max_length})", counts["rows_over_max_length"]),
+    ]
+    return [
+        *lines,
+        f"De-identified texts under the tokenizer of `{recipe.model.base}`, special tokens "
+        f"included. Rows over `model.max_length` are kept and {over}.",
+        "",
+        *_table(("", "tokens"), rows),
+    ]
+
+
+def _limitations(measured: dict[str, Any] | None) -> list[str]:
+    philter = (measured or {}).get("philter_i2b2", {}).get("medops", {}).get("covered", {})
+    recall = philter.get("overall", {}).get("recall")
+    measured_recall = (
+        f"measured recall {recall} on the philter-lite notes with every medops entity type, "
+        "notes its rules were written against: expect lower with fewer entities or new text"
+        if recall is not None
+        else "its recall is not measured in this checkout"
+    )
+    return [
+        "## Known limitations",
+        "",
+        f"- Automatic de-identification is not perfect ({measured_recall}); PHI can remain in "
+        "the text. Review before sharing the data beyond its approved use.",
+        "- Drug names and other medical terms not in the non-PHI vocabulary may be redacted as "
+        "names or places, and some non-PHI is redacted (precision above).",
+        "- Labels come from the sources and are not clinically verified.",
+        f"- Near-duplicates are found by character {SHINGLE_CHARS}-gram overlap "
+        f"(Jaccard >= {NEAR_DUPLICATE_JACCARD}); paraphrases of one text are not detected.",
+        "- The rows reflect who wrote them and where they were collected; no bias audit was run.",
+    ]
+
+
+def dataset_card(
+    manifest: Manifest | dict[str, Any], recipe: Recipe, quality_path: Path = DEID_RECALL
+) -> str:
+    """Markdown describing the prepared dataset: counts, labels, de-identification, limits."""
+    data = manifest.to_dict() if isinstance(manifest, Manifest) else manifest
+    counts = data["counts"]
+    measured = _measured_quality(quality_path)
+    sections = [
+        [
+            f"# Dataset card: {recipe.name}",
+            "",
+            f"Prepared by `medops` (stage `{data['stage']}`), task `{recipe.task}`. "
+            f"Dataset hash (train, validation, test files): `{data['extra'].get('dataset_hash')}`; "
+            f"recipe hash: `{data['recipe_hash']}`.",
+        ],
+        _sources(data, recipe),
+        _counts(counts),
+        _labels(data),
+        _deid(counts, recipe),
+        _quality(measured, recipe),
+        _tokens(counts, recipe),
+        _limitations(measured),
+    ]
+    return "\n\n".join("\n".join(section) for section in sections) + "\n"

@@ -98,6 +98,23 @@ def _parser() -> argparse.ArgumentParser:
         default="MEDOPS_DEID_KEY",
         help="pseudonymize: environment variable holding the HMAC key (>= 16 bytes)",
     )
+    forget = data_commands.add_parser(
+        "forget",
+        help="erase one patient from every prepared dataset in a store (see docs/privacy.md)",
+    )
+    forget.add_argument("--patient", required=True, help="the source's patient id")
+    forget.add_argument("--store", type=Path, required=True, help="a recipe's output_dir")
+    forget.add_argument(
+        "--key-env",
+        metavar="VAR",
+        default="MEDOPS_DEID_KEY",
+        help="environment variable holding the key prepare ran with (>= 16 bytes)",
+    )
+    forget.add_argument(
+        "--tracking-uri",
+        help="MLflow store of the registered models; default $MEDOPS_MLFLOW_TRACKING_URI, "
+        "else <store>/mlflow/mlflow.db when it exists",
+    )
     return parser
 
 
@@ -166,11 +183,25 @@ def _deid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _forget(args: argparse.Namespace) -> int:
+    """`data forget`: the JSON report on stdout, what needs a person's action on stderr."""
+    from medops.data.forget import forget, load_secret
+    from medops.registry.tracking import TRACKING_ENV
+
+    key = load_secret(args.key_env)  # PseudonymKeyError is a ValueError: exit 2
+    uri = args.tracking_uri or os.environ.get(TRACKING_ENV)
+    report = forget(args.patient, args.store, key, uri)
+    for line in report.warnings():
+        print(f"medops data forget: {line}", file=sys.stderr)
+    print(json.dumps(report.to_dict(), indent=2))
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if getattr(args, "pipeline_command", None) in ("status", "logs"):
         return _query_run(args)
     if args.command == "data":
-        return _deid(args)
+        return _forget(args) if args.data_command == "forget" else _deid(args)
     recipe = load_recipe(args.recipe, args.overrides)
     if args.command == "validate":
         print(json.dumps({"recipe_hash": recipe.content_hash(), **recipe.to_dict()}, indent=2))

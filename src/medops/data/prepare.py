@@ -3,12 +3,13 @@ de-identify -> split.
 
 Writes ``train/validation/test.jsonl`` (de-identified text), ``quarantine.jsonl`` (ids and
 reasons only, never text), ``labels.json`` and ``DATASET_CARD.md``. PHI never leaves this
-stage: nothing here logs, raises or stores a record's raw text.
+stage: nothing here logs, raises or stores a record's raw text. Patient ids are never
+written either: with ``MEDOPS_DEID_KEY`` set, a row carries a keyed hash of its patient id
+(``patient_key``) so ``medops data forget`` can erase that patient later (docs/privacy.md).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import Counter
@@ -20,6 +21,7 @@ from typing import Any
 from medops.data.card import dataset_card
 from medops.data.clean import clean_records, dedupe, keep_classes, near_dedupe, select_classes
 from medops.data.deid import deidentify
+from medops.data.forget import PATIENT_KEY, dataset_hash, key_id, optional_secret, patient_key
 from medops.data.ingest import Quarantined, Record, ingest
 from medops.data.phi_filters import vocabulary
 from medops.data.split import SPLITS, leakage, split_rows
@@ -37,15 +39,6 @@ def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8", newline="\n") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _dataset_hash(out_dir: Path) -> str:
-    """One hash over the three split files: names the exact data a model was trained on."""
-    digest = hashlib.sha256()
-    for name in SPLITS:
-        digest.update(name.encode())
-        digest.update((out_dir / f"{name}.jsonl").read_bytes())
-    return digest.hexdigest()
 
 
 def _curate(
@@ -116,11 +109,26 @@ def _label_counts(splits: dict[str, list[Record]]) -> dict[str, dict[str, int]]:
     return {name: dict(sorted(Counter(r.label for r in splits[name]).items())) for name in SPLITS}
 
 
-def _row(record: Record) -> dict[str, Any]:
+def _row(record: Record, key: bytes | None) -> dict[str, Any]:
     row: dict[str, Any] = {"id": record.id, "text": record.text, "label": record.label}
     if record.fields:
         row["fields"] = record.fields
+    if key is not None and record.patient:
+        row[PATIENT_KEY] = patient_key(key, record.patient)
     return row
+
+
+def _patient_keys(splits: dict[str, list[Record]], key: bytes | None) -> dict[str, int]:
+    """Rows erasable by patient, and rows with a patient id but no key to hash it with."""
+    with_patient = sum(bool(r.patient) for name in SPLITS for r in splits[name])
+    if key is None and with_patient:
+        logger.warning(
+            "prepare: MEDOPS_DEID_KEY is not set: %d rows with a patient id get no patient "
+            "key and cannot be erased by patient (docs/privacy.md)",
+            with_patient,
+        )
+    keyed = with_patient if key is not None else 0
+    return {"patient_keys": keyed, "patient_keys_unavailable": with_patient - keyed}
 
 
 def _write(
@@ -128,11 +136,12 @@ def _write(
     splits: dict[str, list[Record]],
     quarantined: list[Quarantined],
     classes: list[str],
+    key: bytes | None,
 ) -> dict[str, str]:
     outputs = {}
     for name in SPLITS:
         file = f"{name}.jsonl"
-        _write_jsonl(out_dir / file, (_row(r) for r in splits[name]))
+        _write_jsonl(out_dir / file, (_row(r, key) for r in splits[name]))
         outputs[name] = file
     ordered = sorted(quarantined, key=lambda q: (q.id, q.source, q.reason))
     _write_jsonl(out_dir / QUARANTINE, (q.to_dict() for q in ordered))
@@ -166,6 +175,7 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(stage="prepare", recipe_hash=recipe.content_hash())
+    key = optional_secret()  # a key set but too short fails here, before any work
     with timed(manifest):
         sources = ingest(recipe.data.sources, recipe.data.columns, recipe.deid.keep_terms_from)
         rows_in = sum(s.rows_in for s in sources)
@@ -179,7 +189,8 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
         kept, deid_counts, dropped = _deidentify(kept, recipe, terms)
         splits = split_rows(kept, classes, recipe.data.validation_fraction, recipe.seed)
         manifest.counts = _counts(rows_in, splits, quarantined, deid_counts, recipe)
-        manifest.outputs = _write(out_dir, splits, quarantined, classes)
+        manifest.outputs = _write(out_dir, splits, quarantined, classes, key)
+        manifest.counts.update(_patient_keys(splits, key))
         manifest.counts["sources_decoded_cp1252"] = sum(s.cp1252_fallback for s in sources)
         manifest.counts["characters_replaced_undecodable"] = sum(s.replaced_chars for s in sources)
         # patient-level leakage check: train/validation never share a patient (group split);
@@ -191,10 +202,12 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
         manifest.counts.update(_token_counts(splits, recipe))
         manifest.inputs = {s.name: {"path": s.name, "sha256": s.sha256} for s in sources}
         manifest.extra = {
-            "dataset_hash": _dataset_hash(out_dir),
+            "dataset_hash": dataset_hash(out_dir),
             "labels": classes,
             "label_counts": _label_counts(splits),
         }
+        if key is not None:
+            manifest.extra["patient_key_id"] = key_id(key)
         (out_dir / CARD).write_text(dataset_card(manifest, recipe), encoding="utf-8")
         manifest.outputs["card"] = CARD
         logger.info(

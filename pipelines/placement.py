@@ -1,9 +1,10 @@
 """Where and how each task of a cluster run executes, from the recipe's ``cluster`` section.
 
 Image, CPU/memory requests and limits, GPUs for local training, retries with backoff, the
-shared volume, MLflow credentials from a Secret, and a ``medops.dev/stage`` pod label that
-``medops pipeline logs --step`` selects on. Embedded runs skip all of it: kfp.local
-honours retry policies, and nothing else here means anything on one machine.
+shared volume, MLflow credentials and the de-identification key from Secrets, and a
+``medops.dev/stage`` pod label that ``medops pipeline logs --step`` selects on. Embedded
+runs skip all of it: kfp.local honours retry policies, and nothing else here means
+anything on one machine.
 """
 
 from kfp import kubernetes
@@ -11,6 +12,8 @@ from kfp.dsl import PipelineTask
 
 from medops.recipe import Recipe
 from medops.registry.tracking import TRACKING_ENV
+
+DEID_KEY_ENV = "MEDOPS_DEID_KEY"  # medops.data.pseudonymize reads the HMAC key from it
 
 STAGE_LABEL = "medops.dev/stage"
 # the tasks that talk to MLflow (training logs its run, register logs the model) and the
@@ -51,3 +54,5 @@ def place(task: PipelineTask, stage: str, recipe: Recipe) -> None:
     if secret and stage in CREDENTIAL_STAGES:
         optional = {key: key for key in OPTIONAL_MLFLOW_KEYS}
         kubernetes.use_secret_as_env(task, secret, optional, optional=True)
+    if cluster.deid_key_secret and stage == "prepare":
+        kubernetes.use_secret_as_env(task, cluster.deid_key_secret, {DEID_KEY_ENV: DEID_KEY_ENV})

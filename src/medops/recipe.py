@@ -363,6 +363,12 @@ class Cluster(_Section):
         description="Secret with MEDOPS_MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/PASSWORD, "
         "AWS_ACCESS_KEY_ID/SECRET_ACCESS_KEY, MLFLOW_S3_ENDPOINT_URL",
     )
+    deid_key_secret: str | None = Field(
+        None,
+        pattern=_K8S_NAME,
+        description="Secret with MEDOPS_DEID_KEY: prepare writes keyed patient hashes so "
+        "`medops data forget` can erase a patient (docs/privacy.md)",
+    )
     storage: Storage = Field(default_factory=Storage)
     training: Literal["local", "finetune"] = Field(
         "local", description="local: Ray inside the train pod; finetune: a FineTune resource"

@@ -277,3 +277,22 @@ def test_the_embedded_pipeline_has_no_cluster_placement(tmp_path: Path) -> None:
     for name, task in tasks.items():
         assert "retryPolicy" not in task, name
         assert {"storage_root", "run_id"}.isdisjoint(task["inputs"]["parameters"]), name
+
+
+def test_the_deid_key_secret_reaches_prepare_only(tmp_path: Path) -> None:
+    recipe = build_recipe(
+        demo_raw(),
+        [
+            f"output_dir={tmp_path}",
+            "cluster.mlflow_secret=medops-mlflow",
+            "cluster.deid_key_secret=medops-deid-key",
+        ],
+    )
+    ir = compiled(recipe, tmp_path)
+    blocks = ir["k8s"]["exec-prepare"]["secretAsEnv"]
+    assert [(b["secretName"], [k["envVar"] for k in b["keyToEnv"]]) for b in blocks] == [
+        ("medops-deid-key", ["MEDOPS_DEID_KEY"])
+    ]
+    for name in ("train", "evaluate", "register"):
+        names = [b["secretName"] for b in ir["k8s"].get(f"exec-{name}", {}).get("secretAsEnv", [])]
+        assert "medops-deid-key" not in names, name

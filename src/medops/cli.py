@@ -185,10 +185,11 @@ def _deid(args: argparse.Namespace) -> int:
 
 def _forget(args: argparse.Namespace) -> int:
     """`data forget`: the JSON report on stdout, what needs a person's action on stderr."""
-    from medops.data.forget import forget, load_secret
+    from medops.data.forget import forget
+    from medops.data.pseudonymize import load_key
     from medops.registry.tracking import TRACKING_ENV
 
-    key = load_secret(args.key_env)  # PseudonymKeyError is a ValueError: exit 2
+    key = load_key(args.key_env)  # PseudonymKeyError is a ValueError: exit 2
     uri = args.tracking_uri or os.environ.get(TRACKING_ENV)
     report = forget(args.patient, args.store, key, uri)
     for line in report.warnings():

@@ -24,11 +24,10 @@ from medops.data.forget import (
     dataset_hash,
     forget,
     key_id,
-    load_secret,
     patient_key,
 )
 from medops.data.prepare import prepare
-from medops.data.pseudonymize import PseudonymKeyError
+from medops.data.pseudonymize import PseudonymKeyError, load_key
 from medops.manifest import write_manifest
 from medops.recipe import Recipe, build_recipe
 
@@ -292,7 +291,7 @@ def test_a_store_without_datasets_or_a_key_is_refused(
         forget(PATIENT, tmp_path / "absent", KEY.encode())
     monkeypatch.delenv("MEDOPS_DEID_KEY", raising=False)
     with pytest.raises(PseudonymKeyError, match="MEDOPS_DEID_KEY is not set"):
-        load_secret()
+        load_key()
     assert not (tmp_path / AUDIT).exists()
 
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from medops.data.pseudonymize import DEFAULT_KEY_ENV, MIN_KEY_BYTES, PseudonymKeyError
+from medops.data.pseudonymize import DEFAULT_KEY_ENV, load_key
 from medops.data.split import SPLITS
 from medops.manifest import MANIFEST
 
@@ -42,28 +42,10 @@ class ErasureError(ValueError):
     """An erasure that cannot run as asked; names the store or file, never a patient."""
 
 
-def load_secret(variable: str = DEFAULT_KEY_ENV) -> bytes:
-    """The HMAC key behind patient keys, from environment variable ``variable``."""
-    value = os.environ.get(variable, "")
-    how = (
-        f"set it to a secret of at least {MIN_KEY_BYTES} bytes, e.g. "
-        f'export {variable}="$(openssl rand -base64 32)", kept out of recipes and data '
-        "(see docs/privacy.md)"
-    )
-    if not value:
-        raise PseudonymKeyError(f"environment variable {variable} is not set; {how}")
-    key = value.encode("utf-8")
-    if len(key) < MIN_KEY_BYTES:
-        raise PseudonymKeyError(
-            f"environment variable {variable} holds fewer than {MIN_KEY_BYTES} bytes; {how}"
-        )
-    return key
-
-
 def optional_secret(variable: str = DEFAULT_KEY_ENV) -> bytes | None:
     """The key if ``variable`` is set, else None; one set but too short is still an error,
     as silently writing unkeyed rows would make them unerasable by patient."""
-    return load_secret(variable) if os.environ.get(variable) else None
+    return load_key(variable) if os.environ.get(variable) else None
 
 
 def patient_key(key: bytes, patient_id: str) -> str:

@@ -93,22 +93,22 @@ class PseudonymKeyError(ValueError):
 
 
 def load_key(variable: str = DEFAULT_KEY_ENV) -> bytes:
-    """The HMAC key from environment variable ``variable`` (UTF-8 bytes, at least 16)."""
+    """The HMAC key from environment variable ``variable`` (UTF-8 bytes, at least 16).
+
+    One key serves pseudonymisation and patient keys for erasure (docs/privacy.md).
+    """
     how = (
         f"set it to a secret of at least {MIN_KEY_BYTES} bytes, e.g. "
-        f"export {variable}=\"$(python -c 'import secrets; print(secrets.token_hex(32))')\""
-        " and keep it out of the data (see docs/deid.md)"
+        f'export {variable}="$(openssl rand -base64 32)", kept out of recipes and data '
+        "(see docs/privacy.md)"
     )
     value = os.environ.get(variable)
     if not value:
-        raise PseudonymKeyError(
-            f"--policy pseudonymize: environment variable {variable} is not set; {how}"
-        )
+        raise PseudonymKeyError(f"environment variable {variable} is not set; {how}")
     key = value.encode("utf-8")
     if len(key) < MIN_KEY_BYTES:
         raise PseudonymKeyError(
-            f"--policy pseudonymize: environment variable {variable} holds fewer than "
-            f"{MIN_KEY_BYTES} bytes; {how}"
+            f"environment variable {variable} holds fewer than {MIN_KEY_BYTES} bytes; {how}"
         )
     return key
 

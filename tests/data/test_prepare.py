@@ -9,6 +9,7 @@ import pytest
 
 from medops.data.ingest import SourceError
 from medops.data.prepare import prepare, read_labels, read_split
+from medops.data.pseudonymize import Pseudonymizer, PseudonymKeyError
 from medops.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +47,7 @@ def test_prepare_small_end_to_end(tmp_path: Path, small_recipe, caplog):
         "quarantined_near_duplicate": 1,
         "quarantined_text_too_short": 1,
     }
-    assert counts["deid_EMAIL_ADDRESS"] == 1
+    assert counts["deid_CONTACT"] == 1 and counts["deid_rows_with_phi"] >= 1
 
     splits = {name: read_split(out, name) for name in ("train", "validation", "test")}
     train_ids = {row["id"] for row in splits["train"] + splits["validation"]}
@@ -54,7 +55,7 @@ def test_prepare_small_end_to_end(tmp_path: Path, small_recipe, caplog):
     assert not train_ids & test_ids and not {"train:dup", "train:near"} & train_ids
     assert all(row["id"].startswith("test:") for row in splits["test"])
     mail = next(row for row in splits["train"] + splits["validation"] if row["id"] == "train:mail")
-    assert mail["text"] == "Write me at [EMAIL_ADDRESS] about this acne cream"
+    assert mail["text"] == "Write me at [CONTACT] about this acne cream"
 
     quarantine = read_jsonl(out / "quarantine.jsonl")
     assert len(quarantine) == counts["rows_quarantined"]
@@ -75,7 +76,7 @@ def test_prepare_small_end_to_end(tmp_path: Path, small_recipe, caplog):
     assert {k: counts[k] for k in TOKEN_COUNTS} == {
         "tokens_p50": 9,  # [CLS] review number a0 about acne [SEP]
         "tokens_p95": 9,
-        "tokens_max": 15,  # the e-mail row, de-identified
+        "tokens_max": 13,  # the e-mail row, de-identified: "[CONTACT]" is 4 tokens
         "rows_over_max_length": 0,
     }
     assert manifest.extra["label_counts"]["test"] == {"Acne": 3, "Pain": 3}
@@ -152,3 +153,66 @@ def test_manifest_records_the_patient_leakage_check(tmp_path: Path, small_recipe
     assert counts["patients_in_two_splits"] == 0
     assert counts["patients_train"] == counts["patients_validation"] == 0
     assert counts["characters_replaced_undecodable"] == 0
+
+
+PLANTED = {
+    "id": "planted",
+    "label": "Pain",
+    "text": "Mr. Zebulon Quaxley (MRN 00482913, born 04/11/1931) of 14 Birchwood Lane, "
+    "Dedham, MA 02026 asked us to call (781) 555-0142 about his Pain",
+}
+PLANTED_SECRETS = ("Zebulon", "Quaxley", "00482913", "04/11/1931", "Birchwood", "555-0142")
+
+
+def _with_policy(recipe, policy: str):
+    return recipe.model_copy(update={"deid": recipe.deid.model_copy(update={"policy": policy})})
+
+
+def _everything_written(out: Path, manifest) -> str:
+    files = "".join(p.read_text(encoding="utf-8") for p in sorted(out.iterdir()))
+    return files + json.dumps(manifest.to_dict())
+
+
+def test_planted_identifiers_reach_no_log_manifest_or_output(tmp_path, small_recipe, caplog):
+    caplog.set_level(logging.DEBUG)
+    out = tmp_path / "prepared"
+    manifest = prepare(small_recipe(train_extra=[PLANTED]), out)
+    row = next(
+        r
+        for split in ("train", "validation")
+        for r in read_split(out, split)
+        if r["id"] == "train:planted"
+    )
+    assert row["text"].startswith("Mr. [NAME] (MRN [ID], born [DATE]) of [LOCATION]")
+    for secret in PLANTED_SECRETS:
+        assert secret not in caplog.text and secret not in _everything_written(out, manifest)
+    counts = manifest.counts
+    assert counts["deid_NAME"] == counts["deid_ID"] == counts["deid_DATE"] == 1
+    assert counts["deid_CONTACT"] == 1 and counts["deid_language_en"] == counts["rows_kept"]
+
+
+def test_prepare_pseudonymizes_with_the_key_and_refuses_without(
+    tmp_path, small_recipe, monkeypatch
+):
+    recipe = _with_policy(small_recipe(train_extra=[PLANTED]), "pseudonymize")
+    monkeypatch.delenv("MEDOPS_DEID_KEY", raising=False)
+    with pytest.raises(PseudonymKeyError, match="deid.policy is pseudonymize: .*MEDOPS_DEID_KEY"):
+        prepare(recipe, tmp_path / "refused")
+    assert not (tmp_path / "refused" / "train.jsonl").exists()
+
+    key = "a-test-key-of-32-bytes-length!!!"
+    monkeypatch.setenv("MEDOPS_DEID_KEY", key)
+    out = tmp_path / "prepared"
+    manifest = prepare(recipe, out)
+    row = next(
+        r
+        for split in ("train", "validation")
+        for r in read_split(out, split)
+        if r["id"] == "train:planted"
+    )
+    surrogate = Pseudonymizer(key.encode()).token("NAME", "Zebulon Quaxley")
+    assert row["text"].startswith(f"Mr. {surrogate} (MRN [ID-")
+    assert "born [DATE]" not in row["text"] and "born 04/11/1931" not in row["text"]
+    for secret in PLANTED_SECRETS:
+        assert secret not in _everything_written(out, manifest)
+    assert "policy: `pseudonymize`" in (out / "DATASET_CARD.md").read_text(encoding="utf-8")

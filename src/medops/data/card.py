@@ -14,8 +14,8 @@ from typing import Any
 
 import medops
 from medops.data.clean import NEAR_DUPLICATE_JACCARD, SHINGLE_CHARS
-from medops.data.deid import PHI_ENTITIES
 from medops.data.ingest import source_name
+from medops.data.spans import CATEGORIES
 from medops.data.split import SPLITS
 from medops.manifest import Manifest
 from medops.recipe import Recipe
@@ -27,6 +27,7 @@ _QUALITY_SETS = {
     "medops_en": "medops synthetic notes (English)",
     "medops_fr": "medops synthetic notes (French)",
 }
+_OVERALL = ("gold", "precision", "recall")
 _REASONS = {
     "missing_id": "the row has no id",
     "duplicate_id": "a second row with an id already read",
@@ -109,21 +110,39 @@ def _labels(data: dict[str, Any]) -> list[str]:
     ]
 
 
+_POLICY = {
+    "redact": "each detected span becomes its category tag, e.g. `[NAME]`, `[DATE]`",
+    "pseudonymize": (
+        "each detected span becomes a keyed surrogate (`Name-3f9a1c0b`, `[ID-…]`), dates are "
+        "shifted by a per-patient number of days (intervals kept); the key is not stored here"
+    ),
+}
+
+
 def _deid(counts: dict[str, int], recipe: Recipe) -> list[str]:
     deid = recipe.deid
+    languages = ", ".join(f"{k} {v}" for k, v in _prefixed(counts, "deid_language_")) or "none"
     lines = [
         "## De-identification",
         "",
-        f"- policy: `{deid.policy}` (each detected span becomes its entity tag, e.g. `[PERSON]`)",
-        f"- engine: presidio with spaCy model `{deid.spacy_model}`, medops recognizers and "
-        f"false-positive filters, score threshold {deid.score_threshold}",
-        f"- entities: {', '.join(f'`{e}`' for e in deid.entities)}",
+        f"- policy: `{deid.policy}` ({_POLICY[deid.policy]})",
+        f"- engine: presidio with spaCy `{deid.spacy_model}` (English) / `{deid.spacy_model_fr}` "
+        f"(French), medops recognizers and false-positive filters, score threshold "
+        f"{deid.score_threshold}: the same path as `medops data deid`",
+        f"- language: `{deid.language}`; rows per language: {languages}",
+        f"- rows with at least one PHI span: {counts.get('deid_rows_with_phi', 0)}",
         f"- non-PHI vocabulary never redacted: {counts.get('deid_known_terms', 0)} terms "
-        f"(recipe `keep_terms` and source columns {', '.join(deid.keep_terms_from) or 'none'})",
+        f"(recipe `keep_terms`, source columns {', '.join(deid.keep_terms_from) or 'none'}, "
+        "and the class names)",
+    ]
+    if deid.policy == "pseudonymize":
+        unparsed = counts.get("deid_dates_redacted_unparsed", 0)
+        lines.append(f"- dates not shifted but redacted (form not parsed reliably): {unparsed}")
+    lines += [
         "",
-        "### Spans redacted per entity",
+        "### Spans per category",
         "",
-        *_table(("entity", "spans"), _redacted(counts)),
+        *_table(("category", "spans"), [(c, counts.get(f"deid_{c}", 0)) for c in CATEGORIES]),
         "",
         "### Detections kept as non-PHI by a filter",
         "",
@@ -132,55 +151,41 @@ def _deid(counts: dict[str, int], recipe: Recipe) -> list[str]:
     return lines + (_table(("filter rule", "detections"), dropped) if dropped else ["None."])
 
 
-def _redacted(counts: dict[str, int]) -> list[tuple[str, int]]:
-    skip = ("dropped_", "known_terms")
-    return [(k, v) for k, v in _prefixed(counts, "deid_") if not k.startswith(skip)]
-
-
-def _quality(measured: dict[str, Any] | None, recipe: Recipe) -> list[str]:
+def _quality(measured: dict[str, Any] | None) -> list[str]:
     lines = ["## Measured de-identification quality", ""]
     if measured is None:
         return [*lines, "Not measured in this checkout (`bench/results/deid_recall.json`)."]
-    rows, caveats = [], []
-    for key, title in _QUALITY_SETS.items():
-        if key not in measured:
-            continue
-        overall = measured[key]["medops"]["covered"]["overall"]
-        rows.append(
-            (
-                title,
-                measured[key]["notes"],
-                overall["gold"],
-                overall["precision"],
-                overall["recall"],
-            )
-        )
-        caveats.append(f"- {title}: {measured[key]['caveat']}")
+    sets = [(key, title) for key, title in _QUALITY_SETS.items() if key in measured]
+    tallies = {key: measured[key]["medops"]["covered"] for key, _ in sets}
+    rows = [
+        (title, measured[key]["notes"], *(tallies[key]["overall"][m] for m in _OVERALL))
+        for key, title in sets
+    ]
+    recall_rows = [
+        (category, *(_category_recall(tallies[key], category) for key, _ in sets))
+        for category in CATEGORIES
+    ]
     return [
         *lines,
         f"From `bench/results/deid_recall.json` ({measured.get('medops', 'medops')}); scorer: "
-        f"{measured.get('scorer', 'medops.data.deid_eval.score')}.",
+        f"{measured.get('scorer', 'medops.data.deid_eval.score')}. The detector measured there "
+        "is the one that de-identified this dataset.",
         "",
         *_table(("labelled set", "notes", "gold spans", "precision", "recall"), rows),
         "",
-        _entity_gap(recipe),
+        "Recall per category (gold spans in brackets):",
+        "",
+        *_table(("category", *(title for _, title in sets)), recall_rows),
         "",
         "Caveats:",
         "",
-        *caveats,
+        *(f"- {title}: {measured[key]['caveat']}" for key, title in sets),
     ]
 
 
-def _entity_gap(recipe: Recipe) -> str:
-    """What the measured detector asks for that this recipe does not: recall it lacks."""
-    missing = sorted(set(PHI_ENTITIES) - set(recipe.deid.entities))
-    if not missing:
-        return "This dataset was redacted with every entity type measured there."
-    return (
-        f"This dataset was redacted with the recipe's entities only, which leave out "
-        f"{len(missing)} of the entity types measured there ({', '.join(missing)}): expect "
-        "lower recall than shown."
-    )
+def _category_recall(tally: dict[str, Any], category: str) -> str:
+    row = tally["per_category"].get(category, {})
+    return f"{row['recall']} ({row['gold']})" if row.get("gold") else "–"
 
 
 def _tokens(counts: dict[str, int], recipe: Recipe) -> list[str]:
@@ -211,8 +216,8 @@ def _limitations(measured: dict[str, Any] | None) -> list[str]:
     philter = (measured or {}).get("philter_i2b2", {}).get("medops", {}).get("covered", {})
     recall = philter.get("overall", {}).get("recall")
     measured_recall = (
-        f"measured recall {recall} on the philter-lite notes with every medops entity type, "
-        "notes its rules were written against: expect lower with fewer entities or new text"
+        f"measured recall {recall} on the philter-lite notes, which its rules were written "
+        "against: expect lower on new text"
         if recall is not None
         else "its recall is not measured in this checkout"
     )
@@ -249,7 +254,7 @@ def dataset_card(
         _counts(counts),
         _labels(data),
         _deid(counts, recipe),
-        _quality(measured, recipe),
+        _quality(measured),
         _tokens(counts, recipe),
         _limitations(measured),
     ]

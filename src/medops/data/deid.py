@@ -1,11 +1,10 @@
-"""De-identification: every detected PHI span becomes a typed tag such as ``[PERSON]``.
+"""PHI detection: spans in a text's original offsets, typed by category (``spans``).
 
 presidio finds the spans (spaCy NER, its pattern recognizers and medops' own in
-``recognizers``). Two entry points share one engine: ``deidentify`` (the prepare stage:
-presidio's entity tags, replaced by presidio's anonymizer) and ``detect_phi`` (the
-``medops data deid`` CLI: spans in the original offsets, typed by category, see
-``spans``). Engines are built once per process and language, because building one loads
-a spaCy model.
+``recognizers``); ``phi_filters`` drops what is not an identifier. ``detect_phi`` is the
+one detector of the prepare stage and ``medops data deid`` (``deid_apply`` rewrites the
+text). Engines are built once per process and language, because building one loads a
+spaCy model.
 Two offline fixes to presidio's defaults: its spaCy engine is pointed at an installed
 model (the default, en_core_web_lg, is not shipped and would be downloaded), and its
 e-mail validator is kept from fetching the public suffix list over the network.
@@ -32,8 +31,6 @@ from presidio_analyzer import (
 )
 from presidio_analyzer.nlp_engine import NlpEngineProvider
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
-from presidio_anonymizer import AnonymizerEngine, ConflictResolutionStrategy
-from presidio_anonymizer.entities import OperatorConfig
 
 from medops.data.phi_filters import drop_false_positives
 from medops.data.recognizers import ENTITIES as MEDOPS_ENTITIES
@@ -133,7 +130,6 @@ class _OfflineEmailRecognizer(EmailRecognizer):
 @dataclass(frozen=True)
 class Engines:
     analyzer: BatchAnalyzerEngine
-    anonymizer: AnonymizerEngine
     # presidio warns for each asked entity without a recognizer in the language (US_SSN
     # in French), once per text: ``analyze`` asks only for these
     supported: frozenset[str]
@@ -201,48 +197,7 @@ def _engines(spacy_model: str, language: str) -> Engines:
             supported_languages=[language],
         )
         supported = frozenset(analyzer.get_supported_entities(language))
-    return Engines(BatchAnalyzerEngine(analyzer_engine=analyzer), AnonymizerEngine(), supported)
-
-
-def deidentify(
-    texts: Sequence[str],
-    entities: Sequence[str],
-    score_threshold: float,
-    spacy_model: str,
-    known_terms: frozenset[str] = frozenset(),
-) -> tuple[list[str], Counter[str], Counter[str]]:
-    """Replace PHI spans with ``[ENTITY]`` tags.
-
-    Returns the texts, replaced spans per entity, and detections dropped per
-    false-positive rule (``phi_filters``; ``known_terms`` are non-PHI vocabulary such
-    as drug names). Overlapping detections are trimmed rather than merged, so every
-    detected character is covered by exactly one tag.
-    """
-    if not texts:
-        return [], Counter(), Counter()
-    built = engines(spacy_model)
-    operators = {e: OperatorConfig("replace", {"new_value": f"[{e}]"}) for e in entities}
-    redacted, counts, dropped = [], Counter(), Counter()
-    with _raised_level(logging.WARNING, *_PRESIDIO_LOGGERS):
-        findings = built.analyzer.analyze_iterator(
-            list(texts),
-            language=LANGUAGE,
-            batch_size=BATCH_SIZE,
-            entities=list(entities),
-            score_threshold=score_threshold,
-        )
-        for text, results in zip(texts, findings, strict=True):
-            kept, rejected = drop_false_positives(text, results, known_terms)
-            dropped.update(rejected)
-            result = built.anonymizer.anonymize(
-                text,
-                kept,
-                operators=operators,
-                conflict_resolution=ConflictResolutionStrategy.REMOVE_INTERSECTIONS,
-            )
-            redacted.append(result.text)
-            counts.update(item.entity_type for item in result.items)
-    return redacted, counts, dropped
+    return Engines(BatchAnalyzerEngine(analyzer_engine=analyzer), supported)
 
 
 def analyze(

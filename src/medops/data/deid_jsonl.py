@@ -16,18 +16,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from medops.data.deid import detect_phi
-from medops.data.language import guess_language
+from medops.data.deid_apply import apply_policy, check_choices
 from medops.data.phi_filters import vocabulary
 from medops.data.pseudonymize import Pseudonymizer
-from medops.data.spans import Span, redact
 from medops.recipe import Deid
 
 CHUNK_LINES = 64
 # spaCy refuses longer texts (nlp.max_length) and its memory grows with length
 MAX_CHARS = 1_000_000
-LANGUAGE_CHOICES = ("en", "fr", "auto")
-POLICIES = ("redact", "pseudonymize")
 
 
 @dataclass
@@ -99,29 +95,6 @@ def parse_line(raw: bytes, number: int, with_patient: bool = False) -> _Parsed:
     return _Parsed(rid, text=record["text"], patient=None if patient is None else str(patient))
 
 
-def _language(requested: str, text: str) -> str:
-    return guess_language(text) if requested == "auto" else requested
-
-
-def _detect(
-    records: list[_Parsed], language: str, deid: Deid, known: frozenset[str], counts: DeidCounts
-) -> tuple[list[list[Span]], list[str]]:
-    """Spans and language per record, one engine call per language present in the chunk."""
-    languages = [_language(language, r.text or "") for r in records]
-    spans: list[list[Span]] = [[] for _ in records]
-    for lang in sorted(set(languages)):
-        picked = [i for i, lg in enumerate(languages) if lg == lang]
-        model = deid.spacy_model_fr if lang == "fr" else deid.spacy_model
-        found, dropped = detect_phi(
-            [records[i].text or "" for i in picked], model, lang, deid.score_threshold, known
-        )
-        for i, record_spans in zip(picked, found, strict=True):
-            spans[i] = record_spans
-        counts.dropped.update(dropped)
-        counts.languages[lang] += len(picked)
-    return spans, languages
-
-
 def _process(
     chunk: list[tuple[int, bytes]],
     language: str,
@@ -131,32 +104,25 @@ def _process(
     sink: TextIO,
     pseudonymizer: Pseudonymizer | None = None,
 ) -> None:
-    with_patient = pseudonymizer is not None
-    parsed = [parse_line(line, number, with_patient) for number, line in chunk]
+    parsed = [parse_line(line, number, pseudonymizer is not None) for number, line in chunk]
     good = [p for p in parsed if p.error is None]
-    spans_of, languages_of = _detect(good, language, deid, known, counts)
-    found, languages = iter(spans_of), iter(languages_of)
+    patients = [str(p.id) if p.patient is None else p.patient for p in good]
+    applied = apply_policy(
+        [p.text or "" for p in good], patients, deid, known, language, pseudonymizer
+    )
+    counts.dropped.update(applied.dropped)
+    counts.languages.update(applied.languages)
+    counts.dates_redacted += applied.dates_redacted
+    done = iter(zip(applied.texts, applied.spans, strict=True))
     for record in parsed:
         if record.error is not None:
             counts.errors += 1
             row: dict[str, Any] = {"id": record.id, "error": record.error}
         else:
-            spans, lang = next(found), next(languages)
+            text, spans = next(done)
             counts.ok += 1
             counts.spans.update(s.type for s in spans)
-            if pseudonymizer is None:
-                text = redact(record.text or "", spans)
-            else:
-                patient = record.patient if record.patient is not None else str(record.id)
-                text, unparsed = pseudonymizer.apply(
-                    record.text or "", spans, patient, dayfirst=lang == "fr"
-                )
-                counts.dates_redacted += unparsed
-            row = {
-                "id": record.id,
-                "text": text,
-                "spans": [s.to_dict() for s in spans],
-            }
+            row = {"id": record.id, "text": text, "spans": [s.to_dict() for s in spans]}
         sink.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
@@ -178,13 +144,8 @@ def deid_jsonl(
 
     ``progress`` is called after each chunk of lines (the CLI throttles what it prints).
     """
-    if language not in LANGUAGE_CHOICES:
-        raise ValueError(f"language {language!r}: choose one of {', '.join(LANGUAGE_CHOICES)}")
-    if policy not in POLICIES:
-        raise ValueError(f"policy {policy!r}: supported policies are {', '.join(POLICIES)}")
-    if policy == "pseudonymize" and key is None:
-        raise ValueError("policy 'pseudonymize' needs a key (see medops.data.pseudonymize)")
     pseudonymizer = Pseudonymizer(key) if policy == "pseudonymize" and key is not None else None
+    check_choices(language, policy, pseudonymizer)
     deid = deid or Deid()
     known = vocabulary(deid.keep_terms)
     counts, chunk, started = DeidCounts(), [], time.perf_counter()

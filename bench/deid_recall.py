@@ -46,8 +46,9 @@ PHILTER_CAVEAT = (
     "view: its numbers here are a regression check, not an unbiased estimate of recall"
 )
 MARKED_CAVEAT = (
-    "synthetic notes written for medops; measured once before any rule was changed for "
-    "them (see docs/deid.md), then rules were fixed on their misses: no longer held out"
+    "synthetic notes written for medops in two batches (14 + 14, then 18 + 18 by writers "
+    "who had not seen the rules); each batch was measured once before any rule was changed "
+    "for it (see docs/deid.md), then rules were fixed on its misses: no longer held out"
 )
 
 

@@ -112,6 +112,40 @@ CASES = [
         ["Lakeside General Hospital", "CHU de Bordeaux"],
     ),
     ("MedopsHealthcareOrg", "The Hospital course was uneventful; clinic visit next week", []),
+    (
+        "MedopsHealthcareOrg",
+        "bakery shift at Golden Crust Bakery; Cabinet médical des Ponts-de-Cé; "
+        "EPSM de la Vallée de la Somme",
+        ["Golden Crust Bakery", "Cabinet médical des Ponts-de-Cé", "EPSM de la Vallée de la Somme"],
+    ),
+    ("MedopsHealthcareOrg", "Mental health stable; au centre de la lésion; the centre that", []),
+    (
+        "MedopsRecordNumber",
+        "MRN MR-330-281-4; insurance ID WLP 448 2019 77; boîtier n° PJN 775 412 S",
+        ["MR-330-281-4", "WLP 448 2019 77", "PJN 775 412 S"],
+    ),
+    ("MedopsRecordNumber", "Unit 4 ICU; Lot of pain; Passage en réanimation", []),
+    ("MedopsIdNumber", "Newborn band NB 7741 0032 checked", ["NB 7741 0032"]),
+    ("MedopsIdNumber", "weight 280-400 lb, glucose 97-115, BP 120 80", []),
+    (
+        "MedopsAgeOver89",
+        "his mother lived to 96 with dementia; grandmother is now 92, in hospice; Strand, 96, room",
+        ["96", "92", "96"],
+    ),
+    ("MedopsAgeOver89", "HR is now 92 bpm; sat 94 on RA; MRN 96, 2", []),
+    (
+        "MedopsWrittenDate",
+        "on the twelfth of April; le premier avril; vingt-six juin deux mille vingt-quatre",
+        ["twelfth of April", "premier avril", "vingt-six juin deux mille vingt-quatre"],
+    ),
+    ("MedopsWrittenDate", "the first of many; deux comprimés; tenth of the dose", []),
+    (
+        "MedopsAddressField",
+        "Home address: Fjellveien 22, 5019 Bergen, Norway.\nvit au lieu-dit La Borie",
+        ["Fjellveien 22, 5019 Bergen, Norway", "lieu-dit La Borie"],
+    ),
+    ("MedopsAddressField", "address the concerns; email address on file", []),
+    ("MedopsFrPhone", "le 02.25.2016 et 0612 34 5678", []),
 ]
 
 

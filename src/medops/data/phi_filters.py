@@ -57,6 +57,7 @@ _EPONYMS = frozenset(
     tourette wernicke korsakoff creutzfeldt jakob kawasaki lyme horton behçet behcet
     charcot dupuytren osgood schlatter reiter still whipple duchenne becker epstein barr
     stevens johnson wolff white turner klinefelter fallot burkitt ewing hirschsprung
+    foley allen erb moro kerley mobitz reed sternberg
     """,
     )
 )
@@ -67,15 +68,22 @@ _MEDICAL_SUFFIX = re.compile(
     r"|mycin|cillin|floxacin|tidine|prazole|dipine|parin|mab|nib|sone|oxetine|azepam"
     r"|triptan|gliptin|formin)$"
 )
+_VITAMIN_OR_DOSE = re.compile(
+    r"^vit(?:amine?|\.)(?:[ \t]|$)|\d[\d,.]*[ \t]*(?:mg|mcg|µg|g|ml|iu|ui|units?|mmol/l)\b"
+)
 _EPONYM_AFTER = re.compile(
-    r"^(?:'s|’s|s')?[ \t-]*(?:disease|syndrome|sign|test|maneuver|manoeuvre|palsy|lymphoma"
-    r"|sarcoma|score|scale|phenomenon|disorder|reflex)\b",
+    r"^(?:'s|’s|s')?[ \t-]*(?:disease|syndrome|signs?|tests?|maneuver|manoeuvre|palsy|lymphoma"
+    r"|sarcoma|scores?|scales?|phenomenon|disorder|reflex|catheter|negative|positive|lines?"
+    r"|type|block|cells?|\w+(?:itis|osis|oma|pathy))\b",
     re.IGNORECASE,
 )
 _EPONYM_BEFORE = re.compile(
     r"\b(?:maladie|syndrome|signe|score|[ée]chelle|test|man[oœ]euvre|lymphome|sarcome|"
-    r"t[ée]tralogie|paralysie)[ \t]+d[e'’][ \t]*$",
+    r"t[ée]tralogie|paralysie|sonde|thyro[ïi]dite|classification)[ \t]+d[e'’][ \t]*$",
     re.IGNORECASE,
+)
+_FULL_DATE = re.compile(
+    r"\d{1,2}([./-])\d{1,2}\1(?:19|20)\d{2}|(?:19|20)\d{2}([./-])\d{1,2}\2\d{1,2}"
 )
 _TOKEN_SPLIT = re.compile(r"[\s/,;()]+")
 _EDGE_PUNCT = ".,;:!?'\"()[]{}*-"
@@ -106,6 +114,8 @@ def _plausible_numeric_date(match: re.Match[str]) -> bool:
         return 1 <= b <= 12
     if sep == "." and third is None:  # "7.5" is a dose, not a date
         return False
+    if sep == "-" and third is None:  # "3-6 months" is a range
+        return False
     return 1 <= a <= 31 and 1 <= b <= 31 and (a <= 12 or b <= 12)
 
 
@@ -127,8 +137,11 @@ def is_not_a_name(span: str) -> bool:
 
 
 def is_medical_term(span: str) -> bool:
-    """One word with a drug or procedure suffix: "Atenolol", "Prednisone", "Angioplasty"."""
+    """One word with a drug or procedure suffix ("Atenolol", "Angioplasty"), a vitamin, or a
+    dose ("Vitamin D3 2000 IU", "adalimumab 40 mg")."""
     word = span.strip().casefold()
+    if _VITAMIN_OR_DOSE.search(word):
+        return True
     return word.isalpha() and _MEDICAL_SUFFIX.search(word) is not None
 
 
@@ -151,18 +164,24 @@ def is_eponym(text: str, start: int, end: int) -> bool:
     return bool(_EPONYM_AFTER.match(text[end : end + 30]) or _EPONYM_BEFORE.search(before))
 
 
+def is_plausible_phone(span: str) -> bool:
+    """7+ digits and not a full numeric date ("02.25.2016" read as a phone number)."""
+    return sum(c.isdigit() for c in span) >= 7 and not _FULL_DATE.fullmatch(span.strip())
+
+
 def is_known_term(span: str, known: frozenset[str]) -> bool:
     tokens = _tokens(span.casefold())
     return bool(tokens) and all(t in known for t in tokens)
 
 
 def is_plausible_url(span: str) -> bool:
-    """A scheme or www., or a lowercase top-level domain with no '..' (not 'DAYS.Af')."""
+    """A scheme or www., or a lowercase top-level domain after a name with letters and no
+    '..' (not 'DAYS.Af', not '1.mg')."""
     lowered = span.lower()
     if "://" in lowered or lowered.startswith("www."):
         return True
-    suffix = span.rstrip("/").rsplit(".", 1)[-1]
-    return ".." not in span and suffix.islower()
+    host, _, suffix = span.rstrip("/").rpartition(".")
+    return ".." not in span and suffix.islower() and any(ch.isalpha() for ch in host)
 
 
 def drop_false_positives(
@@ -183,7 +202,7 @@ def drop_false_positives(
             dropped["section_header"] += 1
         elif name_like and is_eponym(text, result.start, result.end):
             dropped["eponym"] += 1
-        elif result.entity_type == "PHONE_NUMBER" and sum(c.isdigit() for c in span) < 7:
+        elif result.entity_type == "PHONE_NUMBER" and not is_plausible_phone(span):
             dropped["not_a_phone"] += 1
         elif result.entity_type == "DATE_TIME" and not is_calendar_date(span):
             dropped["not_a_date"] += 1

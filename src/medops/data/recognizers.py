@@ -42,8 +42,12 @@ _TITLE = (
 # Bell", "sa sœur Samira". Not "Patient Name:" (a field label, see the lookahead).
 _RELATION = (
     r"pt|patient|patiente|husband|wife|son|daughter|mother|father|brother|sister|partner"
-    r"|spouse|nephew|niece|grandson|granddaughter|fils|fille|[ée]pouse|[ée]poux|mari|conjointe?"
-    r"|fr[èe]re|s[œo]e?ur|neveu|ni[èe]ce|m[èe]re|p[èe]re|petit-fils|petite-fille"
+    r"|spouse|nephew|niece|grandson|granddaughter|grandmother|grandfather|aunt|uncle|cousin"
+    r"|friend|caregiver|carer|neighbou?r|fianc[ée]e?|boyfriend|girlfriend"
+    r"|fils|fille|[ée]pouse|[ée]poux|mari|conjointe?|compagne|compagnon|ami|amie"
+    r"|fr[èe]re|s[œo]e?ur|neveu|ni[èe]ce|m[èe]re|p[èe]re|petit-fils|petite-fille|tante|oncle"
+    r"|grand-m[èe]re|grand-p[èe]re|belle-fille|beau-fils|belle-m[èe]re|beau-p[èe]re|gendre"
+    r"|aidante?|voisine?"
 )
 _NOT_AFTER_RELATION = r"(?:Name|Names|ID|Information|Portal|Number|Nom|Num[ée]ro)\b"
 _CREDENTIAL = (
@@ -51,7 +55,8 @@ _CREDENTIAL = (
     r"|DMD|FACP|FRCPC?"
 )
 _NAME_FIELD = (
-    r"Name|Patient|Patient[ \t]+name|Pt|PCP|Attending|Attending[ \t]+physician"
+    r"Name|Patient|Patient[ \t]+name|Pt|Re|PCP|Attending|Attending[ \t]+physician"
+    r"|(?:Submitting|Ordering|Requesting|Consulting)[ \t]+(?:physician|provider|clinician)"
     r"|Referring(?:[ \t]+physician)?|Primary[ \t]+care(?:[ \t]+physician)?|Physician"
     r"|Provider|Surgeon|Resident|Intern|Fellow|Nurse|Author|Next[ \t]+of[ \t]+kin|NOK"
     r"|Emergency[ \t]+contact|(?:Electronically[ \t]+)?signed[ \t]+by|Dictated[ \t]+by"
@@ -64,6 +69,9 @@ _RECORD_FIELD = (
     r"MRN|MR|Med(?:ical)?[ \t]*Rec(?:ord)?|Record|Unit|Patient[ \t]*ID|IPP|NIP|NDA"
     r"|Dossier|N°[ \t]*(?:de[ \t]+)?dossier|Num[ée]ro[ \t]+de[ \t]+dossier|Account|Acct"
     r"|Hospital[ \t]*(?:No|Number|#)|Insurance|Policy|Member[ \t]*ID|Mutuelle"
+    r"|Accession|Acc|Specimen|Serial|S/?N|Lot|Passport|Licen[cs]e|DEA|NPI|IBAN|RIB|BIC"
+    r"|RPPS|ADELI|FINESS|S[ée]jour|Passage|Examen|Adh[ée]rent|Bo[îi]tier|Contrat"
+    rf"|N°(?:[ \t]+(?:de[ \t]+|d'|du[ \t]+)?[{_LO}]+)?"
 )
 _MONTH_EN = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
@@ -76,6 +84,17 @@ _WEEKDAY = (
     r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|(?i:lundi|mardi|mercredi"
     r"|jeudi|vendredi|samedi|dimanche))"
 )
+_ORDINAL_EN = (
+    r"(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth"
+    r"|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth"
+    r"|twentieth|thirtieth|(?:twenty|thirty)[- ](?:first|second|third|fourth|fifth|sixth"
+    r"|seventh|eighth|ninth))"
+)
+_NUMBER_FR = (
+    r"(?i:premier|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize|quatorze"
+    r"|quinze|seize|dix-sept|dix-huit|dix-neuf|vingt|vingt[- ]et[- ]un|vingt-(?:deux|trois"
+    r"|quatre|cinq|six|sept|huit|neuf)|trente|trente[- ]et[- ]un)"
+)
 _MONTH_FR = (
     r"(?i:janvier|f[ée]vrier|mars|avril|mai|juin|juillet|ao[ûu]t|septembre|octobre"
     r"|novembre|d[ée]cembre|janv\.|f[ée]vr\.|sept\.|oct\.|nov\.|d[ée]c\.)"
@@ -87,19 +106,29 @@ _US_STATE = (
 _ORG_STOP = r"(?:The|A|An|At|In|To|From|Our|His|Her|Their|This|That|Le|La|Les|Au|Aux|Du|Un|Une)"
 _ORG_WORD = rf"(?:(?:St|Ste|Mt)\.|[{_UP}][\w'’&-]*)"  # a period ends a name, but "St. Mary's"
 _EN_ORG_SUFFIX = (
-    r"(?i:Hospital|Medical[ \t]+Cent(?:er|re)|Health[ \t]+(?:Cent(?:er|re)|System)|Clinic"
+    r"(?:(?i:Hospital|Medical[ \t]+Cent(?:er|re)|Health[ \t]+(?:Cent(?:er|re)|System)|Clinic"
     r"|Infirmary|Hospice|Nursing[ \t]+Home|Rehabilitation[ \t]+Cent(?:er|re)|Medical[ \t]+Group"
     r"|Cancer[ \t]+Cent(?:er|re)|Emergency[ \t]+Dep(?:artmen)?t|Healthcare|Practice"
     r"|Assisted[ \t]+Living|Care[ \t]+Cent(?:er|re)|School|Library|University|College"
     r"|Inc\.?|LLC|Ltd\.?|Corp(?:oration)?\.?|Company|Associates|Partners)"
+    # capitalised heads only: "Mental health" opening a line is not an organisation
+    r"|(?:Primary|Urgent|Senior|Family)[ \t]+(?:Care|Health)|Behavioral[ \t]+Health"
+    r"|Center|Centre|Institute|Laborator(?:y|ies)|Lab|Group|Pediatrics|Paediatrics"
+    r"|Credit[ \t]+Union|Bank|Pharmacy|Manor|Schools|Bakery|Logistics|Foundation|Services"
+    r")"
 )
 _FR_ORG_PREFIX = (
     r"(?i:h[ôo]pital|clinique|polyclinique|centre[ \t]+hospitalier(?:[ \t]+(?:universitaire"
     r"|r[ée]gional|intercommunal|sp[ée]cialis[ée]))?|groupe[ \t]+hospitalier|institut|ehpad"
     r"|maison[ \t]+de[ \t]+sant[ée]|centre[ \t]+de[ \t]+sant[ée]|soci[ée]t[ée]|association"
     r"|entreprise|lyc[ée]e|[ée]cole|coll[èe]ge|universit[ée]|mairie|transports"
-    r"|[ée]tablissements)|CHU|CHR|CHI|CH|ADMR|SARL|SAS"
+    r"|[ée]tablissements)|CHU|CHR|CHI|CH|CHS|EPSM|CMP|ADMR|SARL|SAS"
+    # capitalised only: "au centre de la lésion", "the centre that ..." are not names
+    r"|Cabinet|Centre|Mutuelle|Laboratoire|Pharmacie|R[ée]sidence|Boulangerie|Garage|Banque"
 )
+# lowercase words between a French prefix and the name: "Cabinet médical des", "Centre de
+# rééducation", "École élémentaire"
+_FR_ORG_LINK = rf"(?:de[ \t]+la|de|du|des|d'|l'|les|le|la|[{_LO}]{{4,}})"
 _WORK = (
     r"works?|worked|working|employed|employee|retired|engineer|teacher|nurse|driver|manager"
     r"|clerk|technician|chauffeur|travaille|employ[ée]e?|salari[ée]e?|ouvri[èe]re?|retrait[ée]e?"
@@ -112,6 +141,9 @@ _EN_STREET = (
     r"(?i:Street|St\.?|Avenue|Ave\.?|Road|Rd\.?|Boulevard|Blvd\.?|Lane|Ln\.?|Drive|Dr\.|Court"
     r"|Ct\.?|Way|Place|Pl\.?|Terrace|Parkway|Pkwy\.?|Circle|Highway|Hwy\.?|Square|Sq\.?)"
 )
+
+
+_RANGE = re.compile(r"\d{1,4}-\d{1,4}")
 
 
 def nir_key_is_valid(span: str) -> bool:
@@ -130,7 +162,10 @@ def _nir_score(span: str, score: float) -> float:
 
 
 def _id_score(span: str, score: float) -> float | None:
-    """5+ digits, or 3+ digits in 8+ letters and digits ("1EG4-TE5-MK73"); not "COVID-19"."""
+    """5+ digits, or 3+ digits in 8+ letters and digits ("1EG4-TE5-MK73"); not "COVID-19",
+    nor a range of values ("280-400")."""
+    if _RANGE.fullmatch(span):
+        return None
     digits = sum(ch.isdigit() for ch in span)
     alnum = sum(ch.isalnum() for ch in span)
     return score if digits >= 5 or (digits >= 3 and alnum >= 8) else None
@@ -200,7 +235,8 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         "RELATION_NAME",
         [
             (
-                rf"(?<![\w])(?i:{_RELATION})[ \t]*,?[ \t]+(?:(?:{_TITLE})[ \t]*)?"
+                rf"(?<![\w-])(?i:{_RELATION})(?i:-in-law)?[ \t]*[,:]?[ \t]+"
+                rf"(?:(?:{_TITLE})[ \t]*)?"
                 rf"(?!{_NOT_AFTER_RELATION})(?P<phi>{_NAME})",
                 0.7,
             )
@@ -218,7 +254,8 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         "FIELD_NAME",
         [
             (
-                rf"^[ \t]*(?i:{_NAME_FIELD})[ \t]*:[ \t]*(?:(?:{_TITLE})[ \t]*)?"
+                rf"^[ \t]*(?:[{_UP}][{_LO}]+[ \t]+)?(?i:{_NAME_FIELD})[ \t]*:[ \t]*"
+                rf"(?:(?:{_TITLE})[ \t]*)?"
                 rf"(?P<phi>{_NAME_LIST})",
                 0.8,
             )
@@ -252,8 +289,9 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         "MEDICAL_RECORD",
         [
             (
-                rf"(?<![\w])(?i:{_RECORD_FIELD})(?:[ \t]*(?i:No\.?|Number|Num|#|N°))?[ \t]*[:#]?"
-                r"[ \t]*(?P<phi>(?:[A-Z]{1,3}[- ]?)?\d{2,}(?:[- /]\d{2,})*)",
+                rf"(?<![\w])(?i:{_RECORD_FIELD})(?:[ \t]*(?i:No\.?|Number|Num|ID|#|N°))?[ \t]*[:#]?"
+                # letters and digits in groups: "MR-330-281-4", "WLP 448 2019 77"
+                r"[ \t]*(?P<phi>[A-Z0-9](?:[A-Z0-9]|[-/ ](?=[A-Z0-9]))+)(?![\w])",
                 0.85,
             )
         ],
@@ -300,6 +338,12 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
             (r"(?<![\w.,/+-])\d{2,}(?:-\d+){2,}(?![\w/-]|[.,]\d)", 0.45),
             (r"(?<![\w/-])[A-Z]{1,3}\d{3,}(?:/\d{3,})?(?![\w/-])", 0.45),
             (r"(?<![\w-])[A-Z0-9]{2,}(?:-[A-Z0-9]{2,})+(?![\w-])", 0.45),
+            # a letter prefix on spaced digit groups: "NB 7741 0032", "PJN 775 412 S"
+            (
+                r"(?<![\w/-])(?!(?:BP|HR|RR|PA|TA|FC|FR|SAT|GCS)\b)[A-Z]{2,4}(?:[ -]\d{2,}){2,}"
+                r"(?:[ -][A-Z0-9])?(?![\w/-])",
+                0.45,
+            ),
         ],
         _id_score,
     ),
@@ -309,9 +353,18 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         [
             (
                 r"(?<![\w.])(?P<phi>9\d|1[0-2]\d)(?:[ \t-]*(?:year|yr)s?[ \t-]*old"
-                r"|[ \t-]*(?:yo|y\.o\.|y/o|yrs?|ans|an)(?![\w]))",
+                r"|[ \t-]*(?:yo|y\.o\.|y/o|yrs?|y|ans|an)(?![\w/]))",
                 0.85,
             ),
+            (
+                # "is now 92", "who is 97", "lived to 96"
+                r"(?i:\b(?:is[ \t]+now|now|who[ \t]+is|lived[ \t]+to|turned|died[ \t]+at"
+                r"|d[ée]c[ée]d[ée]e?[ \t]+[àa]))[ \t]+(?P<phi>9\d|1[0-2]\d)"
+                r"(?=[ \t]*[,.;)]|[ \t]+(?:and|with|in|at|from)\b)",
+                0.7,
+            ),
+            # a bare number between a name and a lowercase word: "Mabel Strand, 96, room"
+            (rf"(?<=[{_LO}],[ \t])(?P<phi>9\d|1[0-2]\d)(?=,[ \t]*[{_LO}])", 0.6),
             (
                 r"(?i:\b(?:aged?|[âa]g[ée]e?[ \t]+de))[ \t]*:?[ \t]*(?P<phi>9\d|1[0-2]\d)(?![\d.])",
                 0.85,
@@ -352,7 +405,17 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
             ),
             (rf"\b(?:1er|[0-3]?\d)[ \t]+{_MONTH_FR}(?:[ \t]+\d{{2,4}})?(?![\w])", 0.7),
             (rf"\b{_MONTH_EN}\.?,?[ \t]+\d{{4}}\b|(?<![\w]){_MONTH_FR}[ \t]+\d{{4}}\b", 0.6),
-            (rf"(?<![\w]){_WEEKDAY}(?![\w])", 0.5),
+            (
+                rf"(?<![\w]){_WEEKDAY}(?:[ \t]+(?:the[ \t]+)?\d{{1,2}}(?:st|nd|rd|th)?"
+                r"(?![\w/:.,]\d))?(?![\w])",
+                0.5,
+            ),
+            (rf"(?i:\b{_ORDINAL_EN}[ \t]+of)[ \t]+{_MONTH_EN}\b(?:,?[ \t]+\d{{4}}\b)?", 0.6),
+            (
+                rf"(?<![\w-]){_NUMBER_FR}[ \t]+{_MONTH_FR}(?![\w])"
+                rf"(?:[ \t]+(?:\d{{4}}|(?i:deux[ \t]+mille)(?:[ \t-]+{_NUMBER_FR})?)(?![\w-]))?",
+                0.6,
+            ),
             (
                 r"(?i:\b(?:depuis|en|d[ée]but|fin|mi-|courant|jusqu'en|d'|de))[ \t]*"
                 rf"(?P<phi>{_MONTH_FR})(?![\w])",
@@ -366,8 +429,8 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         "PAGER_NUMBER",
         [
             (
-                r"(?i:\b(?:pager|beeper|pgr|bleep|bip|ext|extension|poste)\b\.?)[ \t]*"
-                r"(?:#|no\.?|n°|:)?[ \t]*(?P<phi>\d{3,6})(?![\d/.])",
+                r"(?i:\b(?:pager|beeper|pgr|bleep|bip|ext|extension|poste|paged(?:[ \t]+at)?)\b\.?)"
+                r"[ \t]*(?:#|no\.?|n°|:)?[ \t]*(?P<phi>\d{3,6}(?:-\d{4})?)(?![\d/.])",
                 0.7,
             )
         ],
@@ -378,8 +441,9 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         "FR_PHONE_NUMBER",
         [
             (
-                r"(?<![\d+])(?:(?:\+|00)33[ .-]?(?:\(0\)[ .-]?)?[1-9]|0[1-9])(?:[ .-]?\d{2}){4}"
-                r"(?!\d)",
+                # one separator throughout: "02.25.2016" is a date
+                r"(?<![\d+])(?:(?:\+|00)33[ .-]?(?:\(0\)[ .-]?)?[1-9]|0[1-9])(?P<sep>[ .-]?)\d{2}"
+                r"(?:(?P=sep)\d{2}){3}(?!\d)",
                 0.7,
             )
         ],
@@ -397,6 +461,23 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
             (
                 rf"(?<![\w])\d{{1,4}}(?:[ \t]?(?:bis|ter|[A-D]))?,?[ \t]+{_FR_STREET}[ \t]+"
                 rf"(?:(?:(?:des|de|du|les|la|le|aux|au)(?![\w])|l'|d'|{_ORG_WORD})[ \t]*){{1,6}}",
+                0.7,
+            ),
+        ],
+        None,
+    ),
+    (
+        # an address after its label, up to the end of the line or sentence
+        "MedopsAddressField",
+        "STREET_ADDRESS",
+        [
+            (
+                r"(?i:\b(?:(?:home|mailing|street|postal)[ \t]+)?address|\badresse)[ \t]*:[ \t]*"
+                r"(?P<phi>[^\n;:]{5,80}?)(?=[ \t]*(?:\.(?:[ \t]|$)|\n|;|$))",
+                0.7,
+            ),
+            (
+                rf"(?<![\w])(?i:lieu-dit|hameau|lotissement)[ \t]+(?:{_ORG_WORD}[ \t]*){{1,4}}",
                 0.7,
             ),
         ],
@@ -448,8 +529,10 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 0.7,
             ),
             (
-                rf"(?<![\w])(?:{_FR_ORG_PREFIX})(?:[ \t]+(?:de[ \t]+la|de[ \t]+l'|de|du|des|d'))?"
-                rf"[ \t]*{_ORG_WORD}(?:[ \t-]+(?:{_ORG_WORD}|sur|en)){{0,4}}",
+                rf"(?<![\w])(?:{_FR_ORG_PREFIX})"
+                rf"(?:[ \t]+{_FR_ORG_LINK}|(?<=['’]){_FR_ORG_LINK}){{0,3}}"
+                rf"[ \t]*{_ORG_WORD}(?:(?:[ \t-]+|[ \t]+(?:de[ \t]+la|de|du|des|et)[ \t]+|[ \t]+d')"
+                rf"(?:{_ORG_WORD}|sur|en)){{0,4}}",
                 0.7,
             ),
         ],

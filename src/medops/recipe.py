@@ -78,6 +78,13 @@ class Data(_Section):
     top_k_classes: int | None = Field(8, ge=2, description="keep the k most frequent train labels")
     classes: list[str] | None = Field(None, description="explicit class list; wins over top_k")
     min_chars: int = Field(20, ge=1)
+    max_chars: int = Field(
+        100_000,
+        ge=1,
+        le=1_000_000,
+        description="longer cleaned texts are quarantined (text_too_long): a note this long is "
+        "a concatenated export, and spaCy refuses texts over 1,000,000 characters",
+    )
     validation_fraction: float = Field(0.15, gt=0.0, lt=0.5)
 
 

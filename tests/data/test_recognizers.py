@@ -80,7 +80,11 @@ CASES = [
         ["March 3, 2021", "14 mars 1962", "Tuesday", "septembre"],
     ),
     ("MedopsWrittenDate", "may cause nausea; in 3 months; marche bien", []),
-    ("MedopsPager", "Mike Ivan, MD, EHMS pager 84710; bip 4471", ["84710", "4471"]),
+    (
+        "MedopsPager",
+        "Mike Ivan, MD, EHMS pager 84710; bip 4471; paged at 555-0917.",
+        ["84710", "4471", "555-0917"],
+    ),
     ("MedopsPager", "pager battery low; extension of the lesion", []),
     (
         "MedopsFrPhone",

@@ -98,13 +98,22 @@ def clean_label(label: str, label_map: Mapping[str, str]) -> str:
     return label_map.get(label, label).strip()
 
 
+def _length_reason(text: str, min_chars: int, max_chars: int) -> str:
+    if len(text) < min_chars:
+        return "text_too_short"
+    return "text_too_long" if len(text) > max_chars else ""
+
+
 def clean_records(
-    records: Iterable[Record], label_map: Mapping[str, str], min_chars: int
+    records: Iterable[Record],
+    label_map: Mapping[str, str],
+    min_chars: int,
+    max_chars: int = 1_000_000,
 ) -> Result:
     kept, quarantined = [], []
     for record in records:
         text, label = clean_text(record.text), clean_label(record.label, label_map)
-        reason = "missing_label" if not label else "text_too_short" if len(text) < min_chars else ""
+        reason = "missing_label" if not label else _length_reason(text, min_chars, max_chars)
         if reason:
             quarantined.append(Quarantined(record.id, record.source, reason))
         else:

@@ -48,7 +48,7 @@ def _curate(
 ) -> tuple[list[Record], list[Quarantined], list[str]]:
     """Clean, keep the chosen classes, dedupe; returns kept rows, rejects and classes."""
     data = recipe.data
-    kept, rejected = clean_records(records, data.label_map, data.min_chars)
+    kept, rejected = clean_records(records, data.label_map, data.min_chars, data.max_chars)
     classes = select_classes(kept, data.classes, data.top_k_classes)
     kept, out_of_scope = keep_classes(kept, classes)
     kept, duplicates = dedupe(kept)

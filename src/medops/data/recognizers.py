@@ -430,7 +430,7 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         [
             (
                 r"(?i:\b(?:pager|beeper|pgr|bleep|bip|ext|extension|poste|paged(?:[ \t]+at)?)\b\.?)"
-                r"[ \t]*(?:#|no\.?|n°|:)?[ \t]*(?P<phi>\d{3,6}(?:-\d{4})?)(?![\d/.])",
+                r"[ \t]*(?:#|no\.?|n°|:)?[ \t]*(?P<phi>\d{3,6}(?:-\d{4})?)(?![\d/]|[.-]\d)",
                 0.7,
             )
         ],

@@ -158,3 +158,31 @@ def test_mapped_patient_and_timestamp_paths_override_the_defaults(tmp_path: Path
     )
     [record] = read(path, columns).records
     assert (record.patient, record.timestamp) == ("MRN-1", "2024-01-02")
+
+
+def test_urn_uuid_and_absolute_references_resolve_to_the_entry_they_name(tmp_path: Path):
+    """A transaction bundle names its patient by fullUrl; a server export by absolute URL."""
+    patient = {"resourceType": "Patient", "id": "p1"}
+    by_urn = document("d-urn", "note one") | {"subject": {"reference": "urn:uuid:1f0e"}}
+    by_url = document("d-url", "note two") | {
+        "subject": {"reference": "https://fhir.example.org/r4/Patient/p1/_history/3"}
+    }
+    unnamed = document("d-orphan", "note three") | {"subject": {"reference": "urn:uuid:none"}}
+    entries = [
+        {"fullUrl": "urn:uuid:1f0e", "resource": patient},
+        {"resource": condition("Asthma")},
+        {"resource": by_urn},
+        {"resource": by_url},
+        {"resource": unnamed},
+        "not an entry",
+    ]
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps({"resourceType": "Bundle", "entry": entries}), encoding="utf-8")
+    result = read(path, BY_CONDITION)
+    rows = {r.id: (r.patient, r.label) for r in result.records}
+    assert rows == {
+        "train:d-urn": ("Patient/p1", "Asthma"),
+        "train:d-url": ("Patient/p1", "Asthma"),
+    }
+    # an unresolvable urn stays as written: no Condition links to it
+    assert reasons(result) == {"train:d-orphan": "missing_label", "train:entry-6": "not_fhir"}

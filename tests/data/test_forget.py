@@ -213,6 +213,10 @@ def test_forget_removes_the_patient_everywhere_and_marks_models(store: Path, reg
         assert counts["rows_in"] == counts["rows_kept"] + counts["rows_quarantined"] + 3
         assert sum(sum(c.values()) for c in extra["label_counts"].values()) == counts["rows_kept"]
         assert counts["patients_test"] == counts["patients_in_two_splits"] == 5
+        card = (directory / "DATASET_CARD.md").read_text(encoding="utf-8")
+        assert f"| rows kept | {counts['rows_kept']} |" in card
+        assert "| rows erased on request after preparation (GDPR Art. 17) | 3 |" in card
+        assert outcome.new_dataset_hash in card and old_hashes[relative] not in card
     assert report.models_to_retrain == [{"name": MODEL, "version": "1", "aliases": ["champion"]}]
     tags = registry.get_model_version(MODEL, "1").tags
     assert tags["retrain_required"] == "true"
@@ -229,6 +233,16 @@ def test_forget_removes_the_patient_everywhere_and_marks_models(store: Path, reg
     assert entry["models_to_retrain"] == report.models_to_retrain
     for secret in (PATIENT, planted, KEY):
         assert secret not in audit
+
+
+def test_a_card_without_its_recipe_is_marked_stale(store: Path):
+    directory = store / DATASETS[0]
+    (directory / "recipe.json").unlink()
+    before = (directory / "DATASET_CARD.md").read_text(encoding="utf-8")
+    forget(PATIENT, store, KEY.encode())
+    after = (directory / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert after.startswith(before)
+    assert "3 rows were erased after this card was written" in after
 
 
 def test_a_second_erasure_reaches_models_of_every_earlier_version(store: Path, registry: Any):

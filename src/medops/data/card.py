@@ -20,6 +20,9 @@ from medops.data.split import SPLITS
 from medops.manifest import Manifest
 from medops.recipe import Recipe
 
+CARD = "DATASET_CARD.md"
+# the resolved recipe, written beside the data it made: erasure rebuilds the card from it
+RECIPE = "recipe.json"
 DEID_RECALL = Path(medops.__file__).parents[2] / "bench" / "results" / "deid_recall.json"
 # the labelled sets of bench/deid_recall.py, in the order the card lists them
 _QUALITY_SETS = {
@@ -78,6 +81,9 @@ def _counts(counts: dict[str, int]) -> list[str]:
         ("rows quarantined", counts.get("rows_quarantined", 0)),
         *((f"kept in {name}", counts.get(name, 0)) for name in SPLITS),
     ]
+    erased = counts.get("rows_erased", 0)
+    if erased:
+        rows.append(("rows erased on request after preparation (GDPR Art. 17)", erased))
     # the de-duplication steps always run: show them even when they found nothing
     found = {"duplicate": 0, "near_duplicate": 0, **dict(_prefixed(counts, "quarantined_"))}
     reasons = [(reason, n, _REASONS.get(reason, "")) for reason, n in sorted(found.items())]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -30,6 +31,8 @@ AMBIGUOUS_CONDITION = "fhir_condition_ambiguous"
 
 # subject reference -> (encounter reference or "", condition label) of each coded Condition
 Conditions = dict[str, list[tuple[str, str]]]
+# "http://server/fhir/Patient/123/_history/2" -> "Patient/123" (FHIR R4 3.1.1.6.1 literal refs)
+_ABSOLUTE = re.compile(r"^\w+://.+?/([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
 class FhirError(ValueError):
@@ -52,13 +55,48 @@ def columns_for(columns: Columns) -> Columns:
 
 def bundle_resources(bundle: Any) -> list[Any]:
     """The entries' resources in order (None for an entry without one); a lone resource is
-    read as a Bundle of one."""
+    read as a Bundle of one.
+
+    References to another entry by its ``fullUrl`` (``urn:uuid:...`` in transaction
+    bundles, or an absolute URL) are rewritten to that entry's ``Type/id``, so a document
+    and a Condition that name one patient differently still link, and the patient id used
+    for the split and for erasure is the same whichever form a source used.
+    """
     if not isinstance(bundle, dict) or not isinstance(bundle.get("resourceType"), str):
         raise FhirError("the top level is not a FHIR resource (no resourceType)")
     if bundle["resourceType"] != "Bundle":
         return [bundle]
-    entries = bundle.get("entry") or []
-    return [entry.get("resource") if isinstance(entry, dict) else None for entry in entries]
+    entries = [e if isinstance(e, dict) else {} for e in bundle.get("entry") or []]
+    aliases = {
+        str(entry["fullUrl"]): f"{resource['resourceType']}/{resource['id']}"
+        for entry in entries
+        if entry.get("fullUrl")
+        and isinstance(resource := entry.get("resource"), dict)
+        and isinstance(resource.get("resourceType"), str)
+        and resource.get("id")
+    }
+    return [_resolved(entry.get("resource"), aliases) for entry in entries]
+
+
+def _resolved(value: Any, aliases: dict[str, str]) -> Any:
+    """``value`` with every ``reference`` that names a bundle entry's fullUrl replaced."""
+    if isinstance(value, list):
+        return [_resolved(item, aliases) for item in value]
+    if not isinstance(value, dict):
+        return value
+    return {
+        key: aliases.get(child, child)
+        if key == "reference" and isinstance(child, str)
+        else _resolved(child, aliases)
+        for key, child in value.items()
+    }
+
+
+def _reference(flat: dict[str, Any], path: str) -> str:
+    """A literal reference, relative: an absolute URL's server base is dropped."""
+    value = _value(flat, path)
+    absolute = _ABSOLUTE.match(value)
+    return absolute.group(1) if absolute else value
 
 
 def document_id(resource: dict[str, Any]) -> str:
@@ -95,8 +133,8 @@ def linked_conditions(resources: list[dict[str, Any]]) -> Conditions:
         flat = _flatten(resource)
         label = _value(flat, "code.coding.0.display") or _value(flat, "code.text")
         if label:
-            index[_value(flat, "subject.reference")].append(
-                (_value(flat, "encounter.reference"), label)
+            index[_reference(flat, "subject.reference")].append(
+                (_reference(flat, "encounter.reference"), label)
             )
     return index
 
@@ -144,10 +182,10 @@ def _condition(flat: dict[str, Any], conditions: Conditions) -> tuple[str, str]:
     Linked: same subject and, when the document names an encounter, that encounter. No link
     gives an empty label, which ingest quarantines as missing_label.
     """
-    encounter = _value(flat, "context.encounter.0.reference")
+    encounter = _reference(flat, "context.encounter.0.reference")
     labels = {
         label
-        for linked_encounter, label in conditions.get(_value(flat, "subject.reference"), [])
+        for linked_encounter, label in conditions.get(_reference(flat, "subject.reference"), [])
         if not encounter or linked_encounter == encounter
     }
     if len(labels) > 1:
@@ -172,7 +210,7 @@ def document_row(
     row = {
         **flat,
         TEXT: text,
-        PATIENT: _value(flat, "subject.reference"),
+        PATIENT: _reference(flat, "subject.reference"),
         TIMESTAMP: _value(flat, "date"),
     }
     if conditions is not None:

@@ -27,9 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from medops.data.card import CARD, RECIPE, dataset_card
 from medops.data.pseudonymize import DEFAULT_KEY_ENV, load_key
 from medops.data.split import SPLITS
 from medops.manifest import MANIFEST
+from medops.recipe import build_recipe
 
 PATIENT_KEY = "patient_key"
 PATIENT_KEY_HEX = 32  # 128 bits: no collision between patients in practice
@@ -296,6 +298,22 @@ def _erase(directory: Path, wanted: str, outcome: DatasetErasure, request: str) 
     _update_manifest(data, rows, outcome.rows_removed, outcome.new_dataset_hash, request)
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"  # as write_manifest writes it
     _replace(manifest_path, text.encode("utf-8"))
+    _refresh_card(directory, data)
+
+
+def _refresh_card(directory: Path, data: dict[str, Any]) -> None:
+    """Rebuild the dataset card from the erased manifest and the recipe prepare kept; a
+    dataset prepared before recipes were kept gets a notice that its counts are stale."""
+    card, recipe = directory / CARD, directory / RECIPE
+    if recipe.is_file():
+        resolved = build_recipe(json.loads(recipe.read_text(encoding="utf-8")))
+        _replace(card, dataset_card(data, resolved).encode("utf-8"))
+    elif card.is_file():
+        notice = (
+            f"\n## Erasure\n\n{data['counts']['rows_erased']} rows were erased after this card "
+            "was written; the counts above predate it. The manifest holds the current counts.\n"
+        )
+        _replace(card, card.read_bytes() + notice.encode("utf-8"))
 
 
 def _model_versions(client: Any, filter_string: str) -> Iterator[Any]:

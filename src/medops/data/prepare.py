@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from medops.data.card import dataset_card
+from medops.data.card import CARD, RECIPE, dataset_card
 from medops.data.clean import clean_records, dedupe, keep_classes, near_dedupe, select_classes
 from medops.data.deid_apply import Applied, apply_policy
 from medops.data.forget import PATIENT_KEY, dataset_hash, key_id, optional_secret, patient_key
@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 QUARANTINE = "quarantine.jsonl"
 LABELS = "labels.json"
-CARD = "DATASET_CARD.md"
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -169,6 +168,12 @@ def _write(
     return {**outputs, "quarantine": QUARANTINE, "labels": LABELS}
 
 
+def _write_recipe(out_dir: Path, recipe: Recipe) -> str:
+    text = json.dumps(recipe.to_dict(), indent=2, sort_keys=True) + "\n"
+    (out_dir / RECIPE).write_text(text, encoding="utf-8")
+    return RECIPE
+
+
 def _counts(
     rows_in: int,
     splits: dict[str, list[Record]],
@@ -220,6 +225,7 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
         splits = split_rows(kept, classes, recipe.data.validation_fraction, recipe.seed)
         manifest.counts = _counts(rows_in, splits, quarantined, applied)
         manifest.outputs = _write(out_dir, splits, quarantined, classes, key)
+        manifest.outputs["recipe"] = _write_recipe(out_dir, recipe)
         manifest.counts.update(_patient_keys(splits, key))
         manifest.counts["sources_decoded_cp1252"] = sum(s.cp1252_fallback for s in sources)
         manifest.counts["characters_replaced_undecodable"] = sum(s.replaced_chars for s in sources)

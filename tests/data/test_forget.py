@@ -29,7 +29,7 @@ from medops.data.forget import (
 from medops.data.prepare import prepare
 from medops.data.pseudonymize import PseudonymKeyError, load_key
 from medops.manifest import write_manifest
-from medops.recipe import Recipe, build_recipe
+from medops.recipe import Recipe, build_recipe, load_recipe
 
 KEY = "a-test-key-of-more-than-sixteen-bytes"
 PATIENT = "PAT-7731-SECRET"  # a planted id: must never appear in a prepared file or the audit
@@ -328,3 +328,27 @@ def test_cli_forget_end_to_end(
     monkeypatch.setenv("MEDOPS_DEID_KEY", KEY)
     assert main(["data", "forget", "--patient", PATIENT, "--store", str(store / "nope")]) == 2
     assert capsys.readouterr().err.startswith(f"medops: store {store / 'nope'}: no such directory")
+
+
+def test_forget_on_the_demo_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The real demo recipe maps each review's id as its author's patient id: with a key,
+    one author's review can be erased from the prepared demo data."""
+    monkeypatch.setenv("MEDOPS_DEID_KEY", KEY)
+    recipe = load_recipe(Path(__file__).parents[2] / "recipes" / "condition-demo.yaml")
+    store = tmp_path / "demo"
+    _prepare(recipe, store / "prepare")
+    before = _manifest(store / "prepare")
+    assert before["counts"]["patient_keys"] == before["counts"]["rows_kept"]
+    row_id = _rows(store / "prepare", "validation")[0]["id"]  # "train:<review id>"
+    author = row_id.split(":", 1)[1]
+
+    report = forget(author, store, KEY.encode())
+
+    assert report.rows_removed == 1 and report.complete and not report.models_checked
+    after = _manifest(store / "prepare")
+    assert after["counts"]["validation"] == before["counts"]["validation"] - 1
+    assert after["counts"]["rows_erased"] == 1
+    assert row_id not in {r["id"] for split in SPLITS for r in _rows(store / "prepare", split)}
+    assert "| rows erased on request after preparation (GDPR Art. 17) | 1 |" in (
+        store / "prepare" / "DATASET_CARD.md"
+    ).read_text(encoding="utf-8")

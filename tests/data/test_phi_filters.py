@@ -66,12 +66,14 @@ def test_numbers_that_cannot_be_dates_are_not_dates(span: str) -> None:
     assert not is_calendar_date(span)
 
 
-@pytest.mark.parametrize("span", ["MG", "M.D.", "po", "Dr", "Monsieur", "Cher", "N", "S4"])
+@pytest.mark.parametrize(
+    "span", ["MG", "M.D.", "po", "Dr", "Monsieur", "Cher", "N", "S4", "B12", "HbA1c", "CM1"]
+)
 def test_abbreviations_titles_and_single_letters_are_not_names(span: str) -> None:
     assert is_not_a_name(span)
 
 
-@pytest.mark.parametrize("span", ["Lee", "Ivan", "YBARRA", "Rush"])
+@pytest.mark.parametrize("span", ["Lee", "Ivan", "YBARRA", "Rush", "Route 66 Diner"])
 def test_short_real_names_are_names(span: str) -> None:
     assert not is_not_a_name(span)
 

@@ -131,9 +131,11 @@ def is_calendar_date(span: str) -> bool:
 
 
 def is_not_a_name(span: str) -> bool:
-    """One letter, or a clinical abbreviation, title or salutation ("MG", "M.D.", "Cher")."""
+    """One letter, a clinical abbreviation, title or salutation ("MG", "M.D.", "Cher"), or
+    one word with a digit in it ("B12", "HbA1c", "CM1": names and places have none)."""
     word = span.replace(".", "").strip().casefold()
-    return len(word) <= 1 or word in _NOT_NAMES
+    one_coded_word = " " not in word and any(ch.isdigit() for ch in word)
+    return len(word) <= 1 or word in _NOT_NAMES or one_coded_word
 
 
 def is_medical_term(span: str) -> bool:

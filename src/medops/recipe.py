@@ -78,6 +78,12 @@ class Data(_Section):
     top_k_classes: int | None = Field(8, ge=2, description="keep the k most frequent train labels")
     classes: list[str] | None = Field(None, description="explicit class list; wins over top_k")
     min_chars: int = Field(20, ge=1)
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="quarantine rows whose de-identified text is longer than this many tokens "
+        "of model.base's tokenizer (too_many_tokens); default: keep them and count them",
+    )
     max_chars: int = Field(
         100_000,
         ge=1,

@@ -216,3 +216,21 @@ def test_prepare_pseudonymizes_with_the_key_and_refuses_without(
     for secret in PLANTED_SECRETS:
         assert secret not in _everything_written(out, manifest)
     assert "policy: `pseudonymize`" in (out / "DATASET_CARD.md").read_text(encoding="utf-8")
+
+
+def test_max_tokens_quarantines_the_longest_rows_and_counts_them(tmp_path: Path, small_recipe):
+    long_row = {"id": "long", "text": "Acne cream review " + "very " * 40 + "long", "label": "Acne"}
+    recipe = small_recipe(train_extra=[long_row], max_tokens=20)
+    out = tmp_path / "prepared"
+    counts = prepare(recipe, out).counts
+    assert counts["quarantined_too_many_tokens"] == 1
+    assert counts["tokens_max"] <= 20
+    assert counts["rows_in"] == counts["rows_kept"] + counts["rows_quarantined"]
+    assert "| too_many_tokens | 1 |" in (out / "DATASET_CARD.md").read_text(encoding="utf-8")
+
+
+def test_max_tokens_without_a_tokenizer_is_an_error_naming_the_key(tmp_path: Path, small_recipe):
+    recipe = small_recipe(max_tokens=20)
+    model = recipe.model.model_copy(update={"base": "nobody/not-on-this-machine"})
+    with pytest.raises(ValueError, match="data.max_tokens needs the tokenizer of model.base"):
+        prepare(recipe.model_copy(update={"model": model}), tmp_path / "out")

@@ -39,6 +39,7 @@ _REASONS = {
     "bad_json": "a line that is not a JSON object",
     "text_too_short": "text shorter than data.min_chars after cleaning",
     "text_too_long": "text longer than data.max_chars after cleaning",
+    "too_many_tokens": "de-identified text longer than data.max_tokens tokens",
     "label_out_of_scope": "label not among the selected classes",
     "duplicate": "same text as a kept row (casefolded); test rows are kept first",
     "near_duplicate": (

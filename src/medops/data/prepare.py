@@ -101,21 +101,52 @@ def _percentile(ordered: list[int], percent: int) -> int:
     return ordered[max(0, -(-percent * len(ordered) // 100) - 1)] if ordered else 0
 
 
-def _token_counts(splits: dict[str, list[Record]], recipe: Recipe) -> dict[str, int]:
-    """Token lengths of the kept, de-identified texts under the model's tokenizer.
+def _token_lengths(records: list[Record], recipe: Recipe) -> list[int] | None:
+    """Token lengths of the de-identified texts under the model's tokenizer.
 
-    Rows over ``model.max_length`` are counted, not dropped: training truncates them
-    (classification) or applies ``lm.overlong`` (causal-lm, where the prompt adds more).
-    A tokenizer that cannot be loaded here (e.g. a hub id not in the local cache) is
-    recorded as ``tokens_unavailable`` instead of failing the stage.
+    A tokenizer that cannot be loaded here (e.g. a hub id not in the local cache) gives
+    None (recorded as ``tokens_unavailable``), unless ``data.max_tokens`` needs it.
     """
     try:
         tokenizer = _load_tokenizer(recipe.model.base)
     except (OSError, ValueError, ImportError) as error:
+        if recipe.data.max_tokens is not None:
+            raise ValueError(
+                f"data.max_tokens needs the tokenizer of model.base {recipe.model.base!r}, "
+                f"which cannot be loaded here ({type(error).__name__}); put the model in the "
+                "local cache or remove data.max_tokens"
+            ) from None
         logger.warning("prepare: no tokenizer for %s (%s)", recipe.model.base, error)
+        return None
+    return [len(ids) for ids in tokenizer([r.text for r in records], verbose=False)["input_ids"]]
+
+
+def _token_limit(
+    records: list[Record], lengths: list[int] | None, max_tokens: int | None
+) -> tuple[list[Record], list[int] | None, list[Quarantined]]:
+    """Quarantine rows over ``data.max_tokens`` (``too_many_tokens``); none when unset."""
+    if lengths is None or max_tokens is None:
+        return records, lengths, []
+    fits = [n <= max_tokens for n in lengths]
+    over = [
+        Quarantined(r.id, r.source, "too_many_tokens")
+        for r, ok in zip(records, fits, strict=True)
+        if not ok
+    ]
+    kept = [r for r, ok in zip(records, fits, strict=True) if ok]
+    return kept, [n for n, ok in zip(lengths, fits, strict=True) if ok], over
+
+
+def _token_counts(lengths: list[int] | None, recipe: Recipe) -> dict[str, int]:
+    """Percentiles of the kept rows' token lengths.
+
+    Rows over ``model.max_length`` are counted, not dropped: training truncates them
+    (classification) or applies ``lm.overlong`` (causal-lm, where the prompt adds more);
+    ``data.max_tokens`` quarantines the longest instead.
+    """
+    if lengths is None:
         return {"tokens_unavailable": 1}
-    texts = [r.text for name in SPLITS for r in splits[name]]
-    lengths = sorted(len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"])
+    lengths = sorted(lengths)
     return {
         "tokens_p50": _percentile(lengths, 50),
         "tokens_p95": _percentile(lengths, 95),
@@ -222,6 +253,9 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
             [*recipe.deid.keep_terms, *(t for s in sources for t in s.terms), *classes]
         )
         kept, applied = _deidentify(kept, recipe, known, pseudonymizer)
+        lengths = _token_lengths(kept, recipe)
+        kept, lengths, too_long = _token_limit(kept, lengths, recipe.data.max_tokens)
+        quarantined += too_long
         splits = split_rows(kept, classes, recipe.data.validation_fraction, recipe.seed)
         manifest.counts = _counts(rows_in, splits, quarantined, applied)
         manifest.outputs = _write(out_dir, splits, quarantined, classes, key)
@@ -233,7 +267,7 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
         # a test patient also seen in training is counted, never silently moved
         manifest.counts.update(leakage(splits))
         manifest.counts["deid_known_terms"] = len(known)
-        manifest.counts.update(_token_counts(splits, recipe))
+        manifest.counts.update(_token_counts(lengths, recipe))
         manifest.inputs = {s.name: {"path": s.name, "sha256": s.sha256} for s in sources}
         manifest.extra = {
             "dataset_hash": dataset_hash(out_dir),

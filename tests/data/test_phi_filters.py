@@ -114,3 +114,26 @@ def test_section_headers_and_drug_words_are_dropped_but_counted() -> None:
 def test_medical_suffixes_spare_first_names() -> None:
     assert is_medical_term("Prednisone") and is_medical_term("Angioplasty")
     assert not is_medical_term("Caroline") and not is_medical_term("Marcus Bell")
+
+
+def _found(text: str, results: list[RecognizerResult]) -> list[str]:
+    kept, _ = drop_false_positives(text, results, frozenset())
+    return [text[r.start : r.end] for r in kept]
+
+
+def test_a_span_across_lines_is_judged_line_by_line():
+    text = "Seen by Dr. John\nSmith today\nPÉDIATRIE\nDate : 2 mars"
+    wrapped = RecognizerResult("PERSON", 12, 22, 0.85)  # "John\nSmith"
+    glued = RecognizerResult("PERSON", 29, 43, 0.85)  # "PÉDIATRIE\nDate"
+    # the wrapped name stays redacted on both lines; "Date" opens a field label
+    assert _found(text, [wrapped, glued]) == ["John", "Smith", "PÉDIATRIE"]
+
+
+def test_a_place_opening_its_line_before_a_lowercase_word_is_a_common_word():
+    text = "Kaliémie à 6,1 mmol/l\nLyon, le 14 mars\nLinda called back"
+    results = [
+        RecognizerResult("LOCATION", 0, 8, 0.85),  # Kaliémie à
+        RecognizerResult("LOCATION", 22, 26, 0.85),  # Lyon, le (a letter's place line)
+        RecognizerResult("PERSON", 39, 44, 0.85),  # Linda called: names are never dropped so
+    ]
+    assert _found(text, results) == ["Lyon", "Linda"]

@@ -85,6 +85,8 @@ _EPONYM_BEFORE = re.compile(
 _FULL_DATE = re.compile(
     r"\d{1,2}([./-])\d{1,2}\1(?:19|20)\d{2}|(?:19|20)\d{2}([./-])\d{1,2}\2\d{1,2}"
 )
+_ONE_WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
+_LOWER_WORD_AFTER = re.compile(r"[ \t]+(?:[a-zß-öø-ÿ]|d['’]|l['’])")
 _TOKEN_SPLIT = re.compile(r"[\s/,;()]+")
 _EDGE_PUNCT = ".,;:!?'\"()[]{}*-"
 
@@ -153,6 +155,16 @@ def is_section_header(text: str, start: int, end: int) -> bool:
     return not text[line_start:start].strip() and text[end : end + 20].lstrip(" \t").startswith(":")
 
 
+def is_line_initial_word(text: str, start: int, end: int) -> bool:
+    """One word opening its line and followed by a lowercase word: a capitalised common
+    word ("Kaliémie à 6,1", "Comparaison avec", "Scanner thoracique"). Applied to places
+    only: a first name opening a line ("Linda called back") must stay redacted."""
+    line_start = text.rfind("\n", 0, start) + 1
+    if text[line_start:start].strip() or not _ONE_WORD.fullmatch(text[start:end]):
+        return False
+    return _LOWER_WORD_AFTER.match(text, end) is not None
+
+
 def is_eponym(text: str, start: int, end: int) -> bool:
     """It starts with a disease eponym and the words around make it a condition.
 
@@ -186,12 +198,40 @@ def is_plausible_url(span: str) -> bool:
     return ".." not in span and suffix.islower() and any(ch.isalpha() for ch in host)
 
 
+def _line_parts(text: str, results: Sequence[RecognizerResult]) -> list[RecognizerResult]:
+    """Name-like results split at line breaks (blank parts go); the others unchanged."""
+    parts = []
+    for result in results:
+        if result.entity_type not in _NAME_LIKE or "\n" not in text[result.start : result.end]:
+            parts.append(result)
+            continue
+        for line in re.finditer(r"[^\n]+", text[result.start : result.end]):
+            start = result.start + line.start() + len(line[0]) - len(line[0].lstrip())
+            end = result.start + line.end() - (len(line[0]) - len(line[0].rstrip()))
+            if end > start:
+                parts.append(
+                    RecognizerResult(
+                        result.entity_type,
+                        start,
+                        end,
+                        result.score,
+                        recognition_metadata=result.recognition_metadata,
+                    )
+                )
+    return parts
+
+
 def drop_false_positives(
     text: str, results: Sequence[RecognizerResult], known: frozenset[str]
 ) -> tuple[list[RecognizerResult], Counter[str]]:
-    """Detections to redact, and counts of those dropped per rule (never the spans)."""
+    """Detections to redact, and counts of those dropped per rule (never the spans).
+
+    A name or place spaCy tagged across a line break ("D.\nElle", "MÉDICAL\nJe soussigné")
+    is judged line by line: each line's part is kept or dropped on its own, so a name
+    wrapped over two lines stays redacted while a header glued to it does not.
+    """
     kept, dropped = [], Counter()
-    for result in results:
+    for result in _line_parts(text, results):
         span = text[result.start : result.end]
         name_like = result.entity_type in _NAME_LIKE
         if name_like and known and is_known_term(span, known):
@@ -204,6 +244,10 @@ def drop_false_positives(
             dropped["section_header"] += 1
         elif name_like and is_eponym(text, result.start, result.end):
             dropped["eponym"] += 1
+        elif result.entity_type == "LOCATION" and is_line_initial_word(
+            text, result.start, result.end
+        ):
+            dropped["line_initial_common_word"] += 1
         elif result.entity_type == "PHONE_NUMBER" and not is_plausible_phone(span):
             dropped["not_a_phone"] += 1
         elif result.entity_type == "DATE_TIME" and not is_calendar_date(span):

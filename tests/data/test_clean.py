@@ -81,7 +81,7 @@ def test_clean_label_strips_then_maps():
 
 def test_clean_records_quarantines_short_text_and_empty_label():
     records = [rec("1"), rec("2", text='"  tiny &amp; "'), rec("3", label="   ")]
-    kept, quarantined = clean_records(records, {}, min_chars=10)
+    kept, quarantined = clean_records(records, {}, min_chars=10, max_chars=100)
     assert [r.id for r in kept] == ["train:1"]
     assert {(q.id, q.reason) for q in quarantined} == {
         ("train:2", "text_too_short"),

@@ -219,11 +219,15 @@ def test_prepare_pseudonymizes_with_the_key_and_refuses_without(
 
 
 def test_max_tokens_quarantines_the_longest_rows_and_counts_them(tmp_path: Path, small_recipe):
-    long_row = {"id": "long", "text": "Acne cream review " + "very " * 40 + "long", "label": "Acne"}
-    recipe = small_recipe(train_extra=[long_row], max_tokens=20)
+    text = "Dr. Zebulon Quaxley: acne cream review " + "very " * 40 + "long"
+    recipe = small_recipe(
+        train_extra=[{"id": "long", "text": text, "label": "Acne"}], max_tokens=20
+    )
     out = tmp_path / "prepared"
     counts = prepare(recipe, out).counts
     assert counts["quarantined_too_many_tokens"] == 1
+    # the de-identification counts describe the rows kept, not the quarantined one
+    assert counts["deid_NAME"] == counts["deid_rows_with_phi"] == 0
     assert counts["tokens_max"] <= 20
     assert counts["rows_in"] == counts["rows_kept"] + counts["rows_quarantined"]
     assert "| too_many_tokens | 1 |" in (out / "DATASET_CARD.md").read_text(encoding="utf-8")

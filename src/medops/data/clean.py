@@ -108,7 +108,7 @@ def clean_records(
     records: Iterable[Record],
     label_map: Mapping[str, str],
     min_chars: int,
-    max_chars: int = 1_000_000,
+    max_chars: int,
 ) -> Result:
     kept, quarantined = [], []
     for record in records:

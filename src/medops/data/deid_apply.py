@@ -32,6 +32,18 @@ class Applied:
     dropped: Counter[str] = field(default_factory=Counter)
     dates_redacted: int = 0
 
+    def only(self, keep: Sequence[bool]) -> Applied:
+        """The texts where ``keep`` is true (a later stage step dropped the others); the
+        filter and date counts stay those of the whole call."""
+        pick = [i for i, wanted in enumerate(keep) if wanted]
+        return Applied(
+            [self.texts[i] for i in pick],
+            [self.spans[i] for i in pick],
+            [self.languages[i] for i in pick],
+            self.dropped,
+            self.dates_redacted,
+        )
+
 
 def check_choices(language: str, policy: str, pseudonymizer: Pseudonymizer | None) -> None:
     if language not in LANGUAGE_CHOICES:

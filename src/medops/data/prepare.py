@@ -122,19 +122,17 @@ def _token_lengths(records: list[Record], recipe: Recipe) -> list[int] | None:
 
 
 def _token_limit(
-    records: list[Record], lengths: list[int] | None, max_tokens: int | None
-) -> tuple[list[Record], list[int] | None, list[Quarantined]]:
-    """Quarantine rows over ``data.max_tokens`` (``too_many_tokens``); none when unset."""
+    records: list[Record], applied: Applied, lengths: list[int] | None, max_tokens: int | None
+) -> tuple[list[Record], Applied, list[int] | None, list[Quarantined]]:
+    """Quarantine rows over ``data.max_tokens`` (``too_many_tokens``; none when unset), so
+    the de-identification counts and token lengths describe the rows kept."""
     if lengths is None or max_tokens is None:
-        return records, lengths, []
+        return records, applied, lengths, []
     fits = [n <= max_tokens for n in lengths]
-    over = [
-        Quarantined(r.id, r.source, "too_many_tokens")
-        for r, ok in zip(records, fits, strict=True)
-        if not ok
-    ]
-    kept = [r for r, ok in zip(records, fits, strict=True) if ok]
-    return kept, [n for n, ok in zip(lengths, fits, strict=True) if ok], over
+    pairs = list(zip(records, fits, strict=True))
+    over = [Quarantined(r.id, r.source, "too_many_tokens") for r, ok in pairs if not ok]
+    kept_lengths = [n for n, ok in zip(lengths, fits, strict=True) if ok]
+    return [r for r, ok in pairs if ok], applied.only(fits), kept_lengths, over
 
 
 def _token_counts(lengths: list[int] | None, recipe: Recipe) -> dict[str, int]:
@@ -254,7 +252,9 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
         )
         kept, applied = _deidentify(kept, recipe, known, pseudonymizer)
         lengths = _token_lengths(kept, recipe)
-        kept, lengths, too_long = _token_limit(kept, lengths, recipe.data.max_tokens)
+        kept, applied, lengths, too_long = _token_limit(
+            kept, applied, lengths, recipe.data.max_tokens
+        )
         quarantined += too_long
         splits = split_rows(kept, classes, recipe.data.validation_fraction, recipe.seed)
         manifest.counts = _counts(rows_in, splits, quarantined, applied)

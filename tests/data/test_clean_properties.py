@@ -81,8 +81,8 @@ def _conserved(rows: list[Record], kept: list[Record], quarantined) -> None:
 def test_every_cleaning_step_keeps_or_quarantines_each_row_once(rows: list[Record]):
     kept, rejected = clean_records(rows, {"Pain": "Pain"}, min_chars=3, max_chars=40)
     _conserved(rows, kept, rejected)
-    assert all(q.reason in {"missing_label", "text_too_short"} for q in rejected)
-    assert all(r.label and len(r.text) >= 3 for r in kept)
+    assert all(q.reason in {"missing_label", "text_too_short", "text_too_long"} for q in rejected)
+    assert all(r.label and 3 <= len(r.text) <= 40 for r in kept)
 
     in_scope, out_of_scope = keep_classes(kept, ["Acne"])
     _conserved(kept, in_scope, out_of_scope)

@@ -123,3 +123,23 @@ def test_logs_of_one_step(
         assert main(["pipeline", "logs", "missing", "--host", api.url]) == 2
         assert "has no run missing" in one_line_error(capsys)
     assert asked == [f"team-a pipeline/runid={RUN_ID},medops.dev/stage=train"]
+
+
+def test_a_user_error_is_one_line_and_verbose_shows_where(
+    capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    missing = tmp_path / "absent.yaml"
+    assert main(["validate", str(missing)]) == 2
+    assert one_line_error(capsys) == f"medops: recipe {missing} does not exist"
+    assert main(["-v", "validate", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RecipeError" in err
+
+
+def test_a_bug_is_not_dressed_as_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: object) -> None:
+        raise KeyError("a bug, not the user's input")
+
+    monkeypatch.setattr("medops.cli.load_recipe", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        main(["validate", str(DEMO_RECIPE)])

@@ -10,6 +10,8 @@ import importlib.util
 import zipfile
 from pathlib import Path
 
+from medops.errors import MissingInputError
+
 PKG_SCHEME = "pkg://"
 
 
@@ -17,18 +19,18 @@ def resolve_uri(uri: str) -> Path:
     if not uri.startswith(PKG_SCHEME):
         path = Path(uri).expanduser()
         if not path.exists():
-            raise FileNotFoundError(f"{uri} does not exist")
+            raise MissingInputError(f"{uri} does not exist")
         return path
     package, _, relative = uri[len(PKG_SCHEME) :].partition("/")
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{uri}: package {package!r} is not installed; run `make venv` (it installs the "
             "asset packages) or point the recipe at a local path"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.exists():
-        raise FileNotFoundError(f"{uri}: {relative} is not inside package {package!r}")
+        raise MissingInputError(f"{uri}: {relative} is not inside package {package!r}")
     return path
 
 
@@ -39,5 +41,5 @@ def read_bytes(uri: str, member: str | None = None) -> bytes:
         return path.read_bytes()
     with zipfile.ZipFile(path) as archive:
         if member not in archive.namelist():
-            raise FileNotFoundError(f"{uri}: archive has no member {member!r}")
+            raise MissingInputError(f"{uri}: archive has no member {member!r}")
         return archive.read(member)

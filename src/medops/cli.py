@@ -8,11 +8,12 @@ import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
-from medops.launch.errors import ClusterError, PipelineFailed
-from medops.recipe import RecipeError, load_recipe
-from medops.train.errors import TrainingFailed
+from medops.errors import ConfigurationError, MedopsError, MissingInputError
+from medops.launch.errors import ClusterError
+from medops.recipe import load_recipe
 
 
 def _input_pair(text: str) -> tuple[str, Path]:
@@ -149,14 +150,14 @@ def _deid(args: argparse.Namespace) -> int:
     from medops.data.deid_jsonl import DeidCounts, deid_jsonl
 
     if args.input.resolve() == args.output.resolve():
-        raise ValueError("--output must differ from --input")
+        raise ConfigurationError("--output must differ from --input")
     if not args.input.is_file():
-        raise FileNotFoundError(f"--input {args.input}: no such file")
+        raise MissingInputError(f"--input {args.input}: no such file")
     key = None
     if args.policy == "pseudonymize":
         from medops.data.pseudonymize import load_key
 
-        key = load_key(args.key_env)  # PseudonymKeyError is a ValueError: exit 2
+        key = load_key(args.key_env)  # PseudonymKeyError is a MedopsError: exit 2
     last = time.monotonic()
 
     def progress(counts: DeidCounts) -> None:
@@ -174,10 +175,9 @@ def _deid(args: argparse.Namespace) -> int:
     try:
         with args.input.open("rb") as source, partial.open("w", encoding="utf-8") as sink:
             counts = deid_jsonl(source, sink, args.lang, args.policy, progress=progress, key=key)
-    except DeidError as error:
+    except DeidError:
         partial.unlink(missing_ok=True)
-        print(f"medops: {error}", file=sys.stderr)
-        return 2
+        raise
     partial.replace(args.output)
     print(json.dumps(counts.to_dict()), file=sys.stderr)
     return 0
@@ -189,7 +189,7 @@ def _forget(args: argparse.Namespace) -> int:
     from medops.data.pseudonymize import load_key
     from medops.registry.tracking import TRACKING_ENV
 
-    key = load_key(args.key_env)  # PseudonymKeyError is a ValueError: exit 2
+    key = load_key(args.key_env)  # PseudonymKeyError is a MedopsError: exit 2
     uri = args.tracking_uri or os.environ.get(TRACKING_ENV)
     report = forget(args.patient, args.store, key, uri)
     for line in report.warnings():
@@ -269,15 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         return _dispatch(args)
-    except (
-        RecipeError,
-        FileNotFoundError,
-        KeyError,
-        ValueError,
-        PipelineFailed,
-        ClusterError,
-        TrainingFailed,
-    ) as error:
+    except MedopsError as error:
+        # a problem the user can fix: one line; -v adds where it was raised
+        if args.verbose:
+            traceback.print_exc()
         print(f"medops: {error}", file=sys.stderr)
         return 2
 

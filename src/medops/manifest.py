@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medops.errors import MissingInputError
+
 MANIFEST = "manifest.json"
 _VERSIONED = ("medops", "torch", "transformers", "peft", "ray", "mlflow", "kfp", "kserve")
 
@@ -82,7 +84,7 @@ def write_manifest(manifest: Manifest, out_dir: Path) -> Path:
 def read_manifest(stage_dir: Path) -> dict[str, Any]:
     path = Path(stage_dir) / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"{stage_dir} has no {MANIFEST}: run the stage that writes it")
+        raise MissingInputError(f"{stage_dir} has no {MANIFEST}: run the stage that writes it")
     return json.loads(path.read_text())
 
 

@@ -23,8 +23,10 @@ from pydantic import (
     model_validator,
 )
 
+from medops.errors import ConfigurationError
 
-class RecipeError(ValueError):
+
+class RecipeError(ConfigurationError):
     """A recipe that cannot be used; the message names the key and the fix."""
 
 

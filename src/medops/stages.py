@@ -11,6 +11,7 @@ import importlib
 from collections.abc import Callable
 from pathlib import Path
 
+from medops.errors import ConfigurationError
 from medops.manifest import MANIFEST, Manifest, write_manifest
 from medops.recipe import Recipe
 
@@ -34,7 +35,7 @@ TASK_STAGES: dict[str, dict[str, str]] = {
 
 def stage_function(name: str, task: str = "classification") -> Callable[..., Manifest]:
     if name not in STAGES:
-        raise KeyError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+        raise ConfigurationError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
     target = TASK_STAGES.get(task, {}).get(name, STAGES[name][0])
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
@@ -46,7 +47,7 @@ def run_stage(name: str, recipe: Recipe, out_dir: Path, inputs: dict[str, Path])
     missing = [key for key in wanted if key not in inputs]
     unknown = [key for key in inputs if key not in wanted]
     if missing or unknown:
-        raise ValueError(
+        raise ConfigurationError(
             f"stage {name!r} takes inputs {list(wanted)}; missing {missing}, unexpected {unknown}"
         )
     function = stage_function(name, recipe.task)
@@ -68,7 +69,9 @@ def run_training(
     prepared = Path(prepared or recipe.out / "prepare")
     out_dir = Path(out_dir or recipe.out / "train")
     if resume and recipe.task != "causal-lm":
-        raise ValueError("--resume is for task: causal-lm (classification trains in minutes)")
+        raise ConfigurationError(
+            "--resume is for task: causal-lm (classification trains in minutes)"
+        )
     if not (prepared / MANIFEST).is_file():
         run_stage("prepare", recipe, prepared, {})
     out_dir.mkdir(parents=True, exist_ok=True)

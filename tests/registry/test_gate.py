@@ -1,5 +1,6 @@
 import pytest
 
+from medops.errors import ConfigurationError
 from medops.recipe import Gate
 from medops.registry.gate import decide
 
@@ -23,7 +24,7 @@ def test_baseline_check_can_be_turned_off() -> None:
 
 
 def test_missing_metric_is_named() -> None:
-    with pytest.raises(KeyError, match="baseline_accuracy"):
+    with pytest.raises(ConfigurationError, match="baseline_accuracy"):
         decide(Gate(metric="accuracy"), {"accuracy": 0.9})
 
 
@@ -41,5 +42,5 @@ def test_every_also_metric_must_not_fall_below_its_baseline() -> None:
     assert not decision.passed
     assert "json_validity 0.7000 < baseline 0.9000" in decision.reason
     assert decide(gate, {**metrics, "json_validity": 0.95}).passed
-    with pytest.raises(KeyError, match="baseline_json_validity"):
+    with pytest.raises(ConfigurationError, match="baseline_json_validity"):
         decide(gate, {k: v for k, v in metrics.items() if k != "baseline_json_validity"})

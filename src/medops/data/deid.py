@@ -36,6 +36,7 @@ from medops.data.phi_filters import drop_false_positives
 from medops.data.recognizers import ENTITIES as MEDOPS_ENTITIES
 from medops.data.recognizers import TITLE_PREFIX, medops_recognizers
 from medops.data.spans import CATEGORY_OF, Detection, Span, merge, trimmed
+from medops.errors import ConfigurationError, MedopsError
 
 LANGUAGE = "en"
 LANGUAGES = ("en", "fr")
@@ -110,7 +111,7 @@ _NER_CONFIG = {
 }
 
 
-class DeidError(RuntimeError):
+class DeidError(MedopsError, RuntimeError):
     """De-identification cannot run as configured (e.g. the spaCy model is missing)."""
 
 
@@ -253,7 +254,7 @@ def detect_phi(
     Returns the spans and detections dropped per false-positive rule.
     """
     if language not in LANGUAGES:
-        raise ValueError(f"language {language!r}: supported are {', '.join(LANGUAGES)}")
+        raise ConfigurationError(f"language {language!r}: supported are {', '.join(LANGUAGES)}")
     spans, dropped = [], Counter()
     for text, results in zip(
         texts, analyze(texts, spacy_model, language, PHI_ENTITIES, score_threshold), strict=True

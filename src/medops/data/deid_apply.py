@@ -16,6 +16,7 @@ from medops.data.deid import detect_phi
 from medops.data.language import guess_language
 from medops.data.pseudonymize import Pseudonymizer
 from medops.data.spans import Span, redact
+from medops.errors import ConfigurationError
 from medops.recipe import Deid
 
 LANGUAGE_CHOICES = ("en", "fr", "auto")
@@ -47,11 +48,13 @@ class Applied:
 
 def check_choices(language: str, policy: str, pseudonymizer: Pseudonymizer | None) -> None:
     if language not in LANGUAGE_CHOICES:
-        raise ValueError(f"language {language!r}: choose one of {', '.join(LANGUAGE_CHOICES)}")
+        raise ConfigurationError(
+            f"language {language!r}: choose one of {', '.join(LANGUAGE_CHOICES)}"
+        )
     if policy not in POLICIES:
-        raise ValueError(f"policy {policy!r}: supported policies are {', '.join(POLICIES)}")
+        raise ConfigurationError(f"policy {policy!r}: supported policies are {', '.join(POLICIES)}")
     if policy == "pseudonymize" and pseudonymizer is None:
-        raise ValueError("policy 'pseudonymize' needs a key (see medops.data.pseudonymize)")
+        raise ConfigurationError("policy 'pseudonymize' needs a key (see medops.data.pseudonymize)")
 
 
 def _detect(

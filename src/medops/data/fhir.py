@@ -15,6 +15,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
+from medops.errors import MedopsError
 from medops.recipe import Columns
 
 TEXT = "@text"
@@ -35,7 +36,7 @@ Conditions = dict[str, list[tuple[str, str]]]
 _ABSOLUTE = re.compile(r"^\w+://.+?/([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
-class FhirError(ValueError):
+class FhirError(MedopsError, ValueError):
     """A file that is not FHIR at all; names the problem, never a resource's content."""
 
 

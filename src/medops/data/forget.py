@@ -30,6 +30,7 @@ from typing import Any
 from medops.data.card import CARD, RECIPE, dataset_card
 from medops.data.pseudonymize import DEFAULT_KEY_ENV, load_key
 from medops.data.split import SPLITS
+from medops.errors import MedopsError, MissingInputError
 from medops.manifest import MANIFEST
 from medops.recipe import build_recipe
 
@@ -40,7 +41,7 @@ LOCK = ".erasure.lock"
 MLFLOW_DB = Path("mlflow") / "mlflow.db"  # medops' default store under an output_dir
 
 
-class ErasureError(ValueError):
+class ErasureError(MedopsError, ValueError):
     """An erasure that cannot run as asked; names the store or file, never a patient."""
 
 
@@ -376,7 +377,7 @@ def forget(
     if not patient_id:
         raise ErasureError("the patient id is empty")
     if not store.is_dir():
-        raise FileNotFoundError(f"store {store}: no such directory")
+        raise MissingInputError(f"store {store}: no such directory")
     datasets = prepared_datasets(store)
     if not datasets:
         raise ErasureError(

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from medops.assets import read_bytes
 from medops.data import fhir
+from medops.errors import MedopsError
 from medops.recipe import Columns, Source
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ _DELIMITERS = {"tsv": "\t", "csv": ","}
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
-class SourceError(ValueError):
+class SourceError(MedopsError, ValueError):
     """A source that cannot be read as configured; names the source, never a record's text."""
 
 

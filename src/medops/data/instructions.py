@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from medops.errors import ConfigurationError, MedopsError
 from medops.recipe import LanguageTask, TargetField
 
 IGNORE = -100  # label of a token the loss skips (prompt, padding)
 
 
-class TargetError(ValueError):
+class TargetError(MedopsError, ValueError):
     """A row whose target cannot be built; names the row id and field, never the text."""
 
 
@@ -76,7 +77,7 @@ def tokenize_chat(tokenizer: Any, row_id: str, messages: list[dict[str, str]]) -
     prompt = render_prompt(tokenizer, messages[:-1])
     full = tokenizer.apply_chat_template(messages, tokenize=False)
     if not full.startswith(prompt):
-        raise ValueError(
+        raise ConfigurationError(
             "the tokenizer's chat template renders the prompt differently with and without "
             "the answer; medops cannot tell where the answer starts"
         )

@@ -27,6 +27,7 @@ from medops.data.phi_filters import vocabulary
 from medops.data.pseudonymize import Pseudonymizer, PseudonymKeyError, load_key
 from medops.data.spans import CATEGORIES
 from medops.data.split import SPLITS, leakage, split_rows
+from medops.errors import ConfigurationError, MissingInputError
 from medops.manifest import Manifest, timed
 from medops.recipe import Recipe
 
@@ -111,7 +112,7 @@ def _token_lengths(records: list[Record], recipe: Recipe) -> list[int] | None:
         tokenizer = _load_tokenizer(recipe.model.base)
     except (OSError, ValueError, ImportError) as error:
         if recipe.data.max_tokens is not None:
-            raise ValueError(
+            raise ConfigurationError(
                 f"data.max_tokens needs the tokenizer of model.base {recipe.model.base!r}, "
                 f"which cannot be loaded here ({type(error).__name__}); put the model in the "
                 "local cache or remove data.max_tokens"
@@ -290,10 +291,10 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
 def read_split(prepared_dir: Path, split: str) -> list[dict[str, str]]:
     """Rows of one split as ``{"id", "text", "label"[, "fields"]}`` dicts, in file order."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
+        raise ConfigurationError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
     path = Path(prepared_dir) / f"{split}.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: run the prepare stage first")
+        raise MissingInputError(f"{path} does not exist: run the prepare stage first")
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
@@ -301,5 +302,5 @@ def read_split(prepared_dir: Path, split: str) -> list[dict[str, str]]:
 def read_labels(prepared_dir: Path) -> list[str]:
     path = Path(prepared_dir) / LABELS
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: run the prepare stage first")
+        raise MissingInputError(f"{path} does not exist: run the prepare stage first")
     return json.loads(path.read_text(encoding="utf-8"))

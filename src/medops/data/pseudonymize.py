@@ -24,6 +24,7 @@ import re
 from collections.abc import Sequence
 
 from medops.data.spans import Span
+from medops.errors import MedopsError
 
 DEFAULT_KEY_ENV = "MEDOPS_DEID_KEY"
 MIN_KEY_BYTES = 16
@@ -88,7 +89,7 @@ _MONTH_DAY_YEAR = re.compile(rf"{_MONTH}\s+(?P<day>\d{{1,2}})(?P<comma>,?)\s+{_Y
 _DAY_MONTH_YEAR = re.compile(rf"(?P<day>\d{{1,2}})(?P<er>er)?\s+{_MONTH}\s+{_YEAR}")
 
 
-class PseudonymKeyError(ValueError):
+class PseudonymKeyError(MedopsError, ValueError):
     """The key is missing or too short; the message names the variable, never the value."""
 
 

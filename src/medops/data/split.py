@@ -18,11 +18,12 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from medops.data.ingest import Record
+from medops.errors import MedopsError
 
 SPLITS = ("train", "validation", "test")
 
 
-class SplitError(ValueError):
+class SplitError(MedopsError, ValueError):
     """The kept rows cannot be split as the recipe asks."""
 
 

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
+from medops.errors import DataError
+
 
 def classification_metrics(
     y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]
@@ -16,7 +18,7 @@ def classification_metrics(
     if len(y_true) != len(y_pred):
         raise ValueError(f"{len(y_true)} true labels but {len(y_pred)} predictions")
     if not y_true:
-        raise ValueError("no rows to evaluate: the test split is empty")
+        raise DataError("no rows to evaluate: the test split is empty")
     labels = list(classes)
     summary: dict[str, float] = {"accuracy": float(accuracy_score(y_true, y_pred))}
     for average in ("macro", "micro", "weighted"):

@@ -11,6 +11,7 @@ import numpy as np
 
 from medops.assets import resolve_uri
 from medops.data.prepare import read_labels, read_split
+from medops.errors import DataError
 from medops.evaluate.metrics import classification_metrics
 from medops.evaluate.report import confusion_png, html_report
 from medops.manifest import Manifest, timed
@@ -48,7 +49,7 @@ def evaluate(recipe: Recipe, out_dir: Path, prepared: Path, trained: Path) -> Ma
         test = read_split(prepared, "test")
         model = TextClassifier.load(trained / "model")
         if model.labels != classes:
-            raise ValueError(
+            raise DataError(
                 f"model classes {model.labels} differ from the prepared classes {classes}: "
                 "evaluate the model on the dataset it was trained for"
             )

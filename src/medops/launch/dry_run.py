@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
+from medops.errors import ConfigurationError, MissingInputError
 from medops.model.causal_lm import autocast_dtype, load_tokenizer, resolve_base, weights_dtype
 from medops.recipe import Recipe
 from medops.train.modules import adapt
@@ -53,7 +54,7 @@ def _config(recipe: Recipe) -> tuple[PretrainedConfig, str]:
     if recipe.model.config:
         path = Path(recipe.model.config).expanduser()
         if not path.exists():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"model.config {recipe.model.config!r} does not exist (a relative path is read "
                 f"from the current directory, {Path.cwd()})"
             )
@@ -62,7 +63,7 @@ def _config(recipe: Recipe) -> tuple[PretrainedConfig, str]:
     try:
         return AutoConfig.from_pretrained(source, local_files_only=True), source
     except OSError:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"model.base {recipe.model.base!r} is not on this machine (neither a directory nor "
             "in the Hugging Face cache), so its architecture is unknown: set model.config to "
             "its config.json, e.g. recipes/models/llama-3.1-8b-instruct/config.json"
@@ -82,7 +83,7 @@ def _check_targets(model: PreTrainedModel, targets: list[str]) -> dict[str, int]
         linear = sorted(
             {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)}
         )
-        raise ValueError(
+        raise ConfigurationError(
             f"train.lora.targets: {', '.join(map(repr, missing))} matches no module of "
             f"{type(model).__name__}; its Linear modules are {', '.join(linear)}"
         )
@@ -100,7 +101,7 @@ def _quantised(model: PreTrainedModel) -> int:
 def _batch(recipe: Recipe) -> dict[str, Any]:
     train, workers = recipe.train, recipe.resources.num_workers
     if train.batch_size < workers:
-        raise ValueError(
+        raise ConfigurationError(
             f"train.batch_size {train.batch_size} is smaller than resources.num_workers "
             f"{workers}: every worker needs a row of each micro-step"
         )
@@ -218,7 +219,7 @@ def dry_run(recipe: Recipe, gpu_memory_gib: float = 80.0) -> dict[str, Any]:
     ValueError for a LoRA target that names no module or a batch the workers cannot split.
     """
     if recipe.task != "causal-lm":
-        raise ValueError("--dry-run builds causal-lm recipes; this one is a classification")
+        raise ConfigurationError("--dry-run builds causal-lm recipes; this one is a classification")
     config, source = _config(recipe)
     checks = [f"config.json read from {source}"]
     not_checked = [
@@ -230,7 +231,7 @@ def dry_run(recipe: Recipe, gpu_memory_gib: float = 80.0) -> dict[str, Any]:
     max_positions = getattr(config, "max_position_embeddings", None)
     if max_positions is not None:
         if recipe.model.max_length > max_positions:
-            raise ValueError(
+            raise ConfigurationError(
                 f"model.max_length {recipe.model.max_length} is above the model's "
                 f"max_position_embeddings {max_positions}"
             )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medops.errors import MedopsError
 
-class PipelineFailed(RuntimeError):
+
+class PipelineFailed(MedopsError, RuntimeError):
     """A pipeline task failed: names the task, its last error line and where its log is."""
 
     def __init__(self, task: str, log: Path, reason: str) -> None:
@@ -15,5 +17,5 @@ class PipelineFailed(RuntimeError):
         super().__init__(f"pipeline task {task!r} failed: {reason}\n  task log: {log}")
 
 
-class ClusterError(RuntimeError):
+class ClusterError(MedopsError, RuntimeError):
     """A cluster request that cannot go on (unreachable, refused, missing): one line saying why."""

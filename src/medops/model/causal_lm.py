@@ -16,6 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from medops.assets import PKG_SCHEME, resolve_uri
+from medops.errors import ConfigurationError, MissingInputError
 from medops.model.gguf_cache import is_gguf, materialize
 from medops.recipe import Train
 from medops.train.modules import adapt
@@ -28,7 +29,7 @@ def resolve_base(base: str) -> str:
         return str(materialize(path) if is_gguf(path) else path)
     if base.count("/") == 1 and not base.startswith((".", "/", "~")):
         return base  # a hub id: from_pretrained finds it in the local cache or fails clearly
-    raise FileNotFoundError(
+    raise MissingInputError(
         f"model.base {base!r} is neither an existing path, a pkg:// asset nor a hub id "
         "(org/name); point it at a local model directory"
     )
@@ -54,7 +55,7 @@ def load_tokenizer(path: str) -> Any:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if not tokenizer.chat_template:
-        raise ValueError(
+        raise ConfigurationError(
             f"{path}: the tokenizer has no chat template; medops renders examples with it"
         )
     return tokenizer
@@ -62,7 +63,7 @@ def load_tokenizer(path: str) -> Any:
 
 def _qlora_settings() -> dict[str, Any]:
     if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
-        raise RuntimeError(
+        raise ConfigurationError(
             "train.method qlora needs a CUDA GPU and the bitsandbytes package "
             "(pip install bitsandbytes==0.50.2 in the GPU image); use method: lora on CPU"
         )
@@ -107,7 +108,7 @@ def load_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> No
     wanted = {name for name, p in model.named_parameters() if p.requires_grad}
     if set(state) != wanted:
         missing, extra = sorted(wanted - set(state)), sorted(set(state) - wanted)
-        raise ValueError(
+        raise ConfigurationError(
             f"checkpoint does not match this model/method: {len(missing)} tensor(s) missing "
             f"(e.g. {missing[:2]}), {len(extra)} unexpected (e.g. {extra[:2]})"
         )

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from medops.errors import MissingInputError
 from medops.model.encoder import embed, load_encoder
 
 CONFIG = "medops_model.json"
@@ -61,7 +62,7 @@ class TextClassifier:
     def load(cls, directory: Path) -> TextClassifier:
         directory = Path(directory)
         if not (directory / CONFIG).is_file():
-            raise FileNotFoundError(f"{directory} is not a medops model (no {CONFIG})")
+            raise MissingInputError(f"{directory} is not a medops model (no {CONFIG})")
         config = json.loads((directory / CONFIG).read_text())
         encoder, tokenizer = load_encoder(str(directory / ENCODER))
         head = load_file(str(directory / HEAD))

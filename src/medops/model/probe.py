@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from medops.errors import DataError
 from medops.model.encoder import embed
 from medops.recipe import Recipe
 
@@ -24,7 +25,7 @@ def fit_probe(
     index = {name: i for i, name in enumerate(classes)}
     missing = sorted(set(labels) - set(index))
     if missing:
-        raise ValueError(f"labels {missing} are not in the class list {list(classes)}")
+        raise DataError(f"labels {missing} are not in the class list {list(classes)}")
     y = np.array([index[name] for name in labels])
     probe = LogisticRegression(
         C=c,
@@ -35,7 +36,7 @@ def fit_probe(
     probe.fit(features, y)
     if list(probe.classes_) != list(range(len(classes))):
         absent = [classes[i] for i in range(len(classes)) if i not in set(probe.classes_)]
-        raise ValueError(f"classes {absent} have no training rows; the head needs every class")
+        raise DataError(f"classes {absent} have no training rows; the head needs every class")
     return probe
 
 

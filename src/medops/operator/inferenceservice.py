@@ -12,6 +12,7 @@ import hashlib
 import json
 from typing import Any
 
+from medops.errors import MedopsError
 from medops.operator.objects import (
     RECIPE_DIR,
     RECIPE_FILE,
@@ -31,7 +32,7 @@ VERSION_ANNOTATION = "medops.dev/model-version"
 SPEC_HASH_ANNOTATION = "medops.dev/spec-hash"
 
 
-class DeploymentSpecError(ValueError):
+class DeploymentSpecError(MedopsError, ValueError):
     """A ModelDeployment that cannot be turned into an InferenceService as written."""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from kubernetes.client.rest import ApiException
 
+from medops.errors import MedopsError
 from medops.operator import kube
 from medops.operator.inferenceservice import (
     SPEC_HASH_ANNOTATION,
@@ -45,7 +46,7 @@ MISSING_KSERVE = (
 RESULTS_ENV = "MEDOPS_RESULTS_ROOT"
 
 
-class RecipeMissing(LookupError):
+class RecipeMissing(MedopsError, LookupError):
     """The referenced ConfigMap or key does not exist (yet)."""
 
 

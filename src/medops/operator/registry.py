@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from medops.errors import MedopsError
+
 # the timer asks again every sync period: fail fast instead of MLflow's minutes of retries
 _HTTP_DEFAULTS = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -21,7 +23,7 @@ _HTTP_DEFAULTS = {
 FETCHABLE_SCHEMES = ("s3", "gs", "pvc", "https", "hf", "oci")
 
 
-class RegistryError(RuntimeError):
+class RegistryError(MedopsError, RuntimeError):
     """The alias cannot be resolved; ``reason`` is a condition reason (CamelCase)."""
 
     def __init__(self, reason: str, message: str) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from medops.errors import MedopsError
+
 _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 # upstream CRDs are megabytes of YAML: libyaml's loader reads them ~6x faster
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -32,7 +34,7 @@ _TYPES = {
 }
 
 
-class SchemaError(ValueError):
+class SchemaError(MedopsError, ValueError):
     """An object the API server would reject; ``errors`` name each offending path."""
 
     def __init__(self, what: str, errors: list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from medops.errors import ConfigurationError
 from medops.recipe import Gate
 
 
@@ -29,7 +30,7 @@ def decide(gate: Gate, metrics: dict[str, float]) -> Decision:
     also = [(name, f"baseline_{name}") for name in gate.also_not_below_baseline]
     for needed in (key, baseline_key, *(k for pair in also for k in pair)):
         if needed not in metrics:
-            raise KeyError(
+            raise ConfigurationError(
                 f"gate needs metric {needed!r}; the evaluate manifest has {sorted(metrics)}"
             )
     value, baseline = metrics[key], metrics[baseline_key]

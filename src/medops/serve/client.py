@@ -11,8 +11,10 @@ from typing import Any
 
 import httpx
 
+from medops.errors import MedopsError
 
-class PredictError(RuntimeError):
+
+class PredictError(MedopsError, RuntimeError):
     """The server answered with an error status; the message carries its error text."""
 
 

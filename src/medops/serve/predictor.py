@@ -21,6 +21,7 @@ from kserve import Model
 from kserve.errors import InferenceError
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
+from medops.errors import ConfigurationError
 from medops.serve import v1, v2
 
 # a child of kserve's logger, so lines share its handlers and format
@@ -84,7 +85,7 @@ class ConditionPredictor(Model):
         self._pyfunc = mlflow.pyfunc.load_model(local_path)
         frame = self._pyfunc.predict(pd.DataFrame({"text": [PROBE_TEXT]}))
         if "label" not in frame.columns or len(frame.columns) < 3:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{self.model_uri}: predict must return a 'label' column and one probability "
                 f"column per class (at least two); got columns {list(frame.columns)}"
             )

@@ -9,12 +9,14 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from medops.errors import ConfigurationError
+
 
 def global_batches(
     lengths: Sequence[int], batch_size: int, world_size: int, seed: int, epoch: int
 ) -> list[list[int]]:
     if batch_size < world_size:
-        raise ValueError(
+        raise ConfigurationError(
             f"train.batch_size {batch_size} is smaller than resources.num_workers {world_size}"
         )
     rng = random.Random(seed * 1000 + epoch)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medops.errors import MedopsError
 from medops.recipe import Recipe
 
 
-class TrainingFailed(RuntimeError):
+class TrainingFailed(MedopsError, RuntimeError):
     """Training stopped for good; says where the checkpoints are and how to continue."""
 
     def __init__(self, recipe: Recipe, storage: Path, error: BaseException) -> None:
@@ -20,5 +21,5 @@ class TrainingFailed(RuntimeError):
         )
 
 
-class ResumeError(ValueError):
+class ResumeError(MedopsError, ValueError):
     """An earlier training's checkpoints are in the way, or ``--resume`` was misused."""

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from medops.data.instructions import build_examples
 from medops.data.prepare import read_split
+from medops.errors import DataError
 from medops.manifest import Manifest, timed
 from medops.model.causal_lm import load_causal_lm, load_tokenizer, load_trainable, resolve_base
 from medops.recipe import Recipe, Train
@@ -75,7 +76,7 @@ def train_lm(recipe: Recipe, out_dir: Path, prepared: Path, resume: bool = False
             manifest.counts.update({f"{split}_{k}": v for k, v in sorted(counts.items())})
             manifest.counts[f"{split}_rows"] = len(rows)
         if not manifest.counts.get("train_kept"):
-            raise ValueError(
+            raise DataError(
                 "no training example fits: check model.max_length, lm.overlong and lm.fields"
             )
         run_id = _mlflow_run(recipe, out_dir)

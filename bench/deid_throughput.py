@@ -7,7 +7,7 @@ medops' recognizers, the demo recipe's ``deid`` settings, its drug and condition
 non-PHI vocabulary, then redaction), against presidio's default ``AnalyzerEngine`` and
 ``AnonymizerEngine`` with the same spaCy model and every default recognizer, one note at
 a time as its documentation shows. Both are built and warmed up first, so model loading
-is not timed. Both are scored with ``medops.data.deid_eval.score`` on the labelled notes
+is not timed. Both are scored with ``medops.deid.scoring.score`` on the labelled notes
 ``bench/deid_recall.py`` uses. Writes ``bench/results/deid_throughput.json``
 (``--smoke``: 50 notes, a ``.smoke.json``); numbers only, never note text.
 """
@@ -33,11 +33,11 @@ from presidio_anonymizer import AnonymizerEngine
 from deid_recall import MARKED, NOTES
 from medops.assets import read_bytes
 from medops.data.clean import clean_text
-from medops.data.deid import detect_phi
-from medops.data.deid_apply import apply_policy
-from medops.data.deid_eval import Document, GoldNote, load_i2b2_notes, load_marked_notes, score
-from medops.data.phi_filters import vocabulary
-from medops.data.spans import CATEGORY_OF, Detection, Span, merge
+from medops.deid.detect import detect_phi
+from medops.deid.filters import vocabulary
+from medops.deid.policy import apply_policy
+from medops.deid.scoring import Document, GoldNote, load_i2b2_notes, load_marked_notes, score
+from medops.deid.spans import CATEGORY_OF, Detection, Span, merge
 from medops.recipe import Recipe, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,7 +156,7 @@ def main() -> None:
         "what": "analyse + anonymise the demo's real reviews (model load and warm-up excluded)",
         "notes": len(texts),
         "chars": sum(map(len, texts)),
-        "medops": "medops.data.deid_apply.apply_policy (redact), as prepare and `medops data "
+        "medops": "medops.deid.policy.apply_policy (redact), as prepare and `medops data "
         f"deid` run it: condition-demo recipe deid settings (threshold {deid.score_threshold}), "
         f"{len(known)} known terms",
         "baseline": "presidio AnalyzerEngine + AnonymizerEngine, default recognizers, entities, "

@@ -61,8 +61,8 @@ from transformers import (
     TrainingArguments,
 )
 
+from medops.data.dataset import read_split
 from medops.data.instructions import Tokenized, build_examples
-from medops.data.prepare import read_split
 from medops.model.causal_lm import load_causal_lm, load_tokenizer, load_trainable, resolve_base
 from medops.recipe import Recipe, load_recipe
 from medops.stages import run_stage

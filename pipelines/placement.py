@@ -13,7 +13,7 @@ from kfp.dsl import PipelineTask
 from medops.recipe import Recipe
 from medops.registry.tracking import TRACKING_ENV
 
-DEID_KEY_ENV = "MEDOPS_DEID_KEY"  # medops.data.pseudonymize reads the HMAC key from it
+DEID_KEY_ENV = "MEDOPS_DEID_KEY"  # medops.deid.pseudonyms reads the HMAC key from it
 
 STAGE_LABEL = "medops.dev/stage"
 # the tasks that talk to MLflow (training logs its run, register logs the model) and the

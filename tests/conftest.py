@@ -174,7 +174,7 @@ def tiny_recipe(tmp_path: Path, tiny_model_dir: Path) -> Recipe:
 def trained_dir(tiny_recipe: Recipe, prepared_dir: Path, tmp_path: Path) -> Path:
     """A train-stage directory without Ray: the tiny encoder with a probe head, plus the
     training's MLflow run, shaped as `train` writes it (Ray training has its own test)."""
-    from medops.data.prepare import read_split
+    from medops.data.dataset import read_split
     from medops.manifest import Manifest, write_manifest
     from medops.model.classifier import TextClassifier
     from medops.model.encoder import embed, load_encoder

@@ -146,8 +146,8 @@ def _query_run(args: argparse.Namespace) -> int:
 
 def _deid(args: argparse.Namespace) -> int:
     """`data deid`: records out in input order, progress and counts on stderr."""
-    from medops.data.deid import DeidError
-    from medops.data.deid_jsonl import DeidCounts, deid_jsonl
+    from medops.deid.detect import DeidError
+    from medops.deid.jsonl import DeidCounts, deid_jsonl
 
     if args.input.resolve() == args.output.resolve():
         raise ConfigurationError("--output must differ from --input")
@@ -155,7 +155,7 @@ def _deid(args: argparse.Namespace) -> int:
         raise MissingInputError(f"--input {args.input}: no such file")
     key = None
     if args.policy == "pseudonymize":
-        from medops.data.pseudonymize import load_key
+        from medops.privacy.keys import load_key
 
         key = load_key(args.key_env)  # PseudonymKeyError is a MedopsError: exit 2
     last = time.monotonic()
@@ -185,8 +185,8 @@ def _deid(args: argparse.Namespace) -> int:
 
 def _forget(args: argparse.Namespace) -> int:
     """`data forget`: the JSON report on stdout, what needs a person's action on stderr."""
-    from medops.data.forget import forget
-    from medops.data.pseudonymize import load_key
+    from medops.privacy.erasure import forget
+    from medops.privacy.keys import load_key
     from medops.registry.tracking import TRACKING_ENV
 
     key = load_key(args.key_env)  # PseudonymKeyError is a MedopsError: exit 2

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from medops.data.prepare import read_split
+from medops.data.dataset import read_split
 from medops.launch.local import run_local
 from medops.manifest import read_manifest
 from medops.recipe import Recipe

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medops.errors import MissingInputError
+from medops.errors import DataError, MissingInputError
 
 MANIFEST = "manifest.json"
 _VERSIONED = ("medops", "torch", "transformers", "peft", "ray", "mlflow", "kfp", "kserve")
@@ -82,10 +82,14 @@ def write_manifest(manifest: Manifest, out_dir: Path) -> Path:
 
 
 def read_manifest(stage_dir: Path) -> dict[str, Any]:
+    """The manifest a stage wrote into ``stage_dir``; the one reader every tool uses."""
     path = Path(stage_dir) / MANIFEST
     if not path.is_file():
         raise MissingInputError(f"{stage_dir} has no {MANIFEST}: run the stage that writes it")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
 
 
 @contextmanager

@@ -115,7 +115,7 @@ def test_card_holds_every_section_and_the_manifest_numbers(tmp_path: Path):
     assert "policy: `redact`" in card and "rows per language: en 1100" in card
     assert "at least one PHI span: 321" in card and "not shifted" not in card
     assert "truncated at training" in card
-    assert "Not measured in this checkout" in card and "recall is not measured" in card
+    assert "Not measured: this installation has no" in card and "recall is not measured" in card
 
 
 def test_card_shows_the_measured_deid_quality(tmp_path: Path):
@@ -155,3 +155,11 @@ def test_card_of_a_real_prepare_holds_no_record_text(tmp_path: Path, small_recip
     assert all(section.split(": ")[0] in card for section in SECTIONS)
     for fragment in (PLANTED_ID, "Zebulon", "Quaxley", "Mulberry", "cured his acne"):
         assert fragment not in card
+
+
+def test_the_shipped_quality_figures_are_the_bench_results() -> None:
+    """The card quotes package data (an installed wheel has no bench/); both must agree."""
+    from medops.data.card import DEID_RECALL
+
+    bench = Path(__file__).parents[2] / "bench" / "results" / "deid_recall.json"
+    assert json.loads(DEID_RECALL.read_text()) == json.loads(bench.read_text())

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from medops.data.dataset import read_labels, read_split
 from medops.data.ingest import SourceError
-from medops.data.prepare import prepare, read_labels, read_split
-from medops.data.pseudonymize import Pseudonymizer, PseudonymKeyError
+from medops.data.prepare import prepare
+from medops.deid.pseudonyms import Pseudonymizer
+from medops.privacy.keys import PseudonymKeyError
 from medops.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from medops.data.prepare import read_split
+from medops.data.dataset import read_split
 from medops.recipe import Recipe
 from medops.registry.tracking import client, tracking_uri
 from medops.stages import run_stage

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medops.data.prepare import read_split
+from medops.data.dataset import read_split
 from medops.model.classifier import TextClassifier
 from medops.recipe import Recipe
 from medops.registry.tracking import client

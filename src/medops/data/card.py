@@ -2,8 +2,8 @@
 
 Built from the prepare manifest and the recipe only, so it never holds a record's text or
 id: a reviewer can read it, and it can be shared, without seeing PHI. The measured
-de-identification quality comes from ``bench/results/deid_recall.json`` when this checkout
-has it.
+de-identification quality comes from ``medops/deid/measured_quality.json``, which
+``bench/deid_recall.py`` writes and the wheel ships.
 """
 
 from __future__ import annotations
@@ -12,18 +12,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-import medops
+import medops.deid
 from medops.data.clean import NEAR_DUPLICATE_JACCARD, SHINGLE_CHARS
 from medops.data.ingest import source_name
-from medops.data.spans import CATEGORIES
 from medops.data.split import SPLITS
+from medops.deid.spans import CATEGORIES
 from medops.manifest import Manifest
 from medops.recipe import Recipe
 
 CARD = "DATASET_CARD.md"
 # the resolved recipe, written beside the data it made: erasure rebuilds the card from it
 RECIPE = "recipe.json"
-DEID_RECALL = Path(medops.__file__).parents[2] / "bench" / "results" / "deid_recall.json"
+# written by bench/deid_recall.py and shipped in the wheel, so an installed medops has it
+DEID_RECALL = Path(medops.deid.__file__).with_name("measured_quality.json")
 # the labelled sets of bench/deid_recall.py, in the order the card lists them
 _QUALITY_SETS = {
     "philter_i2b2": "philter-lite i2b2-style notes (English)",
@@ -162,7 +163,10 @@ def _deid(counts: dict[str, int], recipe: Recipe) -> list[str]:
 def _quality(measured: dict[str, Any] | None) -> list[str]:
     lines = ["## Measured de-identification quality", ""]
     if measured is None:
-        return [*lines, "Not measured in this checkout (`bench/results/deid_recall.json`)."]
+        return [
+            *lines,
+            "Not measured: this installation has no `medops/deid/measured_quality.json`.",
+        ]
     sets = [(key, title) for key, title in _QUALITY_SETS.items() if key in measured]
     tallies = {key: measured[key]["medops"]["covered"] for key, _ in sets}
     rows = [
@@ -175,8 +179,8 @@ def _quality(measured: dict[str, Any] | None) -> list[str]:
     ]
     return [
         *lines,
-        f"From `bench/results/deid_recall.json` ({measured.get('medops', 'medops')}); scorer: "
-        f"{measured.get('scorer', 'medops.data.deid_eval.score')}. The detector measured there "
+        f"Measured by `bench/deid_recall.py` ({measured.get('medops', 'medops')}); scorer: "
+        f"{measured.get('scorer', 'medops.deid.scoring.score')}. The detector measured there "
         "is the one that de-identified this dataset.",
         "",
         *_table(("labelled set", "notes", "gold spans", "precision", "recall"), rows),
@@ -227,7 +231,7 @@ def _limitations(measured: dict[str, Any] | None) -> list[str]:
         f"measured recall {recall} on the philter-lite notes, which its rules were written "
         "against: expect lower on new text"
         if recall is not None
-        else "its recall is not measured in this checkout"
+        else "its recall is not measured in this installation"
     )
     return [
         "## Known limitations",

@@ -20,21 +20,28 @@ from typing import Any
 
 from medops.data.card import CARD, RECIPE, dataset_card
 from medops.data.clean import clean_records, dedupe, keep_classes, near_dedupe, select_classes
-from medops.data.deid_apply import Applied, apply_policy
-from medops.data.forget import PATIENT_KEY, dataset_hash, key_id, optional_secret, patient_key
+from medops.data.dataset import LABELS, dataset_hash
 from medops.data.ingest import Quarantined, Record, ingest
-from medops.data.phi_filters import vocabulary
-from medops.data.pseudonymize import Pseudonymizer, PseudonymKeyError, load_key
-from medops.data.spans import CATEGORIES
 from medops.data.split import SPLITS, leakage, split_rows
-from medops.errors import ConfigurationError, MissingInputError
+from medops.deid.filters import vocabulary
+from medops.deid.policy import Applied, apply_policy
+from medops.deid.pseudonyms import Pseudonymizer
+from medops.deid.spans import CATEGORIES
+from medops.errors import ConfigurationError
 from medops.manifest import Manifest, timed
+from medops.privacy.keys import (
+    PATIENT_KEY,
+    PseudonymKeyError,
+    key_id,
+    load_key,
+    optional_secret,
+    patient_key,
+)
 from medops.recipe import Recipe
 
 logger = logging.getLogger(__name__)
 
 QUARANTINE = "quarantine.jsonl"
-LABELS = "labels.json"
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -286,21 +293,3 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
             len(quarantined),
         )
     return manifest
-
-
-def read_split(prepared_dir: Path, split: str) -> list[dict[str, str]]:
-    """Rows of one split as ``{"id", "text", "label"[, "fields"]}`` dicts, in file order."""
-    if split not in SPLITS:
-        raise ConfigurationError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
-    path = Path(prepared_dir) / f"{split}.jsonl"
-    if not path.is_file():
-        raise MissingInputError(f"{path} does not exist: run the prepare stage first")
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def read_labels(prepared_dir: Path) -> list[str]:
-    path = Path(prepared_dir) / LABELS
-    if not path.is_file():
-        raise MissingInputError(f"{path} does not exist: run the prepare stage first")
-    return json.loads(path.read_text(encoding="utf-8"))

@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from medops.data.dataset import read_labels, read_split
 from medops.data.instructions import TargetError, prompt_messages, target
-from medops.data.prepare import read_labels, read_split
 from medops.evaluate.generation_metrics import INVALID_LABEL, extraction_metrics, parse_answer
 from medops.evaluate.report import confusion_png, html_report
 from medops.manifest import Manifest, timed

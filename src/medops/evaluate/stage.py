@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from medops.assets import resolve_uri
-from medops.data.prepare import read_labels, read_split
+from medops.data.dataset import read_labels, read_split
 from medops.errors import DataError
 from medops.evaluate.metrics import classification_metrics
 from medops.evaluate.report import confusion_png, html_report

@@ -33,8 +33,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import get_linear_schedule_with_warmup
 
+from medops.data.dataset import read_split
 from medops.data.instructions import IGNORE, Tokenized, build_examples
-from medops.data.prepare import read_split
 from medops.model.causal_lm import (
     autocast_dtype,
     load_causal_lm,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
+from medops.data.dataset import read_split
 from medops.data.instructions import build_examples
-from medops.data.prepare import read_split
 from medops.errors import DataError
 from medops.manifest import Manifest, timed
 from medops.model.causal_lm import load_causal_lm, load_tokenizer, load_trainable, resolve_base

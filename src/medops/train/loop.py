@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from sklearn.metrics import f1_score
 from transformers import get_linear_schedule_with_warmup
 
-from medops.data.prepare import read_split
+from medops.data.dataset import read_split
 from medops.model.encoder import load_encoder
 from medops.recipe import Recipe
 from medops.train.batches import global_batches, shard

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from sklearn.utils.class_weight import compute_class_weight
 
 from medops.assets import resolve_uri
-from medops.data.prepare import read_labels, read_split
+from medops.data.dataset import read_labels, read_split
 from medops.manifest import Manifest, timed
 from medops.model.classifier import TextClassifier
 from medops.model.encoder import load_encoder

@@ -1,7 +1,7 @@
 import pytest
 from presidio_analyzer import RecognizerResult
 
-from medops.data.phi_filters import (
+from medops.deid.filters import (
     drop_false_positives,
     is_calendar_date,
     is_eponym,

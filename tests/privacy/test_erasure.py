@@ -17,18 +17,11 @@ from typing import Any
 import pytest
 
 from medops.cli import main
-from medops.data.forget import (
-    AUDIT,
-    LOCK,
-    ErasureError,
-    dataset_hash,
-    forget,
-    key_id,
-    patient_key,
-)
+from medops.data.dataset import dataset_hash
 from medops.data.prepare import prepare
-from medops.data.pseudonymize import PseudonymKeyError, load_key
 from medops.manifest import write_manifest
+from medops.privacy.erasure import AUDIT, LOCK, ErasureError, forget
+from medops.privacy.keys import PseudonymKeyError, key_id, load_key, patient_key
 from medops.recipe import Recipe, build_recipe, load_recipe
 
 KEY = "a-test-key-of-more-than-sixteen-bytes"

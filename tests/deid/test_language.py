@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from medops.data.language import guess_language
+from medops.deid.language import guess_language
 
 
 @pytest.mark.parametrize(

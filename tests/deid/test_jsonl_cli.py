@@ -16,7 +16,7 @@ import pytest
 import spacy
 
 from medops.cli import main
-from medops.data.deid_jsonl import CHUNK_LINES, MAX_CHARS, deid_jsonl
+from medops.deid.jsonl import CHUNK_LINES, MAX_CHARS, deid_jsonl
 from medops.recipe import Deid
 
 SECRET = "Gwendolyn Featherstone"
@@ -177,7 +177,7 @@ def pseudonymized(
 def test_pseudonymize_gives_consistent_surrogates_and_shifted_dates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from medops.data.pseudonymize import Pseudonymizer
+    from medops.deid.pseudonyms import Pseudonymizer
 
     rows = pseudonymized(tmp_path, monkeypatch, KEY)
     pseudo = Pseudonymizer(KEY.encode())
@@ -255,7 +255,7 @@ def test_pseudonymize_rejects_a_bad_patient_id_per_record(
 def test_pseudonymize_shifts_french_dates_in_french(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from medops.data.pseudonymize import Pseudonymizer, shift_date
+    from medops.deid.pseudonyms import Pseudonymizer, shift_date
 
     monkeypatch.setenv("MEDOPS_DEID_KEY", KEY)
     record = {"id": "fr", "patient_id": "P9", "text": "Mme Yvette Morel vue le 14 mars 2021."}

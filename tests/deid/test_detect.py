@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from medops.data.deid import DeidError, detect_phi, engines
-from medops.data.phi_filters import vocabulary
+from medops.deid.detect import DeidError, detect_phi, engines
+from medops.deid.filters import vocabulary
 from medops.recipe import Deid
 
 DEID = Deid()

@@ -32,10 +32,10 @@ from presidio_analyzer import (
 from presidio_analyzer.nlp_engine import NlpEngineProvider
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
-from medops.data.phi_filters import drop_false_positives
-from medops.data.recognizers import ENTITIES as MEDOPS_ENTITIES
-from medops.data.recognizers import TITLE_PREFIX, medops_recognizers
-from medops.data.spans import CATEGORY_OF, Detection, Span, merge, trimmed
+from medops.deid.filters import drop_false_positives
+from medops.deid.recognizers import ENTITIES as MEDOPS_ENTITIES
+from medops.deid.recognizers import TITLE_PREFIX, medops_recognizers
+from medops.deid.spans import CATEGORY_OF, Detection, Span, merge, trimmed
 from medops.errors import ConfigurationError, MedopsError
 
 LANGUAGE = "en"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 
-from medops.data.phi_filters import is_not_a_name
+from medops.deid.filters import is_not_a_name
 
 Scorer = Callable[[str, float], float | None]
 

@@ -19,15 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import os
 import re
 from collections.abc import Sequence
 
-from medops.data.spans import Span
-from medops.errors import MedopsError
+from medops.deid.spans import Span
+from medops.privacy.keys import MIN_KEY_BYTES, PseudonymKeyError
 
-DEFAULT_KEY_ENV = "MEDOPS_DEID_KEY"
-MIN_KEY_BYTES = 16
 MAX_SHIFT_DAYS = 365
 HEX_DIGITS = 8
 
@@ -87,31 +84,6 @@ _ISO = re.compile(r"(?P<year>\d{4})-(?P<a>\d{1,2})-(?P<b>\d{1,2})")
 _NUMERIC = re.compile(r"(?P<a>\d{1,2})(?P<sep>[/.-])(?P<b>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})")
 _MONTH_DAY_YEAR = re.compile(rf"{_MONTH}\s+(?P<day>\d{{1,2}})(?P<comma>,?)\s+{_YEAR}")
 _DAY_MONTH_YEAR = re.compile(rf"(?P<day>\d{{1,2}})(?P<er>er)?\s+{_MONTH}\s+{_YEAR}")
-
-
-class PseudonymKeyError(MedopsError, ValueError):
-    """The key is missing or too short; the message names the variable, never the value."""
-
-
-def load_key(variable: str = DEFAULT_KEY_ENV) -> bytes:
-    """The HMAC key from environment variable ``variable`` (UTF-8 bytes, at least 16).
-
-    One key serves pseudonymisation and patient keys for erasure (docs/privacy.md).
-    """
-    how = (
-        f"set it to a secret of at least {MIN_KEY_BYTES} bytes, e.g. "
-        f'export {variable}="$(openssl rand -base64 32)", kept out of recipes and data '
-        "(see docs/privacy.md)"
-    )
-    value = os.environ.get(variable)
-    if not value:
-        raise PseudonymKeyError(f"environment variable {variable} is not set; {how}")
-    key = value.encode("utf-8")
-    if len(key) < MIN_KEY_BYTES:
-        raise PseudonymKeyError(
-            f"environment variable {variable} holds fewer than {MIN_KEY_BYTES} bytes; {how}"
-        )
-    return key
 
 
 def normalised(value: str) -> str:

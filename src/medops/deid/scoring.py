@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medops.data.spans import CATEGORIES, Category, Span
+from medops.deid.spans import CATEGORIES, Category, Span
 
 MODES = ("covered", "overlap", "exact")
 # i2b2 2014 de-identification types (philter-lite's gold uses them) onto categories;

@@ -12,8 +12,6 @@ record's text. See docs/privacy.md.
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import hmac
 import json
 import os
 import stat
@@ -28,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from medops.data.card import CARD, RECIPE, dataset_card
-from medops.data.pseudonymize import DEFAULT_KEY_ENV, load_key
+from medops.data.dataset import dataset_hash
 from medops.data.split import SPLITS
 from medops.errors import MedopsError, MissingInputError
-from medops.manifest import MANIFEST
+from medops.manifest import MANIFEST, read_manifest
+from medops.privacy.keys import PATIENT_KEY, key_id, patient_key
 from medops.recipe import build_recipe
 
-PATIENT_KEY = "patient_key"
-PATIENT_KEY_HEX = 32  # 128 bits: no collision between patients in practice
 AUDIT = "erasure-audit.jsonl"
 LOCK = ".erasure.lock"
 MLFLOW_DB = Path("mlflow") / "mlflow.db"  # medops' default store under an output_dir
@@ -43,32 +40,6 @@ MLFLOW_DB = Path("mlflow") / "mlflow.db"  # medops' default store under an outpu
 
 class ErasureError(MedopsError, ValueError):
     """An erasure that cannot run as asked; names the store or file, never a patient."""
-
-
-def optional_secret(variable: str = DEFAULT_KEY_ENV) -> bytes | None:
-    """The key if ``variable`` is set, else None; one set but too short is still an error,
-    as silently writing unkeyed rows would make them unerasable by patient."""
-    return load_key(variable) if os.environ.get(variable) else None
-
-
-def patient_key(key: bytes, patient_id: str) -> str:
-    """The keyed hash written into prepared rows: links a patient's rows without naming them."""
-    digest = hmac.new(key, f"patient:{patient_id}".encode(), hashlib.sha256).hexdigest()
-    return digest[:PATIENT_KEY_HEX]
-
-
-def key_id(key: bytes) -> str:
-    """Names a key without revealing it, so erasure can tell a dataset keyed under another."""
-    return hmac.new(key, b"medops-key-id", hashlib.sha256).hexdigest()[:16]
-
-
-def dataset_hash(directory: Path) -> str:
-    """One hash over the three split files: names the exact data a model was trained on."""
-    digest = hashlib.sha256()
-    for name in SPLITS:
-        digest.update(name.encode())
-        digest.update((directory / f"{name}.jsonl").read_bytes())
-    return digest.hexdigest()
 
 
 @dataclass
@@ -178,13 +149,6 @@ def _replace(path: Path, data: bytes) -> None:
         os.close(directory)
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ErasureError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
-
-
 def prepared_datasets(store: Path) -> list[Path]:
     """Directories under ``store`` with a prepare manifest beside the three split files (the
     manifest copies MLflow keeps as artifacts have no split files and are skipped)."""
@@ -193,7 +157,7 @@ def prepared_datasets(store: Path) -> list[Path]:
         directory = manifest.parent
         if not all((directory / f"{name}.jsonl").is_file() for name in SPLITS):
             continue
-        if _read_manifest(manifest).get("stage") == "prepare":
+        if read_manifest(manifest.parent).get("stage") == "prepare":
             found.append(directory)
     return found
 
@@ -266,7 +230,7 @@ def _scan(
 ) -> tuple[DatasetErasure, list[str]]:
     """What erasing ``wanted`` would remove (nothing is written), and every hash the dataset
     had while it held those rows: models trained on any of them are affected."""
-    data = _read_manifest(directory / MANIFEST)
+    data = read_manifest(directory)
     extra = data["extra"]
     outcome = DatasetErasure(
         path=directory.relative_to(store).as_posix(),
@@ -289,7 +253,7 @@ def _scan(
 def _erase(directory: Path, wanted: str, outcome: DatasetErasure, request: str) -> None:
     """Rewrite the splits that held ``wanted``, then the manifest; sets the new hash."""
     manifest_path = directory / MANIFEST
-    data = _read_manifest(manifest_path)
+    data = read_manifest(directory)
     kept = _kept_rows(directory, wanted)
     for name in SPLITS:
         if outcome.rows_removed[name]:

@@ -12,10 +12,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from medops.data.deid import detect_phi
-from medops.data.language import guess_language
-from medops.data.pseudonymize import Pseudonymizer
-from medops.data.spans import Span, redact
+from medops.deid.detect import detect_phi
+from medops.deid.language import guess_language
+from medops.deid.pseudonyms import Pseudonymizer
+from medops.deid.spans import Span, redact
 from medops.errors import ConfigurationError
 from medops.recipe import Deid
 
@@ -54,7 +54,7 @@ def check_choices(language: str, policy: str, pseudonymizer: Pseudonymizer | Non
     if policy not in POLICIES:
         raise ConfigurationError(f"policy {policy!r}: supported policies are {', '.join(POLICIES)}")
     if policy == "pseudonymize" and pseudonymizer is None:
-        raise ConfigurationError("policy 'pseudonymize' needs a key (see medops.data.pseudonymize)")
+        raise ConfigurationError("policy 'pseudonymize' needs a key (see medops.deid.pseudonyms)")
 
 
 def _detect(

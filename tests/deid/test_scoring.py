@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from medops.data.deid_eval import Document, load_i2b2_notes, load_marked_notes, parse_marked, score
-from medops.data.spans import Span
+from medops.deid.scoring import Document, load_i2b2_notes, load_marked_notes, parse_marked, score
+from medops.deid.spans import Span
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

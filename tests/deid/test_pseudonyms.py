@@ -6,14 +6,9 @@ import datetime as dt
 
 import pytest
 
-from medops.data.pseudonymize import (
-    MAX_SHIFT_DAYS,
-    Pseudonymizer,
-    PseudonymKeyError,
-    load_key,
-    shift_date,
-)
-from medops.data.spans import Span
+from medops.deid.pseudonyms import MAX_SHIFT_DAYS, Pseudonymizer, shift_date
+from medops.deid.spans import Span
+from medops.privacy.keys import PseudonymKeyError, load_key
 
 KEY = b"k" * 32
 OTHER = b"o" * 32

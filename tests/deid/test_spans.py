@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medops.data.spans import Detection, Span, merge, redact, trimmed
+from medops.deid.spans import Detection, Span, merge, redact, trimmed
 
 
 def test_overlaps_merge_and_a_pattern_outranks_the_ner_model() -> None:

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from medops.data.deid_apply import apply_policy, check_choices
-from medops.data.phi_filters import vocabulary
-from medops.data.pseudonymize import Pseudonymizer
+from medops.deid.filters import vocabulary
+from medops.deid.policy import apply_policy, check_choices
+from medops.deid.pseudonyms import Pseudonymizer
 from medops.recipe import Deid
 
 CHUNK_LINES = 64

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from medops.data.deid_apply import apply_policy, check_choices
-from medops.data.phi_filters import vocabulary
-from medops.data.pseudonymize import Pseudonymizer
+from medops.deid.filters import vocabulary
+from medops.deid.policy import apply_policy, check_choices
+from medops.deid.pseudonyms import Pseudonymizer
 from medops.recipe import Deid
 
 DEID = Deid()

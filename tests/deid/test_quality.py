@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import spacy
 
-from medops.data.deid import detect_phi
-from medops.data.deid_eval import Document, GoldNote, load_i2b2_notes, load_marked_notes, score
+from medops.deid.detect import detect_phi
+from medops.deid.scoring import Document, GoldNote, load_i2b2_notes, load_marked_notes, score
 from medops.recipe import Deid
 
 FIXTURES = Path(__file__).parent / "fixtures"

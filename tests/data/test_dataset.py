@@ -9,7 +9,8 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "module", ["medops.data.dataset", "medops.train.loop", "medops.train.lm_loop"]
+    "module",
+    ["medops.data.dataset", "medops.tasks.classification.loop", "medops.tasks.causal_lm.loop"],
 )
 def test_reading_prepared_data_imports_neither_spacy_nor_presidio(module: str) -> None:
     probe = (

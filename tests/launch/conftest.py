@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -34,8 +35,9 @@ def recipe(tmp_path: Path) -> Recipe:
 def fake_stages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake stages here (monkeypatch) and in kfp.local's task subprocesses (PYTHONPATH)."""
     monkeypatch.syspath_prepend(str(FAKE_STAGES))
-    for name, (_, inputs) in list(medops.stages.STAGES.items()):
-        monkeypatch.setitem(medops.stages.STAGES, name, (f"medops_fake_stages:{name}", inputs))
+    for name, stage in list(medops.stages.STAGES.items()):
+        fake = dataclasses.replace(stage, function=f"medops_fake_stages:{name}")
+        monkeypatch.setitem(medops.stages.STAGES, name, fake)
     paths = [str(FAKE_STAGES), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
     monkeypatch.delenv("MEDOPS_FAKE_FAIL", raising=False)

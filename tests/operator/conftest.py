@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from medops.operator.schema import load_crds, validate_resource
+from tests.paths import UPSTREAM_CRDS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "manifests" / "examples"
@@ -25,12 +26,11 @@ def medops_crds() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def upstream_crds() -> list[dict[str, Any]]:
-    """KServe and KubeRay CRDs from ../shared/crds (or $MEDOPS_SHARED_CRDS): never skipped,
-    the generated objects must be checked against the real schemas."""
-    where = Path(os.environ.get("MEDOPS_SHARED_CRDS", ROOT.parent / "shared" / "crds"))
-    files = sorted(where.glob("*.yaml"))
+    """KServe and KubeRay CRDs vendored in tests/crds: never skipped, the generated
+    objects must be checked against the real schemas."""
+    files = sorted(UPSTREAM_CRDS.glob("*.yaml"))
     if not files:
-        pytest.fail(f"upstream CRDs not found in {where}; set MEDOPS_SHARED_CRDS")
+        pytest.fail(f"upstream CRDs not found in {UPSTREAM_CRDS}")
     return load_crds(files)
 
 

@@ -9,19 +9,19 @@ import pytest
 from kserve.errors import InferenceError, InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 
-from medops.serve.predictor import ConditionPredictor
+from medops.tasks.classification.serving import ClassifierPredictor
 
 from .conftest import CLASSES, Registry
 
 
 @pytest.fixture(scope="module")
-def predictor(registry: Registry) -> ConditionPredictor:
-    model = ConditionPredictor("condition", registry.model_uri, registry.tracking_uri)
+def predictor(registry: Registry) -> ClassifierPredictor:
+    model = ClassifierPredictor("condition", registry.model_uri, registry.tracking_uri)
     assert model.load() is True
     return model
 
 
-def call(model: ConditionPredictor, body):
+def call(model: ClassifierPredictor, body):
     """Go through kserve's own __call__: preprocess -> validate -> predict -> postprocess."""
     response, _headers = asyncio.run(model(body))
     return response
@@ -36,7 +36,7 @@ def test_load_by_alias_reads_classes_and_sets_ready(predictor):
 
 def test_load_by_version(registry):
     name = registry.recipe.registry.model_name
-    model = ConditionPredictor("condition", f"models:/{name}/1", registry.tracking_uri)
+    model = ClassifierPredictor("condition", f"models:/{name}/1", registry.tracking_uri)
     assert model.load() and model.classes == CLASSES
 
 

@@ -204,11 +204,7 @@ def _tokens(counts: dict[str, int], recipe: Recipe) -> list[str]:
     lines = ["## Token lengths", ""]
     if counts.get("tokens_unavailable") or "tokens_max" not in counts:
         return [*lines, f"Not measured: the tokenizer of `{recipe.model.base}` was not available."]
-    over = (
-        "truncated at training"
-        if recipe.task == "classification"
-        else f"handled at training by `lm.overlong: {recipe.lm.overlong}` (the prompt adds tokens)"
-    )
+    over = recipe.overlong_handling()
     rows = [
         ("median", counts["tokens_p50"]),
         ("95th percentile", counts["tokens_p95"]),

@@ -99,7 +99,7 @@ def _load_tokenizer(base: str) -> Any:
     # imported here: medops.model pulls in peft and the training stack, needed only here
     from transformers import AutoTokenizer
 
-    from medops.model.causal_lm import resolve_base
+    from medops.model.base import resolve_base
 
     return AutoTokenizer.from_pretrained(resolve_base(base), local_files_only=True)
 

@@ -19,9 +19,11 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
 from medops.errors import ConfigurationError, MissingInputError
-from medops.model.causal_lm import autocast_dtype, load_tokenizer, resolve_base, weights_dtype
-from medops.recipe import Recipe
-from medops.train.modules import adapt
+from medops.model.adapters import adapt
+from medops.model.base import resolve_base
+from medops.model.causal_lm import autocast_dtype, load_tokenizer, weights_dtype
+from medops.tasks import task_of
+from medops.tasks.causal_lm.recipe import CausalLMRecipe
 
 GIB = 1024**3
 NF4_BYTES = 0.5 + 0.127 / 8  # 4-bit NF4 plus double-quantised block scales, per parameter
@@ -49,7 +51,7 @@ NOTES = (
 )
 
 
-def _config(recipe: Recipe) -> tuple[PretrainedConfig, str]:
+def _config(recipe: CausalLMRecipe) -> tuple[PretrainedConfig, str]:
     """The architecture's config, read from this machine only: ``model.config`` or the base's."""
     if recipe.model.config:
         path = Path(recipe.model.config).expanduser()
@@ -98,7 +100,7 @@ def _quantised(model: PreTrainedModel) -> int:
     )
 
 
-def _batch(recipe: Recipe) -> dict[str, Any]:
+def _batch(recipe: CausalLMRecipe) -> dict[str, Any]:
     train, workers = recipe.train, recipe.resources.num_workers
     if train.batch_size < workers:
         raise ConfigurationError(
@@ -119,7 +121,7 @@ def _batch(recipe: Recipe) -> dict[str, Any]:
 
 
 def _memory(
-    recipe: Recipe,
+    recipe: CausalLMRecipe,
     config: PretrainedConfig,
     model: PreTrainedModel,
     quantised: int,
@@ -153,7 +155,7 @@ def _memory(
     }
 
 
-def _scaling(recipe: Recipe) -> dict[str, Any]:
+def _scaling(recipe: CausalLMRecipe) -> dict[str, Any]:
     """The ScalingConfig ``medops.train.launcher.fit`` passes to TorchTrainer; Ray not started."""
     from medops.train.launcher import scaling_config
 
@@ -167,7 +169,7 @@ def _scaling(recipe: Recipe) -> dict[str, Any]:
     }
 
 
-def _rayjob(recipe: Recipe, host_weights_gib: float) -> tuple[dict[str, Any], list[str]]:
+def _rayjob(recipe: CausalLMRecipe, host_weights_gib: float) -> tuple[dict[str, Any], list[str]]:
     """The RayJob the operator would create for this recipe's FineTune, and what to fix."""
     from kubernetes.utils import parse_quantity
 
@@ -212,14 +214,15 @@ def _rayjob(recipe: Recipe, host_weights_gib: float) -> tuple[dict[str, Any], li
     return report, warnings
 
 
-def dry_run(recipe: Recipe, gpu_memory_gib: float = 80.0) -> dict[str, Any]:
+def dry_run(recipe: CausalLMRecipe, gpu_memory_gib: float = 80.0) -> dict[str, Any]:
     """Build model, adapters and Ray/KubeRay config of a causal-LM recipe; load no weights.
 
     Raises FileNotFoundError when the architecture's config.json is not on this machine and
     ValueError for a LoRA target that names no module or a batch the workers cannot split.
     """
-    if recipe.task != "causal-lm":
-        raise ConfigurationError("--dry-run builds causal-lm recipes; this one is a classification")
+    task = task_of(recipe)
+    if not task.dry_run:
+        raise ConfigurationError(f"--dry-run: task {task.name} has no dry run; use causal-lm")
     config, source = _config(recipe)
     checks = [f"config.json read from {source}"]
     not_checked = [

@@ -9,30 +9,22 @@ bitsandbytes and says so when either is missing.
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from medops.assets import PKG_SCHEME, resolve_uri
-from medops.errors import ConfigurationError, MissingInputError
-from medops.model.gguf_cache import is_gguf, materialize
-from medops.recipe import Train
-from medops.train.modules import adapt
+from medops.errors import ConfigurationError
+from medops.model.adapters import adapt
+from medops.recipe import Lora
 
 
-def resolve_base(base: str) -> str:
-    """A path or model id ``from_pretrained`` can load without a network."""
-    if base.startswith(PKG_SCHEME) or Path(base).expanduser().exists():
-        path = resolve_uri(base)
-        return str(materialize(path) if is_gguf(path) else path)
-    if base.count("/") == 1 and not base.startswith((".", "/", "~")):
-        return base  # a hub id: from_pretrained finds it in the local cache or fails clearly
-    raise MissingInputError(
-        f"model.base {base!r} is neither an existing path, a pkg:// asset nor a hub id "
-        "(org/name); point it at a local model directory"
-    )
+class Training(Protocol):
+    """The training settings a causal LM is built for (``task: causal-lm``'s train section)."""
+
+    method: str
+    gradient_checkpointing: bool
+    lora: Lora
 
 
 def autocast_dtype(precision: str, on_gpu: bool, bf16_supported: bool) -> torch.dtype | None:
@@ -44,7 +36,7 @@ def autocast_dtype(precision: str, on_gpu: bool, bf16_supported: bool) -> torch.
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
-def weights_dtype(train: Train, cast: torch.dtype | None) -> torch.dtype:
+def weights_dtype(train: Training, cast: torch.dtype | None) -> torch.dtype:
     """LoRA keeps the frozen base in the autocast dtype (half the memory; peft keeps the
     adapters in fp32); full fine-tuning keeps fp32 master weights."""
     return cast if cast is not None and train.method == "lora" else torch.float32
@@ -79,7 +71,9 @@ def _qlora_settings() -> dict[str, Any]:
     }
 
 
-def load_causal_lm(path: str, train: Train, dtype: torch.dtype = torch.float32) -> PreTrainedModel:
+def load_causal_lm(
+    path: str, train: Training, dtype: torch.dtype = torch.float32
+) -> PreTrainedModel:
     """The base model, ready for ``train.method`` (adapters attached, grads where needed)."""
     settings = _qlora_settings() if train.method == "qlora" else {"dtype": dtype}
     model = AutoModelForCausalLM.from_pretrained(path, **settings)

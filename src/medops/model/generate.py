@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from medops.data.instructions import render_prompt
+from medops.model.chat import render_prompt
 
 log = logging.getLogger(__name__)
 

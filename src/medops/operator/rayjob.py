@@ -27,11 +27,10 @@ from medops.operator.objects import (
     scratch_volume,
 )
 from medops.recipe import RecipeError, build_recipe
-from medops.stages import STAGES
+from medops.stages import PRODUCER, STAGES
 
 COMPONENT = "finetune"
 # the stage whose output directory each stage input names
-PRODUCER = {"prepared": "prepare", "trained": "train", "evaluated": "evaluate"}
 SUBMITTER = {"cpu": "500m", "memory": "1Gi"}
 FINISHED_TTL_SECONDS = 600  # keep the finished Ray cluster's pods this long for logs
 
@@ -101,7 +100,8 @@ def entrypoint(finetune: dict[str, Any]) -> str:
     run = run_dir(finetune)
     overrides = recipe_overrides(finetune)
     commands = []
-    for stage, (_, inputs) in STAGES.items():
+    for stage, spec in STAGES.items():
+        inputs = spec.inputs
         args = ["medops", "stage", recipe, "--name", stage, "--out", f"{run}/{stage}"]
         for name in inputs:
             args += ["--input", f"{name}={run}/{PRODUCER[name]}"]

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
-from medops.manifest import MANIFEST, Manifest, read_manifest, timed
+from medops.manifest import MANIFEST, Manifest, timed
 from medops.recipe import Recipe
 from medops.registry.gate import decide
 from medops.registry.tracking import client, tracking_uri
+from medops.results import Evaluated, Prepared, Trained
 
 log = logging.getLogger(__name__)
-PYFUNC_CODE = {
-    "classification": Path(__file__).with_name("pyfunc_model.py"),
-    "causal-lm": Path(__file__).with_name("lm_pyfunc_model.py"),
-}
 # evaluation files worth keeping in the run (generations.jsonl stays in the stage directory)
 EVALUATION_ARTIFACTS = ("metrics.json", "report.html", "confusion.png")
 
@@ -44,28 +43,9 @@ def metric_key(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_./ -]", "_", name)
 
 
-def _signature(recipe: Recipe, trained_extra: dict):
-    """text in; the label and class probabilities, or the answer and its fields, out."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    if recipe.task == "causal-lm":
-        names = ["answer", "json_valid", *trained_extra["fields"]]
-        outputs = [ColSpec("boolean" if n == "json_valid" else "string", n) for n in names]
-    else:
-        outputs = [ColSpec("string", "label")]
-        outputs += [ColSpec("double", name) for name in trained_extra["labels"]]
-    return ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema(outputs))
-
-
-def _artifacts(recipe: Recipe, trained: Path, out_dir: Path) -> dict[str, str]:
-    """The files the pyfunc loads: the model, and for a causal LM how it is prompted."""
-    artifacts = {"model": str(trained / "model")}
-    if recipe.task == "causal-lm":
-        lm = out_dir / "lm.json"
-        lm.write_text(json.dumps(recipe.lm.model_dump(mode="json"), indent=2) + "\n")
-        artifacts["lm"] = str(lm)
-    return artifacts
+def _task(recipe: Recipe) -> Any:
+    """The recipe's task plug-in, found at run time (tasks sit above the registry)."""
+    return importlib.import_module("medops.tasks").task_of(recipe)
 
 
 def register(
@@ -77,10 +57,11 @@ def register(
 
         for name, path in (("prepared", prepared), ("trained", trained), ("evaluated", evaluated)):
             manifest.add_input(name, path / MANIFEST)
-        prepared_m, trained_m = read_manifest(prepared), read_manifest(trained)
-        evaluated_m = read_manifest(evaluated)
-        run_id = trained_m["extra"]["mlflow_run_id"]
-        decision = decide(recipe.gate, evaluated_m["metrics"])
+        task = _task(recipe)
+        prepared_r, trained_r = Prepared.read(prepared), Trained.read(trained)
+        evaluated_r = Evaluated.read(evaluated)
+        run_id = trained_r.mlflow_run_id
+        decision = decide(recipe.gate, evaluated_r.metrics)
         log.info(
             "register: gate %s (%s)", "PASSED" if decision.passed else "REFUSED", decision.reason
         )
@@ -88,9 +69,9 @@ def register(
         mlflow.set_tracking_uri(tracking_uri(recipe))
         mlflow_client = client(recipe)
         with mlflow.start_run(run_id=run_id):
-            mlflow.log_metrics({metric_key(k): v for k, v in evaluated_m["metrics"].items()})
+            mlflow.log_metrics({metric_key(k): v for k, v in evaluated_r.metrics.items()})
             mlflow.log_metrics(
-                {f"data_{metric_key(k)}": float(v) for k, v in prepared_m["counts"].items()}
+                {f"data_{metric_key(k)}": float(v) for k, v in prepared_r.counts.items()}
             )
             for path in EVALUATION_ARTIFACTS:
                 if (evaluated / path).is_file():
@@ -101,16 +82,17 @@ def register(
                 )
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=str(PYFUNC_CODE[recipe.task]),
-                artifacts=_artifacts(recipe, trained, out_dir),
-                signature=_signature(recipe, trained_m["extra"]),
+                python_model=str(task.pyfunc_path()),
+                artifacts=task.function("artifacts")(recipe, trained_r, out_dir),
+                signature=task.function("signature")(recipe, trained_r),
                 pip_requirements=["medops"],
                 registered_model_name=recipe.registry.model_name,
             )
         version = str(info.registered_model_version)
         tags = {
             "recipe_hash": recipe.content_hash(),
-            "dataset_hash": prepared_m["extra"]["dataset_hash"],
+            "dataset_hash": prepared_r.dataset_hash,
+            "task": task.name,
             "git_commit": git_commit(),
             "gate": "passed" if decision.passed else "refused",
             "gate_reason": decision.reason,

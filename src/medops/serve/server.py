@@ -1,4 +1,4 @@
-"""Run the condition predictor under KServe's ModelServer, bound to the recipe's host.
+"""Run a task's predictor under KServe's ModelServer, bound to the recipe's host.
 
 Why a subclass: kserve 0.21's ``RESTServer`` builds its ``uvicorn.Config`` with
 ``host="0.0.0.0"`` and ``ModelServer`` offers no host argument, so the stock server would
@@ -27,7 +27,7 @@ from kserve.protocol.rest.server import RESTServer
 
 from medops.recipe import Recipe, load_recipe
 from medops.registry.tracking import tracking_uri
-from medops.serve.predictor import ConditionPredictor
+from medops.tasks import task_of
 
 
 async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -95,7 +95,7 @@ def default_model_uri(recipe: Recipe) -> str:
 def serve(recipe: Recipe, model_uri: str | None = None) -> None:
     """Load the registered model and serve it until SIGINT/SIGTERM (blocking)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    predictor = ConditionPredictor(
+    predictor = task_of(recipe).function("predictor")(
         recipe.serve.model_name,
         model_uri or default_model_uri(recipe),
         tracking_uri=tracking_uri(recipe),

@@ -16,7 +16,6 @@ from ray.train.torch import TorchTrainer
 
 from medops.recipe import Recipe
 from medops.train.errors import TrainingFailed
-from medops.train.loop import train_loop
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ def fit(
     recipe: Recipe,
     config: dict[str, Any],
     storage: Path,
-    loop: Callable[[dict[str, Any]], None] = train_loop,
+    loop: Callable[[dict[str, Any]], None],
 ) -> ray.train.Result:
     """Run ``loop`` on ``resources.num_workers`` workers; raise if training failed.
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from medops.data.instructions import IGNORE, Tokenized
+from medops.model.chat import IGNORE, Tokenized
 
 
 def pack(lengths: Sequence[int], max_length: int) -> list[list[int]]:

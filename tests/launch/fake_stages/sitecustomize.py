@@ -4,7 +4,11 @@ kfp.local runs each task in a fresh subprocess, out of reach of monkeypatch; a d
 holding this file on PYTHONPATH is how a test swaps the stage table there.
 """
 
+import dataclasses
+
 import medops.stages
 
-for _name, (_target, _inputs) in list(medops.stages.STAGES.items()):
-    medops.stages.STAGES[_name] = (f"medops_fake_stages:{_name}", _inputs)
+for _name, _stage in list(medops.stages.STAGES.items()):
+    medops.stages.STAGES[_name] = dataclasses.replace(
+        _stage, function=f"medops_fake_stages:{_name}"
+    )

@@ -35,6 +35,7 @@ from tests.operator.e2e.conftest import (
     tail,
     wait_for,
 )
+from tests.paths import UPSTREAM_CRDS
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +55,7 @@ def _dropped(key: str, value: Any) -> bool:
 
 
 def strip_for_1_20(node: Any) -> Any:
-    """What an API server without CEL accepts (see ../shared/crds/README.md).
+    """What an API server without CEL accepts (see tests/crds/README.md).
 
     - no ``x-kubernetes-validations`` (CEL);
     - no ``default: ""`` on strings: 1.20 validates an empty-string default as null and
@@ -82,11 +83,12 @@ def strip_for_1_20(node: Any) -> Any:
 
 def crds() -> list[dict[str, Any]]:
     medops = [yaml.safe_load(p.read_text()) for p in sorted((ROOT / "manifests/crds").glob("*"))]
-    where = Path(os.environ.get("MEDOPS_SHARED_CRDS", ROOT.parent / "shared" / "crds"))
-    missing = [name for name in UPSTREAM if not (where / name).is_file()]
+    missing = [name for name in UPSTREAM if not (UPSTREAM_CRDS / name).is_file()]
     if missing:
-        pytest.fail(f"upstream CRDs {missing} not found in {where}; set MEDOPS_SHARED_CRDS")
-    upstream = [strip_for_1_20(yaml.safe_load((where / name).read_text())) for name in UPSTREAM]
+        pytest.fail(f"upstream CRDs {missing} not found in {UPSTREAM_CRDS}")
+    upstream = [
+        strip_for_1_20(yaml.safe_load((UPSTREAM_CRDS / name).read_text())) for name in UPSTREAM
+    ]
     return medops + upstream
 
 

@@ -4,15 +4,9 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from medops.data.instructions import (
-    IGNORE,
-    TargetError,
-    build_examples,
-    chat_example,
-    target,
-    tokenize_chat,
-)
-from medops.recipe import LanguageTask, TargetField
+from medops.model.chat import IGNORE, tokenize_chat
+from medops.tasks.causal_lm.examples import TargetError, build_examples, chat_example, target
+from medops.tasks.causal_lm.recipe import LanguageTask, TargetField
 
 LM = LanguageTask(
     fields=[

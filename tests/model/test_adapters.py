@@ -3,9 +3,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medops.model.adapters import PooledClassifier, adapt, load_trainable_state, trainable_state
 from medops.model.encoder import load_encoder
 from medops.recipe import Train
-from medops.train.modules import PooledClassifier, adapt, load_trainable_state, trainable_state
 
 
 def _batch(tokenizer) -> dict[str, torch.Tensor]:

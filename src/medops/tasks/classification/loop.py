@@ -17,10 +17,10 @@ from sklearn.metrics import f1_score
 from transformers import get_linear_schedule_with_warmup
 
 from medops.data.dataset import read_split
+from medops.model.adapters import PooledClassifier, adapt, trainable_state
 from medops.model.encoder import load_encoder
-from medops.recipe import Recipe
+from medops.tasks.classification.recipe import ClassificationRecipe
 from medops.train.batches import global_batches, shard
-from medops.train.modules import PooledClassifier, adapt, trainable_state
 
 STATE_FILE = "trainable.safetensors"
 
@@ -61,7 +61,7 @@ def _validate(
 
 def train_loop(config: dict[str, Any]) -> None:
     """One worker: adapt the encoder, run epochs over its shard, report and checkpoint."""
-    recipe = Recipe.model_validate(config["recipe"])
+    recipe = ClassificationRecipe.model_validate(config["recipe"])
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.manual_seed(recipe.seed)

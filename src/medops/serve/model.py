@@ -1,9 +1,9 @@
-"""The KServe model: a registered MLflow pyfunc behind the v1 and v2 protocols.
+"""The KServe model every task serves through: a registered MLflow pyfunc, v1 and v2.
 
-Model code only: requests are decoded by ``v1``/``v2`` in ``preprocess`` and encoded back
-in ``postprocess``; ``predict`` sees plain texts and returns labels and probabilities.
-The pyfunc contract: ``predict(DataFrame({"text": [...]}))`` returns a ``label`` column and
-one probability column per class.
+Protocol code only: requests are decoded by ``v1``/``v2`` in ``preprocess``; ``predict``
+runs the pyfunc on plain texts (``DataFrame({"text": [...]})``); a task's predictor
+(``medops.tasks.<task>.serving``) checks the pyfunc's columns at load and encodes them
+back in ``postprocess``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import mlflow
-import numpy as np
 import pandas as pd
 from kserve import Model
 from kserve.errors import InferenceError
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
-from medops.errors import ConfigurationError
 from medops.serve import v1, v2
 
 # a child of kserve's logger, so lines share its handlers and format
@@ -45,8 +43,7 @@ class Batch:
 @dataclass(frozen=True)
 class Scored:
     batch: Batch
-    labels: list[str]
-    probabilities: np.ndarray  # [n, k], columns in ConditionPredictor.classes order
+    frame: pd.DataFrame  # the pyfunc's output, one row per text
 
 
 def fetch_model(model_uri: str, tracking_uri: str | None) -> str:
@@ -68,14 +65,13 @@ def fetch_model(model_uri: str, tracking_uri: str | None) -> str:
     )
 
 
-class ConditionPredictor(Model):
-    """Serves ``models:/<name>@<alias>`` (or any MLflow model URI) as a condition classifier."""
+class PyfuncPredictor(Model):
+    """Serves ``models:/<name>@<alias>`` (or any MLflow model URI) for one task."""
 
     def __init__(self, name: str, model_uri: str, tracking_uri: str | None = None) -> None:
         super().__init__(name)
         self.model_uri = model_uri
         self.tracking_uri = tracking_uri
-        self.classes: list[str] = []
         self._pyfunc: Any = None
 
     def load(self) -> bool:
@@ -83,16 +79,17 @@ class ConditionPredictor(Model):
         rather than on the first request."""
         local_path = fetch_model(self.model_uri, self.tracking_uri)
         self._pyfunc = mlflow.pyfunc.load_model(local_path)
-        frame = self._pyfunc.predict(pd.DataFrame({"text": [PROBE_TEXT]}))
-        if "label" not in frame.columns or len(frame.columns) < 3:
-            raise ConfigurationError(
-                f"{self.model_uri}: predict must return a 'label' column and one probability "
-                f"column per class (at least two); got columns {list(frame.columns)}"
-            )
-        self.classes = [str(column) for column in frame.columns if column != "label"]
-        logger.info("loaded %s with classes %s", self.model_uri, self.classes)
+        self.check(self._pyfunc.predict(pd.DataFrame({"text": [PROBE_TEXT]})))
+        logger.info("loaded %s", self.model_uri)
         self.ready = True
         return self.ready
+
+    def check(self, frame: pd.DataFrame) -> None:
+        """Raise ConfigurationError when the pyfunc's output is not this task's."""
+        raise NotImplementedError
+
+    def encode(self, result: Scored) -> dict | InferResponse:
+        raise NotImplementedError
 
     def validate(self, payload: Any) -> Any:
         """The protocol codecs validate in ``preprocess``; kserve's dict checks do not apply."""
@@ -111,13 +108,11 @@ class ConditionPredictor(Model):
             frame = await asyncio.to_thread(
                 self._pyfunc.predict, pd.DataFrame({"text": payload.texts})
             )
-            labels = [str(label) for label in frame["label"]]
-            probabilities = frame[self.classes].to_numpy(dtype=np.float32)
         except Exception as error:
             # the original message may quote inputs: log and return only its type
             logger.error("prediction failed: %s", type(error).__name__)
             raise InferenceError(f"model prediction failed ({type(error).__name__})") from None
-        return Scored(payload, labels, probabilities)
+        return Scored(payload, frame)
 
     async def postprocess(
         self,
@@ -125,25 +120,7 @@ class ConditionPredictor(Model):
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> dict | InferResponse:
-        if result.batch.protocol == "v2":
-            return v2.encode(
-                result.labels,
-                self.classes,
-                result.probabilities,
-                model_name=self.name,
-                request_id=result.batch.request_id,
-            )
-        return v1.encode(result.labels, self.classes, result.probabilities)
+        return self.encode(result)
 
     def get_input_types(self) -> list[dict]:
         return [{"name": v2.INPUT, "datatype": "BYTES", "shape": [-1]}]
-
-    def get_output_types(self) -> list[dict]:
-        """v2 metadata has no room for names: the class count is in the shapes, the names
-        come with every response in the ``classes`` output."""
-        k = len(self.classes)
-        return [
-            {"name": "condition", "datatype": "BYTES", "shape": [-1]},
-            {"name": "probabilities", "datatype": "FP32", "shape": [-1, k]},
-            {"name": "classes", "datatype": "BYTES", "shape": [k]},
-        ]

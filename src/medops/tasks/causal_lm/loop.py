@@ -34,7 +34,6 @@ from safetensors.torch import load_file, save_file
 from transformers import get_linear_schedule_with_warmup
 
 from medops.data.dataset import read_split
-from medops.data.instructions import IGNORE, Tokenized, build_examples
 from medops.model.causal_lm import (
     autocast_dtype,
     load_causal_lm,
@@ -43,7 +42,9 @@ from medops.model.causal_lm import (
     trainable_tensors,
     weights_dtype,
 )
-from medops.recipe import Recipe
+from medops.model.chat import IGNORE, Tokenized
+from medops.tasks.causal_lm.examples import build_examples
+from medops.tasks.causal_lm.recipe import CausalLMRecipe
 from medops.train.batches import global_batches, shard
 from medops.train.packing import collate_packed, collate_padded, pack
 
@@ -107,11 +108,11 @@ def answer_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> t
     )
 
 
-def _micro_batches(units: Units, recipe: Recipe, world: int, epoch: int) -> list[list[int]]:
+def _micro_batches(units: Units, recipe: CausalLMRecipe, world: int, epoch: int) -> list[list[int]]:
     return global_batches(units.lengths, recipe.train.batch_size, world, recipe.seed, epoch)
 
 
-def _steps(batches_per_epoch: int, recipe: Recipe) -> int:
+def _steps(batches_per_epoch: int, recipe: CausalLMRecipe) -> int:
     total = math.ceil(batches_per_epoch / recipe.train.grad_accum) * recipe.train.epochs
     return min(total, recipe.train.max_steps or total)
 
@@ -195,7 +196,7 @@ def _windows(
 class _Session:
     """Everything one worker trains with; built the same way on every rank."""
 
-    recipe: Recipe
+    recipe: CausalLMRecipe
     config: dict[str, Any]
     rank: int
     world: int
@@ -217,7 +218,7 @@ class _Session:
 
 
 def _session(config: dict[str, Any]) -> _Session:
-    recipe = Recipe.model_validate(config["recipe"])
+    recipe = CausalLMRecipe.model_validate(config["recipe"])
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.manual_seed(recipe.seed + rank)

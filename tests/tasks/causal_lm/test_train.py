@@ -8,9 +8,9 @@ from transformers import AutoModelForCausalLM
 from medops.recipe import Recipe
 from medops.registry.tracking import client
 from medops.stages import run_stage, run_training
+from medops.tasks.causal_lm.loop import FAULT_ENV, FAULT_MARKER
+from medops.tasks.causal_lm.train import RAY_DIR, has_checkpoints
 from medops.train.errors import ResumeError, TrainingFailed
-from medops.train.lm_loop import FAULT_ENV, FAULT_MARKER
-from medops.train.lm_stage import RAY_DIR, has_checkpoints
 
 
 def _final_loss(manifest) -> float:

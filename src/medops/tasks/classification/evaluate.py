@@ -9,21 +9,23 @@ from typing import Any
 
 import numpy as np
 
-from medops.assets import resolve_uri
 from medops.data.dataset import read_labels, read_split
 from medops.errors import DataError
 from medops.evaluate.metrics import classification_metrics
 from medops.evaluate.report import confusion_png, html_report
 from medops.manifest import Manifest, timed
+from medops.model.base import resolve_base
 from medops.model.classifier import TextClassifier
 from medops.model.encoder import embed, load_encoder
-from medops.model.probe import fit_probe_on_rows
-from medops.recipe import Recipe
+from medops.tasks.classification.head import fit_probe_on_rows
+from medops.tasks.classification.recipe import ClassificationRecipe
 
 log = logging.getLogger(__name__)
 
 
-def baseline_metrics(recipe: Recipe, prepared: Path, classes: list[str]) -> dict[str, Any]:
+def baseline_metrics(
+    recipe: ClassificationRecipe, prepared: Path, classes: list[str]
+) -> dict[str, Any]:
     """Frozen base encoder + the same logistic head recipe, fit on the same development rows.
 
     The only difference from the model is the fine-tuning of the encoder, so the gate's
@@ -31,7 +33,7 @@ def baseline_metrics(recipe: Recipe, prepared: Path, classes: list[str]) -> dict
     """
     development = read_split(prepared, "train") + read_split(prepared, "validation")
     test = read_split(prepared, "test")
-    encoder, tokenizer = load_encoder(str(resolve_uri(recipe.model.base)))
+    encoder, tokenizer = load_encoder(resolve_base(recipe.model.base))
     probe = fit_probe_on_rows(encoder, tokenizer, development, classes, recipe)
     texts = [r["text"] for r in test]
     predicted = probe.predict(embed(encoder, tokenizer, texts, recipe.model.max_length))
@@ -40,7 +42,9 @@ def baseline_metrics(recipe: Recipe, prepared: Path, classes: list[str]) -> dict
     )
 
 
-def evaluate(recipe: Recipe, out_dir: Path, prepared: Path, trained: Path) -> Manifest:
+def evaluate(
+    recipe: ClassificationRecipe, out_dir: Path, prepared: Path, trained: Path
+) -> Manifest:
     manifest = Manifest(stage="evaluate", recipe_hash=recipe.content_hash())
     with timed(manifest):
         manifest.add_input("prepared", prepared)

@@ -14,23 +14,24 @@ from pathlib import Path
 from typing import Any
 
 from medops.data.dataset import read_labels, read_split
-from medops.data.instructions import TargetError, prompt_messages, target
 from medops.evaluate.generation_metrics import INVALID_LABEL, extraction_metrics, parse_answer
 from medops.evaluate.report import confusion_png, html_report
 from medops.manifest import Manifest, timed
-from medops.model.causal_lm import load_tokenizer, resolve_base
+from medops.model.base import resolve_base
+from medops.model.causal_lm import load_tokenizer
 from medops.model.generate import generate, load_for_generation
-from medops.recipe import Recipe
+from medops.tasks.causal_lm.examples import TargetError, prompt_messages, target
+from medops.tasks.causal_lm.recipe import CausalLMRecipe
 
 log = logging.getLogger(__name__)
 
 
-def _label_field(recipe: Recipe) -> str | None:
+def _label_field(recipe: CausalLMRecipe) -> str | None:
     return next((f.name for f in recipe.lm.fields if f.source == "label"), None)
 
 
 def _answers(
-    model_path: str, conversations: list[list[dict[str, str]]], recipe: Recipe, label: str
+    model_path: str, conversations: list[list[dict[str, str]]], recipe: CausalLMRecipe, label: str
 ) -> list[str]:
     tokenizer = load_tokenizer(model_path)
     model = load_for_generation(model_path)
@@ -65,7 +66,7 @@ def _samples_html(rows: list[dict[str, Any]], limit: int) -> str:
     )
 
 
-def evaluate_lm(recipe: Recipe, out_dir: Path, prepared: Path, trained: Path) -> Manifest:
+def evaluate(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, trained: Path) -> Manifest:
     manifest = Manifest(stage="evaluate", recipe_hash=recipe.content_hash())
     with timed(manifest):
         manifest.add_input("prepared", prepared)

@@ -10,31 +10,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from medops.errors import ConfigurationError, MedopsError
-from medops.recipe import LanguageTask, TargetField
-
-IGNORE = -100  # label of a token the loss skips (prompt, padding)
+from medops.errors import MedopsError
+from medops.model.chat import Tokenized, tokenize_chat
+from medops.tasks.causal_lm.recipe import LanguageTask, TargetField
 
 
 class TargetError(MedopsError, ValueError):
     """A row whose target cannot be built; names the row id and field, never the text."""
-
-
-@dataclass(frozen=True)
-class Tokenized:
-    """One example as token ids; ``labels`` is ``IGNORE`` on every prompt token."""
-
-    id: str
-    input_ids: list[int]
-    labels: list[int]
-
-    @property
-    def answer_tokens(self) -> int:
-        return sum(1 for x in self.labels if x != IGNORE)
 
 
 def _field_value(row: dict[str, Any], target: TargetField) -> str:
@@ -65,25 +49,6 @@ def prompt_messages(text: str, lm: LanguageTask) -> list[dict[str, str]]:
 def chat_example(row: dict[str, Any], lm: LanguageTask) -> list[dict[str, str]]:
     answer = json.dumps(target(row, lm), ensure_ascii=False)
     return [*prompt_messages(row["text"], lm), {"role": "assistant", "content": answer}]
-
-
-def render_prompt(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
-    """The prompt text up to where the assistant starts answering."""
-    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-
-
-def tokenize_chat(tokenizer: Any, row_id: str, messages: list[dict[str, str]]) -> Tokenized:
-    """Token ids of the whole conversation; labels only on the final assistant turn."""
-    prompt = render_prompt(tokenizer, messages[:-1])
-    full = tokenizer.apply_chat_template(messages, tokenize=False)
-    if not full.startswith(prompt):
-        raise ConfigurationError(
-            "the tokenizer's chat template renders the prompt differently with and without "
-            "the answer; medops cannot tell where the answer starts"
-        )
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer(full[len(prompt) :], add_special_tokens=False)["input_ids"]
-    return Tokenized(row_id, prompt_ids + answer_ids, [IGNORE] * len(prompt_ids) + answer_ids)
 
 
 def _shorten(tokenizer: Any, row: dict[str, Any], overflow: int) -> dict[str, Any]:

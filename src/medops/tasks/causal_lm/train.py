@@ -14,15 +14,16 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from medops.data.dataset import read_split
-from medops.data.instructions import build_examples
 from medops.errors import DataError
 from medops.manifest import Manifest, timed
-from medops.model.causal_lm import load_causal_lm, load_tokenizer, load_trainable, resolve_base
-from medops.recipe import Recipe, Train
+from medops.model.base import resolve_base
+from medops.model.causal_lm import load_causal_lm, load_tokenizer, load_trainable
 from medops.registry.tracking import client, open_run, tracking_uri
+from medops.tasks.causal_lm.examples import build_examples
+from medops.tasks.causal_lm.loop import STATE_FILE, train_lm_loop
+from medops.tasks.causal_lm.recipe import CausalLMRecipe, CausalLMTrain
 from medops.train.errors import ResumeError
 from medops.train.launcher import fit
-from medops.train.lm_loop import STATE_FILE, train_lm_loop
 
 log = logging.getLogger(__name__)
 RUN_ID_FILE = "mlflow_run_id"
@@ -33,7 +34,7 @@ def has_checkpoints(out_dir: Path) -> bool:
     return any((Path(out_dir) / RAY_DIR).glob("*/checkpoint_*"))
 
 
-def _mlflow_run(recipe: Recipe, out_dir: Path) -> str:
+def _mlflow_run(recipe: CausalLMRecipe, out_dir: Path) -> str:
     """The run this training owns: reopened on resume, created otherwise."""
     saved = out_dir / RUN_ID_FILE
     if saved.is_file():
@@ -43,7 +44,7 @@ def _mlflow_run(recipe: Recipe, out_dir: Path) -> str:
     return run_id
 
 
-def export(model_path: str, state_dir: Path, train: Train, out_dir: Path) -> dict[str, str]:
+def export(model_path: str, state_dir: Path, train: CausalLMTrain, out_dir: Path) -> dict[str, str]:
     """Write ``adapter/`` (LoRA) and ``model/`` (merged, loadable by plain transformers)."""
     model = load_causal_lm(model_path, train.model_copy(update={"gradient_checkpointing": False}))
     load_trainable(model, load_file(str(state_dir / STATE_FILE)))
@@ -59,7 +60,7 @@ def export(model_path: str, state_dir: Path, train: Train, out_dir: Path) -> dic
     return outputs
 
 
-def train_lm(recipe: Recipe, out_dir: Path, prepared: Path, resume: bool = False) -> Manifest:
+def train(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, resume: bool = False) -> Manifest:
     manifest = Manifest(stage="train", recipe_hash=recipe.content_hash())
     with timed(manifest):
         if has_checkpoints(out_dir) and not resume:

@@ -7,12 +7,14 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from sklearn.metrics import f1_score
 
-from medops.evaluate.lm_stage import _shown
+from medops.evaluate.generation_metrics import normalise, parse_answer, rouge_l
 from medops.manifest import Manifest, write_manifest
 from medops.recipe import Recipe
 from medops.registry.tracking import open_run, tracking_uri
 from medops.stages import run_stage
+from medops.tasks.causal_lm.evaluate import _shown
 
 PLANTED = "Zebulon Quarterfield"
 
@@ -43,17 +45,43 @@ def evaluated(tiny_lm_recipe, extraction_prepared_dir, lm_trained_dir, tmp_path)
     return run_stage("evaluate", tiny_lm_recipe, out, inputs), out
 
 
-def test_scores_model_and_base_on_the_same_rows(evaluated):
+def test_scores_model_and_base_on_the_same_rows(evaluated, extraction_prepared_dir):
     manifest, out = evaluated
     assert manifest.counts == {"test": 9, "test_scored": 9, "test_skipped": 0}
-    for key in ("json_validity", "condition_macro_f1", "exact_match_drug", "rouge_l"):
-        assert 0.0 <= manifest.metrics[key] <= 1.0
-        assert f"baseline_{key}" in manifest.metrics
-    # model and baseline are the same weights here: same greedy answers, same numbers
-    assert manifest.metrics["rouge_l"] == manifest.metrics["baseline_rouge_l"]
     generations = [json.loads(x) for x in (out / "generations.jsonl").read_text().splitlines()]
     assert len(generations) == 9 and set(generations[0]) == {"id", "gold", "model", "baseline"}
-    assert generations[0]["gold"]["condition"] in {"Acne", "Depression", "Pain"}
+    test = [
+        json.loads(x) for x in (extraction_prepared_dir / "test.jsonl").read_text().splitlines()
+    ]
+    assert [g["id"] for g in generations] == [r["id"] for r in test]
+    assert [g["gold"]["condition"] for g in generations] == [r["label"] for r in test]
+    assert [g["gold"]["drug"] for g in generations] == [r["fields"]["drug"] for r in test]
+    # the manifest's numbers are those of the written generations, recomputed row by row
+    classes = json.loads((extraction_prepared_dir / "labels.json").read_text())
+    lookup = {normalise(name): name for name in classes}
+    for side, prefix in (("model", ""), ("baseline", "baseline_")):
+        answers = [parse_answer(g[side]) for g in generations]
+        drug = [
+            a is not None and "drug" in a and normalise(a["drug"]) == normalise(g["gold"]["drug"])
+            for a, g in zip(answers, generations, strict=True)
+        ]
+        rouge = [rouge_l(g[side], json.dumps(g["gold"], ensure_ascii=False)) for g in generations]
+        recomputed = {
+            "json_validity": sum(a is not None for a in answers) / 9,
+            "exact_match_drug": sum(drug) / 9,
+            "rouge_l": sum(rouge) / 9,
+            "condition_macro_f1": f1_score(
+                [g["gold"]["condition"] for g in generations],
+                [lookup.get(normalise((a or {}).get("condition", "")), "?") for a in answers],
+                labels=classes,
+                average="macro",
+                zero_division=0,
+            ),
+        }
+        for key, value in recomputed.items():
+            assert manifest.metrics[f"{prefix}{key}"] == pytest.approx(value), (side, key)
+    # model and baseline are the same weights here: the same greedy answers
+    assert [g["model"] for g in generations] == [g["baseline"] for g in generations]
     assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.html").read_text()
     assert "sample generations" in report

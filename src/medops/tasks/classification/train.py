@@ -9,17 +9,17 @@ import numpy as np
 from safetensors.torch import load_file
 from sklearn.utils.class_weight import compute_class_weight
 
-from medops.assets import resolve_uri
 from medops.data.dataset import read_labels, read_split
 from medops.manifest import Manifest, timed
+from medops.model.adapters import PooledClassifier, adapt, load_trainable_state
+from medops.model.base import resolve_base
 from medops.model.classifier import TextClassifier
 from medops.model.encoder import load_encoder
-from medops.model.probe import fit_probe_on_rows
-from medops.recipe import Recipe
 from medops.registry.tracking import client, open_run, tracking_uri
+from medops.tasks.classification.head import fit_probe_on_rows
+from medops.tasks.classification.loop import STATE_FILE, train_loop
+from medops.tasks.classification.recipe import ClassificationRecipe
 from medops.train.launcher import fit
-from medops.train.loop import STATE_FILE
-from medops.train.modules import PooledClassifier, adapt, load_trainable_state
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,13 @@ def _class_weights(labels: list[str], classes: list[str], enabled: bool) -> list
     return [float(w) for w in weights]
 
 
-def train(recipe: Recipe, out_dir: Path, prepared: Path) -> Manifest:
+def train(recipe: ClassificationRecipe, out_dir: Path, prepared: Path) -> Manifest:
     manifest = Manifest(stage="train", recipe_hash=recipe.content_hash())
     with timed(manifest):
         manifest.add_input("prepared", prepared)
         classes = read_labels(prepared)
         train_rows, val_rows = read_split(prepared, "train"), read_split(prepared, "validation")
-        base_path = str(resolve_uri(recipe.model.base))
+        base_path = resolve_base(recipe.model.base)
         max_length = recipe.model.max_length
         encoder, tokenizer = load_encoder(base_path)
 
@@ -59,7 +59,7 @@ def train(recipe: Recipe, out_dir: Path, prepared: Path) -> Manifest:
             "mlflow_run_id": run_id,
         }
         try:
-            result = fit(recipe, config, out_dir / "ray")
+            result = fit(recipe, config, out_dir / "ray", loop=train_loop)
         except Exception:
             client(recipe).set_terminated(run_id, status="FAILED")
             raise

@@ -20,7 +20,7 @@ class ExtractorPyfunc(PythonModel):
     def load_context(self, context: PythonModelContext) -> None:
         from medops.model.causal_lm import load_tokenizer
         from medops.model.generate import load_for_generation
-        from medops.recipe import LanguageTask
+        from medops.tasks.causal_lm.recipe import LanguageTask
 
         path = context.artifacts["model"]
         self.lm = LanguageTask.model_validate(
@@ -32,9 +32,9 @@ class ExtractorPyfunc(PythonModel):
     def predict(
         self, context: PythonModelContext, model_input: pd.DataFrame, params: Any = None
     ) -> pd.DataFrame:
-        from medops.data.instructions import prompt_messages
         from medops.evaluate.generation_metrics import parse_answer
         from medops.model.generate import generate
+        from medops.tasks.causal_lm.examples import prompt_messages
 
         if "text" not in model_input.columns:
             raise ValueError(f"input needs a 'text' column; got {list(model_input.columns)}")

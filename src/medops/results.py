@@ -1,0 +1,85 @@
+"""Typed results that stages hand each other, read from the stage directories' manifests.
+
+A later stage (or launcher) asks ``Trained.read(dir).mlflow_run_id`` instead of digging
+through ``manifest["extra"]``: what a stage promises its successors is written down here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medops.errors import DataError
+from medops.manifest import read_manifest
+
+
+def _extra(manifest: dict[str, Any], key: str, stage_dir: Path) -> Any:
+    if key not in manifest.get("extra", {}):
+        raise DataError(f"{stage_dir}: its manifest has no {key!r}; rerun the stage")
+    return manifest["extra"][key]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    directory: Path
+    dataset_hash: str
+    counts: dict[str, int]
+
+    @classmethod
+    def read(cls, directory: Path) -> Prepared:
+        manifest = read_manifest(directory)
+        return cls(Path(directory), _extra(manifest, "dataset_hash", directory), manifest["counts"])
+
+
+@dataclass(frozen=True)
+class Trained:
+    directory: Path
+    mlflow_run_id: str
+    tracking_uri: str
+    extra: dict[str, Any]  # task-specific: labels, fields, method, ...
+
+    @property
+    def model_dir(self) -> Path:
+        return self.directory / "model"
+
+    @classmethod
+    def read(cls, directory: Path) -> Trained:
+        manifest = read_manifest(directory)
+        return cls(
+            Path(directory),
+            _extra(manifest, "mlflow_run_id", directory),
+            _extra(manifest, "tracking_uri", directory),
+            manifest["extra"],
+        )
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    directory: Path
+    metrics: dict[str, float]
+
+    @classmethod
+    def read(cls, directory: Path) -> Evaluated:
+        return cls(Path(directory), read_manifest(directory)["metrics"])
+
+
+@dataclass(frozen=True)
+class Registered:
+    directory: Path
+    model_uri: str
+    version: str
+    gate_passed: bool
+    gate_reason: str
+    mlflow_run_id: str
+
+    @classmethod
+    def read(cls, directory: Path) -> Registered:
+        manifest = read_manifest(directory)
+        return cls(
+            Path(directory),
+            *(
+                _extra(manifest, key, directory)
+                for key in ("model_uri", "version", "gate_passed", "gate_reason", "mlflow_run_id")
+            ),
+        )

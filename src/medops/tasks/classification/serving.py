@@ -1,0 +1,48 @@
+"""Serving a registered classifier: the class and its probabilities, over v1 and v2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from kserve.protocol.infer_type import InferResponse
+
+from medops.errors import ConfigurationError
+from medops.serve import v1, v2
+from medops.serve.model import PyfuncPredictor, Scored
+
+
+class ClassifierPredictor(PyfuncPredictor):
+    """The pyfunc answers a ``label`` column and one probability column per class."""
+
+    classes: list[str]
+
+    def check(self, frame: pd.DataFrame) -> None:
+        if "label" not in frame.columns or len(frame.columns) < 3:
+            raise ConfigurationError(
+                f"{self.model_uri}: predict must return a 'label' column and one probability "
+                f"column per class (at least two); got columns {list(frame.columns)}"
+            )
+        self.classes = [str(column) for column in frame.columns if column != "label"]
+
+    def encode(self, result: Scored) -> dict | InferResponse:
+        labels = [str(label) for label in result.frame["label"]]
+        probabilities = result.frame[self.classes].to_numpy(dtype=np.float32)
+        if result.batch.protocol == "v2":
+            return v2.encode(
+                labels,
+                self.classes,
+                probabilities,
+                model_name=self.name,
+                request_id=result.batch.request_id,
+            )
+        return v1.encode(labels, self.classes, probabilities)
+
+    def get_output_types(self) -> list[dict]:
+        """v2 metadata has no room for names: the class count is in the shapes, the names
+        come with every response in the ``classes`` output."""
+        k = len(self.classes)
+        return [
+            {"name": "condition", "datatype": "BYTES", "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, k]},
+            {"name": "classes", "datatype": "BYTES", "shape": [k]},
+        ]

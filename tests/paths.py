@@ -1,0 +1,8 @@
+"""Paths the tests share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Upstream KServe and KubeRay CRDs, vendored for the schema tests (see crds/SOURCE.md)
+UPSTREAM_CRDS = Path(__file__).resolve().parent / "crds"

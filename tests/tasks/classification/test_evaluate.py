@@ -1,0 +1,85 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medops.data.dataset import read_split
+from medops.model.classifier import TextClassifier
+from medops.recipe import Recipe
+from medops.stages import run_stage
+
+
+def by_hand(rows: list[dict[str, str]], classes: list[str]) -> dict[str, float]:
+    """Accuracy and macro P/R/F1 from (label, predicted) pairs, without sklearn."""
+    per_class = []
+    for name in classes:
+        tp = sum(r["label"] == name and r["predicted"] == name for r in rows)
+        fp = sum(r["label"] != name and r["predicted"] == name for r in rows)
+        fn = sum(r["label"] == name and r["predicted"] != name for r in rows)
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+        per_class.append((precision, recall, f1))
+    macro = [sum(values) / len(classes) for values in zip(*per_class, strict=True)]
+    return {
+        "accuracy": sum(r["label"] == r["predicted"] for r in rows) / len(rows),
+        "macro_precision": macro[0],
+        "macro_recall": macro[1],
+        "macro_f1": macro[2],
+    }
+
+
+def test_evaluate_writes_metrics_baseline_and_report(
+    tiny_recipe: Recipe, prepared_dir: Path, trained_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "evaluated"
+    manifest = run_stage(
+        "evaluate", tiny_recipe, out, {"prepared": prepared_dir, "trained": trained_dir}
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["model"]["per_class"]) == {"Acne", "Depression", "Pain"}
+    assert sum(c["support"] for c in metrics["model"]["per_class"].values()) == 9
+    # the fixture's head *is* a frozen-encoder probe fit on train only; the baseline refits
+    # on train + validation: both are real, so they must be numbers from the same rows
+    assert manifest.counts == {"test": 9}
+    assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    report = (out / "report.html").read_text()
+    assert "Per class" in report and "baseline" in report
+    predictions = [
+        json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()
+    ]
+    assert {"id", "label", "predicted"} == set(predictions[0])
+    assert "text" not in predictions[0]
+    # the written predictions are the trained model's, row for row on the test split
+    test = read_split(prepared_dir, "test")
+    assert [(p["id"], p["label"]) for p in predictions] == [(r["id"], r["label"]) for r in test]
+    model = TextClassifier.load(trained_dir / "model")
+    proba = model.predict_proba([r["text"] for r in test])
+    assert [p["predicted"] for p in predictions] == [model.labels[i] for i in np.argmax(proba, 1)]
+    # and the reported numbers are those predictions' numbers, recomputed by hand
+    classes = json.loads((prepared_dir / "labels.json").read_text())
+    for key, value in by_hand(predictions, classes).items():
+        assert manifest.metrics[key] == pytest.approx(value), key
+    assert manifest.metrics["micro_f1"] == pytest.approx(manifest.metrics["accuracy"])
+    assert sum(map(sum, metrics["model"]["confusion"])) == 9
+    correct = sum(p["label"] == p["predicted"] for p in predictions)
+    assert sum(row[i] for i, row in enumerate(metrics["model"]["confusion"])) == correct
+    # the manifest carries metrics.json's numbers, model and baseline not swapped
+    for name, value in metrics["model"]["summary"].items():
+        assert manifest.metrics[name] == value
+    for name, value in metrics["baseline"]["summary"].items():
+        assert manifest.metrics[f"baseline_{name}"] == value
+
+
+def test_evaluate_refuses_a_model_trained_for_other_classes(
+    tiny_recipe: Recipe, prepared_dir: Path, trained_dir: Path, tmp_path: Path
+) -> None:
+    (prepared_dir / "labels.json").write_text(json.dumps(["Acne", "Depression", "Gout"]))
+    with pytest.raises(ValueError, match="differ from the prepared classes"):
+        run_stage(
+            "evaluate",
+            tiny_recipe,
+            tmp_path / "e",
+            {"prepared": prepared_dir, "trained": trained_dir},
+        )

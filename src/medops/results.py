@@ -36,7 +36,7 @@ class Prepared:
 class Trained:
     directory: Path
     mlflow_run_id: str
-    tracking_uri: str
+    tracking_uri: str | None  # where the run lives; launchers may set their own
     extra: dict[str, Any]  # task-specific: labels, fields, method, ...
 
     @property
@@ -49,7 +49,7 @@ class Trained:
         return cls(
             Path(directory),
             _extra(manifest, "mlflow_run_id", directory),
-            _extra(manifest, "tracking_uri", directory),
+            manifest["extra"].get("tracking_uri"),
             manifest["extra"],
         )
 

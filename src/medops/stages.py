@@ -90,7 +90,12 @@ def run_training(
     out_dir = Path(out_dir or recipe.out / "train")
     task = _task(recipe)
     if resume and not task.resumable:
-        raise ConfigurationError(f"--resume: task {task.name} trains without step checkpoints")
+        registry = importlib.import_module("medops.tasks")
+        resumable = ", ".join(n for n, t in registry.tasks().items() if t.resumable)
+        raise ConfigurationError(
+            f"--resume: task {task.name} trains without step checkpoints; "
+            f"tasks that resume: {resumable}"
+        )
     if not (prepared / MANIFEST).is_file():
         run_stage("prepare", recipe, prepared, {})
     out_dir.mkdir(parents=True, exist_ok=True)

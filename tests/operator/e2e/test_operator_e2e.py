@@ -55,7 +55,7 @@ def _dropped(key: str, value: Any) -> bool:
 
 
 def strip_for_1_20(node: Any) -> Any:
-    """What an API server without CEL accepts (see tests/crds/README.md).
+    """What an API server without CEL accepts (see tests/crds/SOURCE.md).
 
     - no ``x-kubernetes-validations`` (CEL);
     - no ``default: ""`` on strings: 1.20 validates an empty-string default as null and

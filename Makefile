@@ -53,11 +53,13 @@ test: venv apiserver
 	$(VENV)/bin/ruff check src tests components pipelines bench
 	$(VENV)/bin/ruff format --check src tests components pipelines bench
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
 lint: venv
 	$(VENV)/bin/ruff check src tests components pipelines bench
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 format: venv
 	$(VENV)/bin/ruff format src tests components pipelines bench

@@ -236,8 +236,10 @@ class PodResources(Section):
         return self
 
 
+_StageName = Literal["prepare", "train", "evaluate", "register", "finetune"]
+
 # Sized for the demo (MiniLM, a few hundred rows); an 8B LoRA run sets its own (docs/cluster.md).
-_STAGE_DEFAULTS: dict[str, dict[str, str]] = {
+_STAGE_DEFAULTS: dict[_StageName, dict[str, str]] = {
     "prepare": {
         "cpu_request": "1",
         "cpu_limit": "2",
@@ -314,12 +316,10 @@ class Cluster(Section):
     """Placement on a Kubernetes cluster; embedded runs (``medops run``) ignore this section."""
 
     images: Images = Field(default_factory=Images)
-    stages: dict[Literal["prepare", "train", "evaluate", "register", "finetune"], PodResources] = (
-        Field(
-            default_factory=lambda: {s: PodResources(**d) for s, d in _STAGE_DEFAULTS.items()},
-            description="per-stage pods; train holds every Ray worker when training is local, "
-            "finetune is the pod that hands training to a FineTune",
-        )
+    stages: dict[_StageName, PodResources] = Field(
+        default_factory=lambda: {s: PodResources(**d) for s, d in _STAGE_DEFAULTS.items()},
+        description="per-stage pods; train holds every Ray worker when training is local, "
+        "finetune is the pod that hands training to a FineTune",
     )
     accelerator: str = Field("nvidia.com/gpu", description="resource name of a training GPU")
     retry: Retry = Field(default_factory=Retry)
@@ -501,7 +501,8 @@ def build_recipe(raw: dict[str, Any], overrides: list[str] | None = None) -> Rec
     merged = apply_overrides(raw, overrides or [])
     merged.setdefault("task", DEFAULT_TASK)
     models = task_recipes()
-    union = Annotated[Union[tuple(models.values())], Field(discriminator="task")]  # noqa: UP007
+    # built at run time from the registered tasks: a value for pydantic, not a static alias
+    union: Any = Annotated[Union[tuple(models.values())], Field(discriminator="task")]  # noqa: UP007
     try:
         return TypeAdapter(union).validate_python(merged)
     except ValidationError as error:

@@ -96,6 +96,11 @@ def test_every_cleaning_step_keeps_or_quarantines_each_row_once(rows: list[Recor
 
     distinct, near = near_dedupe(unique)
     _conserved(unique, distinct, near)
-    assert len({normalise(r.text) for r in distinct}) == len(distinct)
-    # nothing kept is a near-duplicate of another kept row: a second pass keeps all
+    assert all(q.reason == "near_duplicate" for q in near)
+    # held-out rows are never dropped for resembling one another (or anything else)
+    assert [r for r in unique if r.role == "test"] == [r for r in distinct if r.role == "test"]
+    # a kept train row shares its normalised text with no other kept row, train or test
+    forms = Counter(normalise(r.text) for r in distinct)
+    assert all(forms[normalise(r.text)] == 1 for r in distinct if r.role == "train")
+    # no kept train row is a near-duplicate of another kept row: a second pass keeps all
     assert near_dedupe(distinct)[1] == []

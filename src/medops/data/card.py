@@ -45,7 +45,8 @@ _REASONS = {
     "duplicate": "same text as a kept row (casefolded); test rows are kept first",
     "near_duplicate": (
         f"normalised text equal to a kept row's, or character {SHINGLE_CHARS}-gram Jaccard "
-        f">= {NEAR_DUPLICATE_JACCARD} with one; test rows are kept first"
+        f">= {NEAR_DUPLICATE_JACCARD} with one; a train row near a test row is dropped, "
+        "test rows are never dropped as near-copies of each other"
     ),
 }
 

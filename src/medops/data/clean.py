@@ -7,16 +7,17 @@ HTML entities escaped once or twice (``&amp;#039;``), and truncated labels.
 
 from __future__ import annotations
 
-import hashlib
 import html
+import operator
 import re
 import unicodedata
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
+from datasketch import MinHash, MinHashLSH
 
 from medops.data.ingest import Quarantined, Record
 
@@ -27,19 +28,11 @@ SHINGLE_CHARS = 5
 _FINGERPRINT_BASE = np.uint64(0x9E3779B97F4A7C15)
 # LSH bands x rows of MinHash values: candidate probability at Jaccard j is 1-(1-j**6)**20
 MINHASH_BANDS, MINHASH_ROWS = 20, 6
+# datasketch draws its permutations from numpy's legacy RandomState(seed): a frozen stream,
+# so the signatures (and the result) are the same on every machine and numpy version
+MINHASH_SEED = 1
 # punctuation candidates; "_" is punctuation but a word character
 _NOT_WORD = re.compile(r"[^\w\s]|_")
-
-
-def _minhash_functions(count: int) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` hash functions a*x + b (mod 2**64, a odd) from a fixed label, not an RNG:
-    the same on every machine and numpy version."""
-    raw = np.frombuffer(hashlib.shake_256(b"medops near_dedupe").digest(16 * count), "<u8")
-    values = raw.astype(np.uint64).reshape(2, count)
-    return values[0] | np.uint64(1), values[1]
-
-
-_MINHASH_MULTIPLIERS, _MINHASH_OFFSETS = _minhash_functions(MINHASH_BANDS * MINHASH_ROWS)
 
 _TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.DOTALL)
 _PERCENT_U = re.compile(r"%u([0-9A-Fa-f]{4})")
@@ -203,11 +196,23 @@ def shingles(text: str, size: int = SHINGLE_CHARS) -> np.ndarray:
     return np.unique(_mix(fingerprints))
 
 
-def _band_keys(fingerprints: np.ndarray) -> list[tuple[int, bytes]]:
-    """MinHash signature cut into LSH bands; rows sharing any band are compared."""
-    minima = (_MINHASH_MULTIPLIERS[:, None] * fingerprints + _MINHASH_OFFSETS[:, None]).min(axis=1)
-    bands = minima.reshape(MINHASH_BANDS, MINHASH_ROWS)
-    return [(band, values.tobytes()) for band, values in enumerate(bands)]
+def _signatures(sets: list[np.ndarray]) -> list[MinHash | None]:
+    """datasketch MinHash of each fingerprint set (None for an empty set: never indexed).
+
+    The fingerprints are already well-mixed 64-bit hashes, so they feed datasketch's
+    64-bit affine permutations as they are (the hash function is the identity).
+    """
+    signatures = MinHash.generator(
+        (values.tolist() for values in sets),
+        num_perm=MINHASH_BANDS * MINHASH_ROWS,
+        seed=MINHASH_SEED,
+        hashfunc=operator.index,
+        scheme="affine64",
+    )
+    return [
+        signature if len(values) else None
+        for values, signature in zip(sets, signatures, strict=True)
+    ]
 
 
 def _shared(a: np.ndarray, b: np.ndarray) -> int:
@@ -218,15 +223,19 @@ def _shared(a: np.ndarray, b: np.ndarray) -> int:
 
 
 def near_dedupe(records: Iterable[Record], threshold: float = NEAR_DUPLICATE_JACCARD) -> Result:
-    """Drop rows whose normalised text repeats, or whose 5-gram sets reach ``threshold``.
+    """Drop train rows whose normalised text repeats a kept row's, or whose 5-gram set
+    reaches ``threshold`` (Jaccard) with a kept row's.
 
-    Rows claim a text in ``dedupe``'s order (test first), and each row is compared with
-    the rows kept so far, so no two kept rows are near-duplicates and train never keeps
-    a near copy of a test row. Comparing every pair is quadratic; MinHash LSH picks the
-    pairs to compare (rows sharing one band of a 120-value MinHash signature) and the
-    true Jaccard of each such pair decides. A pair at Jaccard 0.9 escapes comparison
-    with probability (1 - 0.9**6)**20 < 3e-7, less above. The hash parameters are fixed,
-    so the result is the same in every process.
+    Held-out (test) rows are never dropped here: two test rows that look alike ("left
+    femur" / "right femur") are distinct records, and the test set is the user's to keep.
+    They are all indexed first, so a train row near any test row is dropped (it would leak
+    the answer into training); each other train row is compared with the rows kept so far,
+    so no two kept train rows are near-duplicates. Comparing every pair is quadratic;
+    datasketch's MinHash LSH picks the pairs to compare (rows sharing one band of a
+    120-value MinHash signature) and the true Jaccard of each such pair decides. A pair at
+    Jaccard 0.9 escapes comparison with probability (1 - 0.9**6)**20 < 3e-7 (ideal MinHash;
+    bench/near_dedupe_compare.py measures it), less above.
+    The permutations are seeded, so the result is the same in every process.
     """
     ordered = _test_first(records)
     forms = [normalise(r.text) for r in ordered]
@@ -240,17 +249,21 @@ def near_dedupe(records: Iterable[Record], threshold: float = NEAR_DUPLICATE_JAC
         shared = _shared(sets[row], sets[other])
         return shared * den >= num * (big + small - shared)
 
+    index = MinHashLSH(
+        threshold=threshold,
+        num_perm=MINHASH_BANDS * MINHASH_ROWS,
+        params=(MINHASH_BANDS, MINHASH_ROWS),
+    )
     seen: set[str] = set()
-    buckets: dict[tuple[int, bytes], list[int]] = defaultdict(list)
     kept, quarantined = [], []
-    for row, record in enumerate(ordered):
-        keys = _band_keys(sets[row]) if len(sets[row]) else []
-        candidates = sorted({other for key in keys for other in buckets.get(key, ())})
-        if forms[row] in seen or any(near(row, other) for other in candidates):
-            quarantined.append(Quarantined(record.id, record.source, "near_duplicate"))
-            continue
+    for row, (record, signature) in enumerate(zip(ordered, _signatures(sets), strict=True)):
+        if record.role != "test":
+            candidates = sorted(index.query(signature)) if signature is not None else []
+            if forms[row] in seen or any(near(row, other) for other in candidates):
+                quarantined.append(Quarantined(record.id, record.source, "near_duplicate"))
+                continue
         seen.add(forms[row])
         kept.append(record)
-        for key in keys:
-            buckets[key].append(row)
+        if signature is not None:
+            index.insert(row, signature)
     return kept, quarantined

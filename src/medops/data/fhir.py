@@ -13,6 +13,7 @@ import base64
 import codecs
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from medops.errors import MedopsError
@@ -108,6 +109,7 @@ def document_id(resource: dict[str, Any]) -> str:
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """``{"type": {"coding": [{"display": "x"}]}}`` -> ``{"type.coding.0.display": "x"}``."""
+    children: Iterable[tuple[Any, Any]]
     if isinstance(value, dict):
         children = value.items()
     elif isinstance(value, list):

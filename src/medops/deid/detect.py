@@ -29,7 +29,7 @@ from presidio_analyzer import (
     RecognizerRegistry,
     RecognizerResult,
 )
-from presidio_analyzer.nlp_engine import NlpEngineProvider
+from presidio_analyzer.nlp_engine import NlpEngine, NlpEngineProvider
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
 from medops.deid.filters import drop_false_positives
@@ -136,7 +136,7 @@ class Engines:
     supported: frozenset[str]
 
 
-def _registry(nlp_engine: object, language: str) -> RecognizerRegistry:
+def _registry(nlp_engine: NlpEngine, language: str) -> RecognizerRegistry:
     registry = RecognizerRegistry(supported_languages=[language])
     registry.load_predefined_recognizers(languages=[language], nlp_engine=nlp_engine)
     registry.remove_recognizer("EmailRecognizer", language=language)
@@ -255,7 +255,8 @@ def detect_phi(
     """
     if language not in LANGUAGES:
         raise ConfigurationError(f"language {language!r}: supported are {', '.join(LANGUAGES)}")
-    spans, dropped = [], Counter()
+    spans: list[list[Span]] = []
+    dropped: Counter[str] = Counter()
     for text, results in zip(
         texts, analyze(texts, spacy_model, language, PHI_ENTITIES, score_threshold), strict=True
     ):

@@ -230,7 +230,8 @@ def drop_false_positives(
     is judged line by line: each line's part is kept or dropped on its own, so a name
     wrapped over two lines stays redacted while a header glued to it does not.
     """
-    kept, dropped = [], Counter()
+    kept: list[RecognizerResult] = []
+    dropped: Counter[str] = Counter()
     for result in _line_parts(text, results):
         span = text[result.start : result.end]
         name_like = result.entity_type in _NAME_LIKE

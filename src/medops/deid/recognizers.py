@@ -185,6 +185,8 @@ class RegexRecognizer(LocalRecognizer):
     ``rescore(span, pattern_score)`` may change the score or reject the match (None).
     """
 
+    name: str  # set by EntityRecognizer.__init__, which mypy cannot infer a type from
+
     def __init__(
         self,
         name: str,

@@ -11,6 +11,7 @@ or downloaded. Memory figures are estimates from shapes, with their formula in `
 from __future__ import annotations
 
 import math
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from medops.errors import ConfigurationError, MissingInputError
 from medops.model.adapters import adapt
 from medops.model.base import resolve_base
 from medops.model.causal_lm import autocast_dtype, load_tokenizer, weights_dtype
+from medops.recipe import Recipe
 from medops.tasks import task_of
 from medops.tasks.causal_lm.recipe import CausalLMRecipe
 
@@ -123,13 +125,13 @@ def _batch(recipe: CausalLMRecipe) -> dict[str, Any]:
 def _memory(
     recipe: CausalLMRecipe,
     config: PretrainedConfig,
-    model: PreTrainedModel,
+    model: nn.Module,
     quantised: int,
     batch: dict[str, Any],
     gpu_memory_gib: float,
     dtype: torch.dtype,
 ) -> dict[str, Any]:
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    weights: float = sum(p.numel() * p.element_size() for p in model.parameters())
     weights -= quantised * (dtype.itemsize - NF4_BYTES)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     ddp = DDP_BUCKET_BYTES if recipe.resources.num_workers > 1 else 0
@@ -214,7 +216,7 @@ def _rayjob(recipe: CausalLMRecipe, host_weights_gib: float) -> tuple[dict[str, 
     return report, warnings
 
 
-def dry_run(recipe: CausalLMRecipe, gpu_memory_gib: float = 80.0) -> dict[str, Any]:
+def dry_run(recipe: Recipe, gpu_memory_gib: float = 80.0) -> dict[str, Any]:
     """Build model, adapters and Ray/KubeRay config of a causal-LM recipe; load no weights.
 
     Raises FileNotFoundError when the architecture's config.json is not on this machine and
@@ -223,6 +225,7 @@ def dry_run(recipe: CausalLMRecipe, gpu_memory_gib: float = 80.0) -> dict[str, A
     task = task_of(recipe)
     if not task.dry_run:
         raise ConfigurationError(f"--dry-run: task {task.name} has no dry run; use causal-lm")
+    recipe = typing.cast(CausalLMRecipe, recipe)  # causal-lm is the one task with a dry run
     config, source = _config(recipe)
     checks = [f"config.json read from {source}"]
     not_checked = [

@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import torch
-from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from peft import (
+    LoraConfig,
+    PeftModel,
+    get_peft_model,
+    get_peft_model_state_dict,
+    set_peft_model_state_dict,
+)
 from torch import nn
 from transformers import PreTrainedModel
 
 from medops.model.encoder import mean_pool
-from medops.recipe import Train
+from medops.recipe import Lora, Train
+
+
+class Adaptation(Protocol):
+    """What ``adapt`` reads of a train section (``Train``, or a task's subclass of it)."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def lora(self) -> Lora: ...
 
 
 class PooledClassifier(nn.Module):
     """Encoder -> mean pool (L2-normalised) -> linear head: the same maths as TextClassifier."""
 
-    def __init__(self, encoder: PreTrainedModel, weight: np.ndarray, bias: np.ndarray) -> None:
+    def __init__(
+        self, encoder: PreTrainedModel | PeftModel, weight: np.ndarray, bias: np.ndarray
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = nn.Linear(weight.shape[1], weight.shape[0])
@@ -28,7 +48,7 @@ class PooledClassifier(nn.Module):
         return self.head(mean_pool(hidden, attention_mask))
 
 
-def adapt(encoder: PreTrainedModel, train: Train) -> PreTrainedModel:
+def adapt(encoder: PreTrainedModel, train: Adaptation) -> PreTrainedModel | PeftModel:
     """Wrap the encoder for the recipe's method: LoRA adapters, or every weight trainable."""
     if train.method == "full":
         encoder.requires_grad_(True)
@@ -64,8 +84,9 @@ def load_trainable_state(
     head_state = {k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")}
     if train.method == "lora":
         result = set_peft_model_state_dict(model.encoder, encoder_state)
-        if getattr(result, "unexpected_keys", None):
-            raise ValueError(f"checkpoint does not match the LoRA config: {result.unexpected_keys}")
+        unexpected = getattr(result, "unexpected_keys", None)
+        if unexpected:
+            raise ValueError(f"checkpoint does not match the LoRA config: {unexpected}")
     else:
         model.encoder.load_state_dict(encoder_state)
     model.head.load_state_dict(head_state)

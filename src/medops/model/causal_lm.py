@@ -12,19 +12,18 @@ import importlib.util
 from typing import Any, Protocol
 
 import torch
+from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from medops.errors import ConfigurationError
-from medops.model.adapters import adapt
-from medops.recipe import Lora
+from medops.model.adapters import Adaptation, adapt
 
 
-class Training(Protocol):
+class Training(Adaptation, Protocol):
     """The training settings a causal LM is built for (``task: causal-lm``'s train section)."""
 
-    method: str
-    gradient_checkpointing: bool
-    lora: Lora
+    @property
+    def gradient_checkpointing(self) -> bool: ...
 
 
 def autocast_dtype(precision: str, on_gpu: bool, bf16_supported: bool) -> torch.dtype | None:
@@ -73,7 +72,7 @@ def _qlora_settings() -> dict[str, Any]:
 
 def load_causal_lm(
     path: str, train: Training, dtype: torch.dtype = torch.float32
-) -> PreTrainedModel:
+) -> PreTrainedModel | PeftModel:
     """The base model, ready for ``train.method`` (adapters attached, grads where needed)."""
     settings = _qlora_settings() if train.method == "qlora" else {"dtype": dtype}
     model = AutoModelForCausalLM.from_pretrained(path, **settings)

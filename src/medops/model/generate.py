@@ -12,21 +12,21 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import AutoModelForCausalLM, GenerationMixin
 
 from medops.model.chat import render_prompt
 
 log = logging.getLogger(__name__)
 
 
-def load_for_generation(path: str) -> PreTrainedModel:
+def load_for_generation(path: str) -> GenerationMixin:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     model.eval()
     return model
 
 
 def generate(
-    model: PreTrainedModel,
+    model: GenerationMixin,
     tokenizer: Any,
     conversations: Sequence[Sequence[dict[str, str]]],
     max_new_tokens: int,

@@ -38,7 +38,9 @@ def set_condition(
         "status": value,
         "reason": reason,
         "message": message,
-        "lastTransitionTime": at if moved else previous.get("lastTransitionTime", at),
+        "lastTransitionTime": (
+            at if moved or previous is None else previous.get("lastTransitionTime", at)
+        ),
     }
     return [c for c in conditions if c.get("type") != kind] + [updated]
 

@@ -73,9 +73,9 @@ def register(
             mlflow.log_metrics(
                 {f"data_{metric_key(k)}": float(v) for k, v in prepared_r.counts.items()}
             )
-            for path in EVALUATION_ARTIFACTS:
-                if (evaluated / path).is_file():
-                    mlflow.log_artifact(str(evaluated / path), artifact_path="evaluation")
+            for artifact in EVALUATION_ARTIFACTS:
+                if (evaluated / artifact).is_file():
+                    mlflow.log_artifact(str(evaluated / artifact), artifact_path="evaluation")
             for stage_dir in (prepared, trained, evaluated):
                 mlflow.log_artifact(
                     str(stage_dir / MANIFEST), artifact_path=f"manifests/{stage_dir.name}"

@@ -46,7 +46,8 @@ class _LocalRESTServer(RESTServer):
 
     def _add_exception_handlers(self, app: FastAPI) -> None:
         super()._add_exception_handlers(app)
-        app.add_exception_handler(RequestValidationError, _invalid_request)
+        # starlette types every handler as taking Exception, not the class it is registered for
+        app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
 
 
 class LocalModelServer(ModelServer):

@@ -66,7 +66,8 @@ def build_examples(
     ``kept + skipped_overlong + skipped_bad_target == len(rows)``; ``truncated`` counts the
     kept rows whose text was cut to fit (the answer is never cut).
     """
-    examples, counts = [], Counter()
+    examples: list[Tokenized] = []
+    counts: Counter[str] = Counter()
     for row in rows:
         try:
             messages = chat_example(row, lm)

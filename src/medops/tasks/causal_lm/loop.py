@@ -20,6 +20,7 @@ import random
 import signal
 import tempfile
 import time
+import typing
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ import ray.train
 import ray.train.torch
 import torch
 from safetensors.torch import load_file, save_file
+from torch.nn.parallel import DistributedDataParallel
 from transformers import get_linear_schedule_with_warmup
 
 from medops.data.dataset import read_split
@@ -257,7 +259,8 @@ def _session(config: dict[str, Any]) -> _Session:
         val_units=units["validation"],
         pad_id=tokenizer.pad_token_id,
         model=model,
-        core=model.module if hasattr(model, "module") else model,
+        # the model itself, under .module where prepare_model wrapped it in DDP
+        core=typing.cast(torch.nn.Module, model.module if hasattr(model, "module") else model),
         params=params,
         optimizer=optimizer,
         scheduler=get_linear_schedule_with_warmup(optimizer, warmup, total),
@@ -275,7 +278,11 @@ def _optimizer_step(session: _Session, window: list[list[int]]) -> tuple[float, 
         batch = s.batch(s.units, shard(micro, s.rank, s.world))
         # gradients are all-reduced once per step, on its last micro-batch
         last = micro is window[-1]
-        sync = nullcontext() if last or not hasattr(s.model, "no_sync") else s.model.no_sync()
+        sync = (
+            nullcontext()
+            if last or not hasattr(s.model, "no_sync")
+            else typing.cast(DistributedDataParallel, s.model).no_sync()  # wrapped by prepare_model
+        )
         with sync, torch.autocast(s.device.type, dtype=cast, enabled=cast is not None):
             loss = answer_loss_sum(s.model, batch) * s.world / denominator
             loss.backward()

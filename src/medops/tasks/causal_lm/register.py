@@ -13,10 +13,12 @@ from medops.tasks.causal_lm.recipe import CausalLMRecipe
 def signature(recipe: CausalLMRecipe, trained: Trained) -> Any:
     """text in; the answer, whether it is JSON, and one column per target field out."""
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, Schema, TensorSpec
 
     names = ["answer", "json_valid", *trained.extra["fields"]]
-    outputs = [ColSpec("boolean" if n == "json_valid" else "string", n) for n in names]
+    outputs: list[ColSpec | TensorSpec] = [
+        ColSpec("boolean" if n == "json_valid" else "string", n) for n in names
+    ]
     return ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema(outputs))
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import cast
 
+from peft import PeftModel
 from safetensors.torch import load_file
 
 from medops.data.dataset import read_split
@@ -50,11 +52,11 @@ def export(model_path: str, state_dir: Path, train: CausalLMTrain, out_dir: Path
     load_trainable(model, load_file(str(state_dir / STATE_FILE)))
     outputs = {}
     if train.method in ("lora", "qlora"):
-        model.save_pretrained(out_dir / "adapter")
+        model.save_pretrained(str(out_dir / "adapter"))
         outputs["adapter"] = "adapter"
-        model = model.merge_and_unload()
+        model = cast(PeftModel, model).merge_and_unload()  # adapt wrapped it (LoRA/QLoRA)
     model.config.use_cache = True
-    model.save_pretrained(out_dir / "model")
+    model.save_pretrained(str(out_dir / "model"))
     load_tokenizer(model_path).save_pretrained(out_dir / "model")
     outputs["model"] = "model"
     return outputs
@@ -95,6 +97,8 @@ def train(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, resume: bool = 
         except Exception:
             client(recipe).set_terminated(run_id, status="FAILED")
             raise
+        # fit raises unless the run succeeded, and a run reports metrics and a checkpoint
+        assert result.checkpoint is not None and result.metrics is not None
         with result.checkpoint.as_directory() as state_dir:
             manifest.outputs = export(model_path, Path(state_dir), recipe.train, out_dir)
         manifest.metrics = {

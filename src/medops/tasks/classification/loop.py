@@ -6,7 +6,7 @@ import math
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import ray.train
@@ -70,13 +70,14 @@ def train_loop(config: dict[str, Any]) -> None:
     labels: list[str] = config["labels"]
     index = {name: i for i, name in enumerate(labels)}
     encoder, tokenizer = load_encoder(config["base_path"])
-    model = PooledClassifier(
+    model: torch.nn.Module = PooledClassifier(
         adapt(encoder, recipe.train),
         np.asarray(config["head_weight"], dtype=np.float32),
         np.asarray(config["head_bias"], dtype=np.float32),
     )
     model = ray.train.torch.prepare_model(model)
-    core = model.module if hasattr(model, "module") else model
+    # the classifier itself, under .module where prepare_model wrapped it in DDP
+    core = cast(PooledClassifier, model.module if hasattr(model, "module") else model)
 
     prepared = Path(config["prepared_dir"])
     train_rows, val_rows = read_split(prepared, "train"), read_split(prepared, "validation")

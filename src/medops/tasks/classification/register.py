@@ -12,9 +12,9 @@ from medops.results import Trained
 def signature(recipe: Recipe, trained: Trained) -> Any:
     """text in; the label and one probability per class out."""
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, Schema, TensorSpec
 
-    outputs = [ColSpec("string", "label")]
+    outputs: list[ColSpec | TensorSpec] = [ColSpec("string", "label")]
     outputs += [ColSpec("double", name) for name in trained.extra["labels"]]
     return ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema(outputs))
 

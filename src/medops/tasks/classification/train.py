@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import cast
 
 import numpy as np
+from peft import PeftModel
 from safetensors.torch import load_file
 from sklearn.utils.class_weight import compute_class_weight
 
@@ -64,14 +66,16 @@ def train(recipe: ClassificationRecipe, out_dir: Path, prepared: Path) -> Manife
             client(recipe).set_terminated(run_id, status="FAILED")
             raise
 
+        # fit raises unless the run succeeded, and a run reports metrics and a checkpoint
+        assert result.checkpoint is not None and result.metrics is not None
         with result.checkpoint.as_directory() as checkpoint_dir:
             state = load_file(str(Path(checkpoint_dir) / STATE_FILE))
         fresh, _ = load_encoder(base_path)
         model = PooledClassifier(adapt(fresh, recipe.train), probe.coef_, probe.intercept_)
         load_trainable_state(model, state, recipe.train)
         if recipe.train.method == "lora":
-            model.encoder.save_pretrained(out_dir / "adapter")
-            tuned = model.encoder.merge_and_unload()
+            model.encoder.save_pretrained(str(out_dir / "adapter"))
+            tuned = cast(PeftModel, model.encoder).merge_and_unload()  # adapt wrapped it (LoRA)
             manifest.outputs["adapter"] = "adapter"
         else:
             tuned = model.encoder

@@ -189,10 +189,49 @@ class Registry(Section):
     experiment: str = "medops"
 
 
+class ServeLimits(Section):
+    """What one request may cost; past a limit the answer is 413/422/429, never a 5xx."""
+
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="413 above this")
+    max_instances: int = Field(64, ge=1, description="texts (or instances) per request; 422 above")
+    max_chars: int = Field(20_000, ge=1, description="characters per text; 422 above")
+    max_queue: int = Field(256, ge=1, description="requests waiting for a batch; 429 above")
+    max_prompt_tokens: int = Field(1024, ge=1, description="generative: prompt tokens; 422 above")
+    max_tokens: int = Field(256, ge=1, description="generative: ceiling on a request's max_tokens")
+
+
+class Batching(Section):
+    """Dynamic batching: concurrent requests share one forward pass / one generate loop."""
+
+    max_batch_size: int = Field(16, ge=1, description="texts (or sequences) per batch")
+    max_wait_ms: float = Field(
+        5.0, ge=0.0, description="how long the first request waits for others to join"
+    )
+
+
 class Serve(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     model_name: str = "condition"
+    limits: ServeLimits = Field(default_factory=ServeLimits)
+    batching: Batching = Field(default_factory=Batching)
+    dtype: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="generative weights; auto = bf16 where the CPU has AMX/AVX512-BF16"
+    )
+    deidentify_input: bool = Field(
+        True, description="de-identify free text with the data.deid policy before the model"
+    )
+    redact_output: bool = Field(True, description="redact PHI-looking spans in generated text")
+    api_keys_file: str | None = Field(
+        None,
+        description="file of '<key-id>:<sha256 hex of key>' lines; unset: no auth "
+        "(MEDOPS_API_KEYS_FILE overrides)",
+    )
+    adapters: dict[str, str] = Field(
+        default_factory=dict,
+        description="generative: more served names -> model URIs whose LoRA adapters share the "
+        "base in memory (e.g. challenger: models:/NAME/3)",
+    )
 
 
 _CPU = r"^([0-9]*\.)?[0-9]+m?$"

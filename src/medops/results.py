@@ -20,6 +20,11 @@ def _extra(manifest: dict[str, Any], key: str, stage_dir: Path) -> Any:
     return manifest["extra"][key]
 
 
+# prepare's non-PHI vocabulary (drug and class names de-identification kept): registered
+# with the model so serving de-identifies requests as prepare did the training data
+VOCABULARY = "deid_vocabulary.json"
+
+
 @dataclass(frozen=True)
 class Prepared:
     directory: Path

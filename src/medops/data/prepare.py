@@ -38,6 +38,7 @@ from medops.privacy.keys import (
     patient_key,
 )
 from medops.recipe import Recipe
+from medops.results import VOCABULARY
 
 logger = logging.getLogger(__name__)
 
@@ -268,6 +269,8 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
         manifest.counts = _counts(rows_in, splits, quarantined, applied)
         manifest.outputs = _write(out_dir, splits, quarantined, classes, key)
         manifest.outputs["recipe"] = _write_recipe(out_dir, recipe)
+        (out_dir / VOCABULARY).write_text(json.dumps(sorted(known)) + "\n", encoding="utf-8")
+        manifest.outputs["deid_vocabulary"] = VOCABULARY
         manifest.counts.update(_patient_keys(splits, key))
         manifest.counts["sources_decoded_cp1252"] = sum(s.cp1252_fallback for s in sources)
         manifest.counts["characters_replaced_undecodable"] = sum(s.replaced_chars for s in sources)

@@ -15,7 +15,7 @@ from medops.manifest import MANIFEST, Manifest, timed
 from medops.recipe import Recipe
 from medops.registry.gate import decide
 from medops.registry.tracking import client, tracking_uri
-from medops.results import Evaluated, Prepared, Trained
+from medops.results import VOCABULARY, Evaluated, Prepared, Trained
 
 log = logging.getLogger(__name__)
 # evaluation files worth keeping in the run (generations.jsonl stays in the stage directory)
@@ -46,6 +46,12 @@ def metric_key(name: str) -> str:
 def _task(recipe: Recipe) -> Any:
     """The recipe's task plug-in, found at run time (tasks sit above the registry)."""
     return importlib.import_module("medops.tasks").task_of(recipe)
+
+
+def _vocabulary(prepared: Path) -> dict[str, str]:
+    """The de-identification vocabulary prepare kept, so serving de-identifies alike."""
+    path = prepared / VOCABULARY
+    return {"deid_vocabulary": str(path)} if path.is_file() else {}
 
 
 def register(
@@ -83,7 +89,10 @@ def register(
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(task.pyfunc_path()),
-                artifacts=task.function("artifacts")(recipe, trained_r, out_dir),
+                artifacts={
+                    **task.function("artifacts")(recipe, trained_r, out_dir),
+                    **_vocabulary(prepared),
+                },
                 signature=task.function("signature")(recipe, trained_r),
                 pip_requirements=["medops"],
                 registered_model_name=recipe.registry.model_name,

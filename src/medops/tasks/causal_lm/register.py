@@ -23,7 +23,10 @@ def signature(recipe: CausalLMRecipe, trained: Trained) -> Any:
 
 
 def artifacts(recipe: CausalLMRecipe, trained: Trained, out_dir: Path) -> dict[str, str]:
-    """The merged model and the ``lm`` section, so the version prompts as evaluation did."""
+    """The merged model, the LoRA adapter (when trained with one) and the ``lm`` section,
+    so the version prompts as evaluation did."""
     lm = out_dir / "lm.json"
     lm.write_text(json.dumps(recipe.lm.model_dump(mode="json"), indent=2) + "\n")
-    return {"model": str(trained.model_dir), "lm": str(lm)}
+    adapter = trained.directory / "adapter"  # LoRA: served on a shared base (medops serve)
+    extra = {"adapter": str(adapter)} if adapter.is_dir() else {}
+    return {"model": str(trained.model_dir), "lm": str(lm), **extra}

@@ -1,0 +1,203 @@
+"""A chat model served to many clients at once: the ``TextGenerator`` every protocol uses.
+
+Requests are checked against the limits before any decoding, de-identified by the guard,
+queued (429 when the queue is full) and decoded together by one model thread
+(``medops.model.decode``). One base model in memory may carry several LoRA adapters (a
+champion and a challenger): a request's ``model`` picks its adapter, row by row, inside
+one batch. Streams are redacted segment by segment before they leave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import unicodedata
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from medops.model.chat import render_prompt
+from medops.model.decode import Finished, GenerationParams, Sequence_, decode
+from medops.recipe import Batching, ServeLimits
+from medops.serve import metrics
+from medops.serve.batcher import BatchQueue, Ticket, start_worker
+from medops.serve.generation import Refused
+from medops.serve.guard import Guard
+
+
+@dataclass(eq=False)
+class _Job:
+    seq: Sequence_
+    deliver: Callable[[object], None]  # thread-safe: hands a piece, Finished or error over
+
+
+class ServedLM:
+    """Serves ``names`` (name -> peft adapter name, or None for the plain model)."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        names: dict[str, str | None],
+        guard: Guard,
+        limits: ServeLimits,
+        batching: Batching,
+    ) -> None:
+        if not names:
+            raise ValueError("ServedLM needs at least one served name")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.names = names
+        self.guard = guard
+        self.limits = limits
+        self.adapters = any(adapter is not None for adapter in names.values())
+        self.eos = {int(t) for t in _as_list(tokenizer.eos_token_id)}
+        self.pad_id = int(
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos)
+        )
+        self.queue: BatchQueue[_Job] = BatchQueue(
+            "generate", limits.max_queue, batching.max_batch_size, batching.max_wait_ms
+        )
+        start_worker(self.queue, self._decode)
+
+    # --- TextGenerator ---------------------------------------------------------------
+    def model_names(self) -> list[str]:
+        return list(self.names)
+
+    def chat_prompt(self, model: str, messages: Sequence[dict[str, str]]) -> str:
+        self._served(model)
+        for i, message in enumerate(messages):
+            self._check_chars(message.get("content", ""), f"messages[{i}].content")
+        if not any(m.get("role") == "user" and _visible(m.get("content", "")) for m in messages):
+            raise Refused(
+                422,
+                "the conversation has no user message with text to answer",
+                "invalid_request",
+                "messages",
+            )
+        cleaned = self.guard.clean([m.get("content", "") for m in messages])
+        return render_prompt(
+            self.tokenizer,
+            [{"role": m["role"], "content": c} for m, c in zip(messages, cleaned, strict=True)],
+        )
+
+    def text_prompt(self, model: str, prompt: str) -> str:
+        self._served(model)
+        self._check_chars(prompt, "prompt")
+        if not _visible(prompt):
+            raise Refused(422, "the prompt has no text", "invalid_request", "prompt")
+        return self.guard.clean([prompt])[0]
+
+    async def stream(
+        self, model: str, prompt: str, params: GenerationParams
+    ) -> AsyncIterator[str | Finished]:
+        adapter = self._served(model)
+        if params.max_tokens > self.limits.max_tokens:
+            raise Refused(
+                422,
+                f"max_tokens may be at most {self.limits.max_tokens} (serve.limits.max_tokens)",
+                "invalid_request",
+                "max_tokens",
+            )
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if len(ids) > self.limits.max_prompt_tokens:
+            raise Refused(
+                422,
+                f"the prompt has {len(ids)} tokens; at most {self.limits.max_prompt_tokens} "
+                "are accepted (serve.limits.max_prompt_tokens): shorten it",
+                "context_length_exceeded",
+                "messages",
+            )
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[object] = asyncio.Queue()
+
+        def deliver(item: object) -> None:
+            loop.call_soon_threadsafe(pieces.put_nowait, item)
+
+        seq = Sequence_(ids, params, adapter=adapter, emit=deliver)
+        ticket = self.queue.put(_Job(seq, deliver))
+        seq.abandoned = lambda: ticket.abandoned
+        async for item in self._relay(ticket, pieces):
+            yield item
+
+    # --- internals -------------------------------------------------------------------
+    async def _relay(
+        self, ticket: Ticket[_Job], pieces: asyncio.Queue[object]
+    ) -> AsyncIterator[str | Finished]:
+        """Pieces from the model thread, redacted; abandoning the ticket when cut short."""
+        started = time.monotonic()
+        redactor = self.guard.stream()
+        first = True
+        try:
+            while True:
+                item = await pieces.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, Finished):
+                    tail = redactor.flush()
+                    if tail:
+                        yield tail
+                    metrics.observe_generation(item.completion_tokens, time.monotonic() - started)
+                    yield replace(item, text=redactor.text, redactions=redactor.redactions)
+                    return
+                released = redactor.feed(str(item))
+                if released:
+                    if first:
+                        metrics.observe_first_token(time.monotonic() - started)
+                        first = False
+                    yield released
+        finally:
+            ticket.abandoned = True  # no-op once finished; frees the slot otherwise
+
+    def _decode(self, batch: list[Ticket[_Job]]) -> None:
+        jobs = {id(t.item.seq): t.item for t in batch}
+
+        def finished(seq: Sequence_, outcome: Finished | None) -> None:
+            if outcome is not None:
+                jobs[id(seq)].deliver(outcome)
+
+        try:
+            decode(
+                self.model,
+                self.tokenizer,
+                [t.item.seq for t in batch],
+                pad_id=self.pad_id,
+                eos=self.eos,
+                adapters=self.adapters,
+                on_finish=finished,
+            )
+        except Exception as error:
+            for ticket in batch:
+                ticket.item.deliver(RuntimeError(f"generation failed ({type(error).__name__})"))
+            raise
+        for ticket in batch:
+            ticket.future.set_result(None)
+
+    def _served(self, model: str) -> str | None:
+        if model not in self.names:
+            raise Refused(
+                404,
+                f"the requested model is not served here; use one of: {', '.join(self.names)}",
+                "model_not_found",
+                "model",
+            )
+        return self.names[model]
+
+    def _check_chars(self, text: str, where: str) -> None:
+        if len(text) > self.limits.max_chars:
+            raise Refused(
+                422,
+                f"{where} has {len(text)} characters; at most {self.limits.max_chars} are "
+                "accepted (serve.limits.max_chars)",
+                "invalid_request",
+                where,
+            )
+
+
+def _visible(text: str) -> bool:
+    """True when ``text`` has a character other than whitespace or format characters."""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]

@@ -1,0 +1,54 @@
+"""What a protocol layer (OpenAI routes, KServe v1/v2) asks of a served text generator.
+
+Protocols are kept apart from the model, as in kserve: routes turn requests into a prompt
+and ``GenerationParams``, and read back text pieces and one ``Finished``. Guards (input
+de-identification, output redaction), limits and batching live behind this interface, so
+every protocol gets them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from medops.model.decode import Finished, GenerationParams
+
+__all__ = ["Finished", "GenerationParams", "Refused", "TextGenerator"]
+
+
+class Refused(Exception):
+    """A request refused before or during generation: a 4xx with a message that names the
+    field and the fix, never the request's content."""
+
+    def __init__(self, status: int, message: str, code: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+
+
+class TextGenerator(Protocol):
+    def model_names(self) -> list[str]:
+        """Served names a request's ``model`` may take (the first is the default)."""
+        ...
+
+    def chat_prompt(self, model: str, messages: Sequence[dict[str, str]]) -> str:
+        """The prompt for ``messages`` in ``model``'s chat template, their text de-identified.
+
+        Raises ``Refused``: 404 ``model_not_found`` for an unknown model, 422 for a message
+        over the character limit or a conversation with nothing to answer."""
+        ...
+
+    def text_prompt(self, model: str, prompt: str) -> str:
+        """A raw completion prompt, de-identified (same refusals as ``chat_prompt``)."""
+        ...
+
+    def stream(
+        self, model: str, prompt: str, params: GenerationParams
+    ) -> AsyncIterator[str | Finished]:
+        """Text pieces as they are decoded, then one ``Finished``.
+
+        Raises ``Refused`` for limits (422), a full queue (429) or an unknown model (404).
+        Closing the iterator early (client gone) frees the request's batch slot."""
+        ...

@@ -236,3 +236,17 @@ def test_values_schema_rejects_bad_values(helm, setting, complaint):
     assert done.returncode != 0
     assert "values don't meet the specifications of the schema" in done.stderr
     assert complaint in done.stderr
+
+
+def test_chart_ships_the_manifests_crds_with_a_closed_auth_section(rendered):
+    """The chart's crds/ are manifests/crds (one source), and a ModelDeployment may turn
+    API keys on or off but never name the Secret: auth has no other field."""
+    for path in sorted((ROOT / "manifests" / "crds").glob("*.yaml")):
+        assert (CHART / "crds" / path.name).read_bytes() == path.read_bytes(), path.name
+    crd = find(rendered, "default", "CustomResourceDefinition", "modeldeployments.medops.dev")
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+    auth = schema["spec"]["properties"]["auth"]
+    assert set(auth["properties"]) == {"apiKeys"}
+    assert auth["properties"]["apiKeys"]["type"] == "boolean"
+    assert not auth.get("x-kubernetes-preserve-unknown-fields")
+    assert schema["status"]["properties"]["apiKeysSecret"]["type"] == "string"

@@ -141,6 +141,16 @@ BROKEN = [
     ),
     ("modeldeployment-medops.yaml", lambda s: s.update(alias="champ ion"), "spec.alias"),
     (
+        "modeldeployment-generative.yaml",
+        lambda s: s["auth"].update(secretName="other-team-keys"),
+        "spec.auth.secretName: unknown field",
+    ),
+    (
+        "modeldeployment-generative.yaml",
+        lambda s: s["auth"].update(apiKeys="yes"),
+        "spec.auth.apiKeys: must be boolean, got string",
+    ),
+    (
         "modeldeployment-medops.yaml",
         lambda s: s["mlflow"].pop("trackingUri"),
         "spec.mlflow.trackingUri: required field is missing",

@@ -1,17 +1,24 @@
-"""ModelDeployment + version -> InferenceService, checked against KServe's own CRD."""
+"""ModelDeployment + version -> InferenceService, checked against KServe's own CRD.
+
+Generative (causal-LM) versions: the same `medops serve` command, plus API keys from a
+Secret whose name the operator derives, GPU and Knative concurrency autoscaling.
+"""
 
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
 from medops.operator.inferenceservice import (
     SPEC_HASH_ANNOTATION,
     DeploymentSpecError,
+    api_keys_secret,
     build_inferenceservice,
+    knative_annotations,
 )
-from medops.operator.schema import validate_resource
+from medops.operator.schema import SchemaError, validate_resource
 from tests.operator.conftest import example
 from tests.operator.test_rayjob import RESTRICTED
 
@@ -96,3 +103,168 @@ def test_unbuildable_specs_say_why(deployment, edit, message):
 def test_huggingface_needs_a_fetchable_storage_uri(hf_deployment):
     with pytest.raises(DeploymentSpecError, match="storage location KServe can download"):
         build_inferenceservice(hf_deployment, "3", None)
+
+
+# --- generative (causal-LM) versions: medops serve, API keys, concurrency autoscaling ---
+
+KEYS_FILE = "/etc/medops-api-keys/keys"
+
+
+@pytest.fixture
+def generative(medops_crds):
+    obj = validate_resource(example("modeldeployment-generative.yaml"), medops_crds)
+    obj["metadata"]["uid"] = "gen-uid"
+    return obj
+
+
+def _container(isvc):
+    (container,) = isvc["spec"]["predictor"]["containers"]
+    return container
+
+
+def _env(container):
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def _volumes(isvc):
+    return {v["name"]: v for v in isvc["spec"]["predictor"]["volumes"]}
+
+
+def _mounts(container):
+    return {m["name"]: m for m in container["volumeMounts"]}
+
+
+def test_generative_version_runs_medops_serve_with_gpu_and_concurrency_scaling(
+    generative, upstream_crds
+):
+    isvc = validate_resource(
+        build_inferenceservice(generative, "5", task="causal-lm"), upstream_crds
+    )
+    predictor = isvc["spec"]["predictor"]
+    container = _container(isvc)
+    # the very command of the medops runtime: the recipe's task makes it generative
+    assert container["command"] + container["args"] == [
+        "medops",
+        "serve",
+        "/etc/medops/recipe.yaml",
+        "serve.host=0.0.0.0",
+        "serve.port=8080",
+        "--model-uri",
+        "models:/condition-extractor/5",
+    ]
+    amounts = {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"}
+    assert container["resources"] == {"requests": amounts, "limits": amounts}
+    assert predictor["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert predictor["annotations"] == {
+        "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
+        "autoscaling.knative.dev/metric": "concurrency",
+        "autoscaling.knative.dev/target": "8",
+    }
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (1, 3)
+    assert (predictor["scaleMetric"], predictor["scaleTarget"]) == ("concurrency", 8)
+    assert predictor["canaryTrafficPercent"] == 10
+    assert container["securityContext"] == RESTRICTED
+    assert predictor["securityContext"]["runAsNonRoot"] is True
+
+
+def test_generative_version_mounts_the_derived_keys_secret_read_only(generative, upstream_crds):
+    isvc = validate_resource(
+        build_inferenceservice(generative, "5", task="causal-lm"), upstream_crds
+    )
+    container = _container(isvc)
+    keys = _volumes(isvc)["api-keys"]["secret"]
+    assert keys == {
+        "secretName": "extraction-api-keys",
+        "items": [{"key": "keys", "path": "keys"}],
+        "defaultMode": 0o440,
+        "optional": False,  # a missing Secret keeps the pod waiting, never serving keyless
+    }
+    mount = _mounts(container)["api-keys"]
+    assert mount == {"name": "api-keys", "mountPath": "/etc/medops-api-keys", "readOnly": True}
+    assert _env(container)["MEDOPS_API_KEYS_FILE"] == KEYS_FILE
+    assert f"{mount['mountPath']}/{keys['items'][0]['path']}" == KEYS_FILE
+    # the MLflow wiring is still there beside it
+    assert container["envFrom"] == [{"secretRef": {"name": "medops-mlflow-credentials"}}]
+
+
+def test_no_volume_is_mounted_inside_another(generative):
+    """The kubelet cannot create a mount point inside a (read-only) ConfigMap volume: the
+    keys must not go under the recipe's /etc/medops."""
+    paths = [
+        m["mountPath"]
+        for m in _container(build_inferenceservice(generative, "5", task="causal-lm"))[
+            "volumeMounts"
+        ]
+    ]
+    for outer in paths:
+        for inner in paths:
+            assert inner == outer or not inner.startswith(outer.rstrip("/") + "/"), (outer, inner)
+
+
+@pytest.mark.parametrize(
+    ("task", "api_keys", "mounted"),
+    [
+        ("causal-lm", None, True),  # generative: on by default
+        ("causal-lm", False, False),
+        ("classification", None, False),  # as before this change
+        (None, None, False),  # a version without medops' task tag
+        ("classification", True, True),
+    ],
+)
+def test_api_keys_follow_the_flag_and_the_task(deployment, task, api_keys, mounted):
+    if api_keys is not None:
+        deployment["spec"]["auth"] = {"apiKeys": api_keys}
+    isvc = build_inferenceservice(deployment, "7", task=task)
+    container = _container(isvc)
+    assert ("api-keys" in _volumes(isvc)) is mounted
+    assert ("api-keys" in _mounts(container)) is mounted
+    assert ("MEDOPS_API_KEYS_FILE" in _env(container)) is mounted
+    expected = "condition-api-keys" if mounted else None
+    assert api_keys_secret(deployment, task) == expected
+
+
+def test_the_spec_cannot_choose_the_keys_secret(generative, medops_crds):
+    written = example("modeldeployment-generative.yaml")
+    written["spec"]["auth"]["secretName"] = "someone-elses-secret"
+    with pytest.raises(SchemaError) as caught:
+        validate_resource(written, medops_crds)
+    assert any(e.startswith("spec.auth.secretName: unknown field") for e in caught.value.errors)
+    # even past the schema, the builder reads only the flag
+    generative["spec"]["auth"]["secretName"] = "someone-elses-secret"
+    isvc = build_inferenceservice(generative, "5", task="causal-lm")
+    assert _volumes(isvc)["api-keys"]["secret"]["secretName"] == "extraction-api-keys"
+    assert "someone-elses-secret" not in json.dumps(isvc)
+
+
+def test_classification_and_huggingface_objects_are_unchanged(deployment, hf_deployment):
+    """Pinned hashes: a different object would re-roll every existing deployment when the
+    operator is upgraded."""
+    medops = build_inferenceservice(deployment, "7", task="classification")
+    assert medops == build_inferenceservice(deployment, "7")
+    assert medops["metadata"]["annotations"][SPEC_HASH_ANNOTATION] == "68835c714e895ff3"
+    assert "annotations" not in medops["spec"]["predictor"]
+    # a generative version on KServe's Hugging Face runtime stays KServe's server
+    hf = build_inferenceservice(hf_deployment, "3", "s3://models/discharge/3", task="causal-lm")
+    assert hf == build_inferenceservice(hf_deployment, "3", "s3://models/discharge/3")
+    assert hf["metadata"]["annotations"][SPEC_HASH_ANNOTATION] == "50104cd77f66e412"
+
+
+def test_cpu_scaling_gets_no_knative_metric(generative):
+    generative["spec"]["autoscaling"]["metric"] = "cpu"
+    predictor = build_inferenceservice(generative, "5", task="causal-lm")["spec"]["predictor"]
+    assert "annotations" not in predictor and predictor["scaleMetric"] == "cpu"
+    assert (
+        knative_annotations({"metric": "rps", "target": 4})["autoscaling.knative.dev/metric"]
+        == "rps"
+    )
+
+
+def test_keys_on_the_huggingface_runtime_or_too_long_a_name_say_why(hf_deployment, generative):
+    hf_deployment["spec"]["auth"] = {"apiKeys": True}
+    with pytest.raises(DeploymentSpecError, match="auth.apiKeys needs runtime medops"):
+        build_inferenceservice(hf_deployment, "3", "s3://models/discharge/3")
+    generative["metadata"]["name"] = "x" * 250
+    with pytest.raises(DeploymentSpecError, match="longer than 253"):
+        build_inferenceservice(generative, "5", task="causal-lm")

@@ -26,10 +26,10 @@ from kubernetes.config import kube_config
 import medops.operator.handlers  # noqa: F401  (registers the handlers with kopf)
 from medops.operator import kube
 from medops.operator.rayjob import build_rayjob
-from medops.operator.reconcile import reconcile_finetune
+from medops.operator.reconcile import reconcile_deployment, reconcile_finetune
 from medops.operator.schema import validate_resource
 from medops.operator.status import read_results
-from tests.operator.conftest import write_run_results
+from tests.operator.conftest import example, write_run_results
 
 NS = "medops-runs"
 FINETUNES, RAYJOBS = "medops.dev/v1alpha1/finetunes", "ray.io/v1/rayjobs"
@@ -320,3 +320,37 @@ async def test_api_refusals_become_a_condition(cluster, finetune):
     refused = next(c for c in result["conditions"] if c["type"] == "Reconciled")
     assert (refused["status"], refused["reason"]) == ("False", "KubernetesApiError")
     assert "403" in refused["message"] and result["phase"] == "Pending"
+
+
+async def test_generative_deployment_names_the_keys_secret_it_waits_for(
+    cluster, mlflow_registry, medops_crds, upstream_crds
+):
+    """A version tagged ``task: causal-lm`` (as register tags it) gets the keys Secret
+    mounted; the operator cannot read Secrets, so status names the one to create."""
+    uri, client = mlflow_registry
+    client.create_registered_model("condition-extractor")
+    client.create_model_version("condition-extractor", "s3://models/extractor/1")
+    client.set_model_version_tag("condition-extractor", "1", "task", "causal-lm")
+    client.set_registered_model_alias("condition-extractor", "champion", "1")
+    deployment = validate_resource(example("modeldeployment-generative.yaml"), medops_crds)
+    deployment["metadata"]["uid"] = "gen-uid"
+    deployment["spec"]["mlflow"]["trackingUri"] = uri
+
+    result = await asyncio.to_thread(reconcile_deployment, deployment)
+    isvc = validate_resource(stored(cluster, ISVCS, "extraction"), upstream_crds)
+    volumes = {v["name"]: v for v in isvc["spec"]["predictor"]["volumes"]}
+    assert volumes["api-keys"]["secret"]["secretName"] == "extraction-api-keys"
+    assert result["apiKeysSecret"] == "extraction-api-keys"
+    ready = next(c for c in result["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and "Secret extraction-api-keys" in ready["message"]
+    validate_resource({**deployment, "status": result}, medops_crds)
+
+    # KServe reports it ready: no hint any more; keys turned off: the mount and field go
+    await call(cluster, "PATCH", url(ISVCS, "extraction"), {"status": {"conditions": [READY]}})
+    result = await asyncio.to_thread(reconcile_deployment, {**deployment, "status": result})
+    assert (result["phase"], result["message"]) == ("Ready", "serving")
+    deployment["spec"]["auth"]["apiKeys"] = False
+    result = await asyncio.to_thread(reconcile_deployment, {**deployment, "status": result})
+    assert "apiKeysSecret" not in result
+    predictor = stored(cluster, ISVCS, "extraction")["spec"]["predictor"]
+    assert "api-keys" not in {v["name"] for v in predictor["volumes"]}

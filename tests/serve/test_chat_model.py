@@ -67,7 +67,7 @@ def served(tiny_lm_dir: Path, two_adapters: dict[str, Path]) -> ServedLM:
 
 
 async def complete(served: ServedLM, model: str, text: str, max_tokens: int = 12) -> Finished:
-    prompt = served.chat_prompt(model, [{"role": "user", "content": text}])
+    prompt = await served.chat_prompt(model, [{"role": "user", "content": text}])
     async for item in served.stream(model, prompt, GenerationParams(max_tokens=max_tokens)):
         if isinstance(item, Finished):
             return item
@@ -82,18 +82,20 @@ def test_concurrent_requests_share_batches_and_answer_as_alone(served: ServedLM)
     models = ["champion", "challenger"] * 3
 
     async def together():
-        return await asyncio.gather(*(complete(served, m, t) for m, t in zip(models, TEXTS)))
+        pairs = zip(models, TEXTS, strict=True)
+        return await asyncio.gather(*(complete(served, m, t) for m, t in pairs))
 
     async def alone():
-        return [await complete(served, m, t) for m, t in zip(models, TEXTS)]
+        return [await complete(served, m, t) for m, t in zip(models, TEXTS, strict=True)]
 
     batched = run(together())
     sequential = run(alone())
     assert [f.text for f in batched] == [f.text for f in sequential]
     # the two adapters really differ on the same text, so routing by model is observable
-    assert run(complete(served, "champion", TEXTS[0])).text != run(
-        complete(served, "challenger", TEXTS[0])
-    ).text
+    assert (
+        run(complete(served, "champion", TEXTS[0])).text
+        != run(complete(served, "challenger", TEXTS[0])).text
+    )
 
 
 def test_batches_form_under_concurrency(tiny_lm_dir: Path, two_adapters: dict[str, Path]):
@@ -120,12 +122,12 @@ def test_batches_form_under_concurrency(tiny_lm_dir: Path, two_adapters: dict[st
 
 def test_limits_refuse_before_decoding(served: ServedLM):
     with pytest.raises(Refused) as unknown:
-        served.chat_prompt("gpt-4", [{"role": "user", "content": "hi"}])
+        run(served.chat_prompt("gpt-4", [{"role": "user", "content": "hi"}]))
     assert unknown.value.status == 404 and "champion" in unknown.value.message
     with pytest.raises(Refused) as empty:
-        served.chat_prompt("champion", [{"role": "user", "content": "\u200b \ufeff\n"}])
+        run(served.chat_prompt("champion", [{"role": "user", "content": "\u200b \ufeff\n"}]))
     assert empty.value.status == 422
-    prompt = served.chat_prompt("champion", [{"role": "user", "content": "hi"}])
+    prompt = run(served.chat_prompt("champion", [{"role": "user", "content": "hi"}]))
 
     async def ask(params: GenerationParams, text: str = prompt):
         async for _ in served.stream("champion", text, params):
@@ -138,7 +140,7 @@ def test_limits_refuse_before_decoding(served: ServedLM):
         run(ask(GenerationParams(max_tokens=4), "word " * 400))
     assert too_long.value.status == 422 and "max_prompt_tokens" in too_long.value.message
     with pytest.raises(Refused) as chars:
-        served.text_prompt("champion", "x" * 20_001)
+        run(served.text_prompt("champion", "x" * 20_001))
     assert chars.value.status == 422 and "20001" in chars.value.message
 
 
@@ -154,7 +156,7 @@ def test_closing_a_stream_frees_its_slot(served: ServedLM):
     try:
 
         async def leave_early():
-            prompt = served.chat_prompt("champion", [{"role": "user", "content": TEXTS[1]}])
+            prompt = await served.chat_prompt("champion", [{"role": "user", "content": TEXTS[1]}])
             stream = served.stream("champion", prompt, GenerationParams(max_tokens=64))
             async for _piece in stream:
                 break
@@ -175,9 +177,11 @@ def test_closing_a_stream_frees_its_slot(served: ServedLM):
 def test_guard_deidentifies_the_prompt(tiny_lm_dir: Path, two_adapters: dict[str, Path]):
     lm = served_lm(tiny_lm_dir, two_adapters)
     lm.guard = Guard(Deid(), inputs=True, outputs=True)
-    prompt = lm.chat_prompt(
-        "champion",
-        [{"role": "user", "content": "Patient John Smith, MRN 4455667, called 555-123-4567."}],
+    prompt = run(
+        lm.chat_prompt(
+            "champion",
+            [{"role": "user", "content": "Patient John Smith, MRN 4455667, called 555-123-4567."}],
+        )
     )
     for planted in ("John Smith", "4455667", "555-123-4567"):
         assert planted not in prompt

@@ -1,9 +1,15 @@
 """ModelDeployment + resolved model version -> KServe InferenceService (pure builder).
 
 Two runtimes: ``medops`` is a custom predictor container running ``medops serve`` on a
-registered version (encoders on CPU); ``huggingface`` hands KServe's Hugging Face runtime
-the version's storage URI (LLMs on GPU). The version is pinned in the object, never the
-alias, so a rollout is a spec change KServe can canary and roll back.
+registered version (encoders on CPU; generative causal-LM versions, LoRA adapter on the
+base, on CPU or GPU); ``huggingface`` hands KServe's Hugging Face runtime the version's
+storage URI (LLMs on GPU, KServe's own server). The version is pinned in the object, never
+the alias, so a rollout is a spec change KServe can canary and roll back.
+
+A generative version (its ``task`` tag, set by medops' register stage) served by runtime
+``medops`` also gets Knative's concurrency autoscaling annotations and, unless
+``spec.auth.apiKeys`` is false, the API keys file from a Secret whose name the operator
+derives from the ModelDeployment's: the spec can turn keys off, never point elsewhere.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from medops.errors import MedopsError
 from medops.operator.objects import (
     RECIPE_DIR,
     RECIPE_FILE,
+    api_keys_volume,
     child_metadata,
     container_security_context,
+    gpu_tolerations,
     labels,
     medops_env,
     pod_security_context,
@@ -30,6 +38,13 @@ COMPONENT = "modeldeployment"
 PORT = 8080
 VERSION_ANNOTATION = "medops.dev/model-version"
 SPEC_HASH_ANNOTATION = "medops.dev/spec-hash"
+# tasks whose versions ``medops serve`` answers by generating text (OpenAI routes); the
+# task plug-ins (medops.tasks) expose no such property yet, so the operator names them
+GENERATIVE_TASKS = frozenset({"causal-lm"})
+KNATIVE = "autoscaling.knative.dev"
+KPA = "kpa.autoscaling.knative.dev"
+KPA_METRICS = ("concurrency", "rps")  # what Knative's own autoscaler scales on
+NAME_MAX = 253  # a Secret name is a DNS subdomain
 
 
 class DeploymentSpecError(MedopsError, ValueError):
@@ -44,7 +59,9 @@ def model_uri(deployment: dict[str, Any], version: str) -> str:
     return f"models:/{deployment['spec']['modelName']}/{version}"
 
 
-def _medops_predictor(deployment: dict[str, Any], version: str) -> dict[str, Any]:
+def _medops_predictor(
+    deployment: dict[str, Any], version: str, keys_secret: str | None
+) -> dict[str, Any]:
     spec = deployment["spec"]
     missing = [key for key in ("image", "recipeRef") if not spec.get(key)]
     if missing:
@@ -67,7 +84,21 @@ def _medops_predictor(deployment: dict[str, Any], version: str) -> dict[str, Any
         "securityContext": container_security_context(),
         "volumeMounts": [recipe_mount, tmp_mount],
     }
-    return {"containers": [container], "volumes": [recipe, tmp]}
+    predictor = {"containers": [container], "volumes": [recipe, tmp]}
+    if keys_secret:
+        _mount_api_keys(predictor, keys_secret)
+    if spec["resources"]["gpus"]:
+        predictor["tolerations"] = gpu_tolerations()
+    return predictor
+
+
+def _mount_api_keys(predictor: dict[str, Any], secret: str) -> None:
+    """The keys file read-only in the server's container, its path in MEDOPS_API_KEYS_FILE."""
+    volume, mount, env = api_keys_volume(secret)
+    (container,) = predictor["containers"]
+    container["env"].append(env)
+    container["volumeMounts"].append(mount)
+    predictor["volumes"].append(volume)
 
 
 def _huggingface_predictor(deployment: dict[str, Any], storage_uri: str | None) -> dict[str, Any]:
@@ -93,22 +124,93 @@ def _resources(spec: dict[str, Any]) -> dict[str, Any]:
     return resource_limits(wanted["cpu"], wanted["memory"], wanted["gpus"])
 
 
-def build_inferenceservice(
-    deployment: dict[str, Any], version: str, storage_uri: str | None = None
-) -> dict[str, Any]:
-    """The InferenceService serving ``version``; with ``canaryTrafficPercent`` set, KServe
-    sends that share to the new revision and the rest to the last ready one."""
+def is_generative(task: str | None) -> bool:
+    """Whether ``medops serve`` answers this version by generating text (OpenAI routes)."""
+    return task in GENERATIVE_TASKS
+
+
+def api_keys_secret_name(deployment: dict[str, Any]) -> str:
+    """Derived from the ModelDeployment's name, never read from its spec: whoever may create
+    a ModelDeployment must not be able to mount a Secret of their choice."""
+    return f"{deployment['metadata']['name']}-api-keys"
+
+
+def api_keys_secret(deployment: dict[str, Any], task: str | None) -> str | None:
+    """The Secret the predictor mounts, or None when it serves without API keys.
+
+    ``spec.auth.apiKeys`` decides; unset, keys are on exactly for a generative version
+    served by runtime medops (an open LLM endpoint is the expensive one to leave open).
+    """
     spec = deployment["spec"]
-    if spec["runtime"] == "medops":
-        predictor = _medops_predictor(deployment, version)
-    else:
-        predictor = _huggingface_predictor(deployment, storage_uri)
-    scaling = spec["autoscaling"]
+    wanted = (spec.get("auth") or {}).get("apiKeys")
+    if wanted is None:
+        wanted = spec["runtime"] == "medops" and is_generative(task)
+    return api_keys_secret_name(deployment) if wanted else None
+
+
+def _check_auth(spec: dict[str, Any], keys_secret: str | None) -> None:
+    if keys_secret and spec["runtime"] != "medops":
+        raise DeploymentSpecError(
+            "auth.apiKeys needs runtime medops: KServe's Hugging Face runtime does not read "
+            "the medops API keys file"
+        )
+    if keys_secret and len(keys_secret) > NAME_MAX:
+        raise DeploymentSpecError(
+            f"the API keys Secret name {keys_secret[:40]}... would be longer than "
+            f"{NAME_MAX} characters: shorten the ModelDeployment's name"
+        )
+
+
+def _check_scaling(scaling: dict[str, Any]) -> None:
     if scaling["minReplicas"] > scaling["maxReplicas"]:
         raise DeploymentSpecError(
             f"autoscaling.minReplicas {scaling['minReplicas']} > "
             f"maxReplicas {scaling['maxReplicas']}"
         )
+
+
+def knative_annotations(scaling: dict[str, Any]) -> dict[str, str]:
+    """Knative's autoscaler settings, the same values KServe derives from ``scaleMetric`` and
+    ``scaleTarget``: written on a generative predictor so its revision states how it scales
+    (a soft per-pod target of in-flight requests, which is what bounds an LLM's latency).
+    Empty for ``cpu``: Knative's own autoscaler does not scale on CPU."""
+    if scaling["metric"] not in KPA_METRICS:
+        return {}
+    return {
+        f"{KNATIVE}/class": KPA,
+        f"{KNATIVE}/metric": scaling["metric"],
+        f"{KNATIVE}/target": str(scaling["target"]),
+    }
+
+
+def _predictor(
+    deployment: dict[str, Any], version: str, storage_uri: str | None, task: str | None
+) -> dict[str, Any]:
+    spec = deployment["spec"]
+    keys_secret = api_keys_secret(deployment, task)
+    _check_auth(spec, keys_secret)
+    if spec["runtime"] != "medops":
+        return _huggingface_predictor(deployment, storage_uri)
+    predictor = _medops_predictor(deployment, version, keys_secret)
+    annotations = knative_annotations(spec["autoscaling"]) if is_generative(task) else {}
+    if annotations:
+        predictor["annotations"] = annotations
+    return predictor
+
+
+def build_inferenceservice(
+    deployment: dict[str, Any],
+    version: str,
+    storage_uri: str | None = None,
+    task: str | None = None,
+) -> dict[str, Any]:
+    """The InferenceService serving ``version`` (of ``task``, from the registry's tag); with
+    ``canaryTrafficPercent`` set, KServe sends that share to the new revision and the rest
+    to the last ready one."""
+    spec = deployment["spec"]
+    scaling = spec["autoscaling"]
+    _check_scaling(scaling)
+    predictor = _predictor(deployment, version, storage_uri, task)
     predictor.update(
         labels=labels(deployment, COMPONENT),  # on the pods: NetworkPolicies select them
         minReplicas=scaling["minReplicas"],

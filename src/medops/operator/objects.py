@@ -20,6 +20,11 @@ RECIPE_FILE = "recipe.yaml"
 # the medops images' numeric non-root user (components/images/Dockerfile), so that
 # runAsNonRoot can be verified
 RUN_AS = 10001
+# the API keys file of a medops predictor: beside the recipe, not inside it, because the
+# kubelet cannot create a mount point inside a (read-only) ConfigMap volume
+API_KEYS_DIR = "/etc/medops-api-keys"
+API_KEYS_KEY = "keys"  # the Secret's key, also the file's name
+API_KEYS_ENV = "MEDOPS_API_KEYS_FILE"
 
 
 def owner_reference(parent: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +86,11 @@ def resource_limits(cpu: str | int, memory: str | int, gpus: int = 0) -> dict[st
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
+def gpu_tolerations() -> list[dict[str, Any]]:
+    """GPU node pools are usually tainted ``nvidia.com/gpu``: a GPU pod must tolerate it."""
+    return [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
 def scratch_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     """/tmp as an emptyDir: the only writable path besides explicit data mounts."""
     return {"name": "tmp", "emptyDir": {}}, {"name": "tmp", "mountPath": "/tmp"}
@@ -107,3 +117,24 @@ def medops_env(mlflow: dict[str, Any]) -> dict[str, Any]:
     if mlflow.get("secretRef"):
         wiring["envFrom"] = [{"secretRef": {"name": mlflow["secretRef"]}}]
     return wiring
+
+
+def api_keys_volume(secret: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """Volume, read-only mount and env var that hand ``medops serve`` the keys file.
+
+    Not optional: with auth on, a missing Secret keeps the pod from starting (the kubelet
+    retries until it exists) instead of starting a server without keys. Mode 0440 with
+    the pod's fsGroup: readable by the server, by no other uid.
+    """
+    volume = {
+        "name": "api-keys",
+        "secret": {
+            "secretName": secret,
+            "items": [{"key": API_KEYS_KEY, "path": API_KEYS_KEY}],
+            "defaultMode": 0o440,
+            "optional": False,
+        },
+    }
+    mount = {"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True}
+    env = {"name": API_KEYS_ENV, "value": f"{API_KEYS_DIR}/{API_KEYS_KEY}"}
+    return volume, mount, env

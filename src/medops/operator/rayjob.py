@@ -19,6 +19,7 @@ from medops.operator.objects import (
     RECIPE_FILE,
     child_metadata,
     container_security_context,
+    gpu_tolerations,
     labels,
     medops_env,
     pod_security_context,
@@ -154,9 +155,7 @@ def _pod(finetune: dict[str, Any], container_name: str, gpus: int) -> dict[str, 
     if spec.get("serviceAccountName"):
         pod["serviceAccountName"] = spec["serviceAccountName"]
     if gpus:
-        pod["tolerations"] = [
-            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-        ]
+        pod["tolerations"] = gpu_tolerations()
     return pod
 
 

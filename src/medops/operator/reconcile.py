@@ -19,9 +19,11 @@ from medops.operator import kube
 from medops.operator.inferenceservice import (
     SPEC_HASH_ANNOTATION,
     DeploymentSpecError,
+    api_keys_secret,
     build_inferenceservice,
     inferenceservice_name,
 )
+from medops.operator.objects import API_KEYS_KEY
 from medops.operator.rayjob import build_rayjob, build_recipe_configmap, rayjob_name, recipe_yaml
 from medops.operator.registry import RegistryError, resolve_alias
 from medops.operator.status import (
@@ -176,7 +178,9 @@ def _reconcile_deployment(
         return conditions.stop(previous, phase, str(error))
     conditions.set("VersionResolved", True, "Resolved", f"{wanted} is version {resolved.version}")
     try:
-        desired = build_inferenceservice(deployment, resolved.version, resolved.storage_uri)
+        desired = build_inferenceservice(
+            deployment, resolved.version, resolved.storage_uri, resolved.task
+        )
     except DeploymentSpecError as error:
         conditions.set("SpecValid", False, "InvalidSpec", str(error))
         return conditions.stop(previous, "Failed", str(error))
@@ -192,14 +196,27 @@ def _reconcile_deployment(
             "the rest; set canaryTrafficPercent to 100 to promote"
         )
     ready = phase == "Ready"
+    keys_secret = api_keys_secret(deployment, resolved.task)
+    if keys_secret and not ready:
+        message = f"{message}; {_keys_hint(keys_secret)}"
     conditions.set("Ready", ready, "Serving" if ready else "Deploying", message)
     status = {
         **conditions.stop(previous, phase, message),
         "servedVersion": resolved.version,
         "previousVersion": earlier,
         "url": (isvc.get("status") or {}).get("url"),
+        "apiKeysSecret": keys_secret,  # None removes it when keys are turned off
     }
     return {key: value for key, value in status.items() if value is not None}
+
+
+def _keys_hint(secret: str) -> str:
+    """What a pod stuck without its keys Secret waits for: the operator may not read
+    Secrets, so it cannot tell whether this one exists, only name it."""
+    return (
+        f"the predictor pods mount Secret {secret} (key {API_KEYS_KEY}) and do not start "
+        "until it exists: create it with lines from `python -m medops.serve.auth new KEY_ID`"
+    )
 
 
 def _roll_out(deployment: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:

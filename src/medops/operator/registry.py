@@ -35,6 +35,8 @@ class RegistryError(MedopsError, RuntimeError):
 class ResolvedVersion:
     version: str
     storage_uri: str | None  # None when KServe could not fetch the artifacts directly
+    # the version's ``task`` tag (set by medops' register stage); None when untagged
+    task: str | None = None
 
 
 def resolve_alias(tracking_uri: str, model_name: str, alias: str) -> ResolvedVersion:
@@ -57,4 +59,5 @@ def resolve_alias(tracking_uri: str, model_name: str, alias: str) -> ResolvedVer
     except OSError as error:  # connection refused, DNS, TLS
         raise RegistryError("RegistryUnavailable", f"MLflow at {tracking_uri}: {error}") from None
     fetchable = urlparse(location).scheme in FETCHABLE_SCHEMES
-    return ResolvedVersion(str(version.version), location if fetchable else None)
+    task = (version.tags or {}).get("task")
+    return ResolvedVersion(str(version.version), location if fetchable else None, task)

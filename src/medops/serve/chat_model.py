@@ -13,6 +13,7 @@ import asyncio
 import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -59,12 +60,13 @@ class ServedLM:
             "generate", limits.max_queue, batching.max_batch_size, batching.max_wait_ms
         )
         start_worker(self.queue, self._decode)
+        self._guard_thread = ThreadPoolExecutor(1, thread_name_prefix="medops-guard")
 
     # --- TextGenerator ---------------------------------------------------------------
     def model_names(self) -> list[str]:
         return list(self.names)
 
-    def chat_prompt(self, model: str, messages: Sequence[dict[str, str]]) -> str:
+    async def chat_prompt(self, model: str, messages: Sequence[dict[str, str]]) -> str:
         self._served(model)
         for i, message in enumerate(messages):
             self._check_chars(message.get("content", ""), f"messages[{i}].content")
@@ -75,18 +77,18 @@ class ServedLM:
                 "invalid_request",
                 "messages",
             )
-        cleaned = self.guard.clean([m.get("content", "") for m in messages])
+        cleaned = await self._clean([m.get("content", "") for m in messages])
         return render_prompt(
             self.tokenizer,
             [{"role": m["role"], "content": c} for m, c in zip(messages, cleaned, strict=True)],
         )
 
-    def text_prompt(self, model: str, prompt: str) -> str:
+    async def text_prompt(self, model: str, prompt: str) -> str:
         self._served(model)
         self._check_chars(prompt, "prompt")
         if not _visible(prompt):
             raise Refused(422, "the prompt has no text", "invalid_request", "prompt")
-        return self.guard.clean([prompt])[0]
+        return (await self._clean([prompt]))[0]
 
     async def stream(
         self, model: str, prompt: str, params: GenerationParams
@@ -121,6 +123,14 @@ class ServedLM:
             yield item
 
     # --- internals -------------------------------------------------------------------
+    async def _clean(self, texts: list[str]) -> list[str]:
+        """The guard's de-identification on its own thread: spaCy never blocks the loop."""
+        if not self.guard.inputs:
+            return texts
+        return await asyncio.get_running_loop().run_in_executor(
+            self._guard_thread, self.guard.clean, texts
+        )
+
     async def _relay(
         self, ticket: Ticket[_Job], pieces: asyncio.Queue[object]
     ) -> AsyncIterator[str | Finished]:

@@ -33,15 +33,17 @@ class TextGenerator(Protocol):
         """Served names a request's ``model`` may take (the first is the default)."""
         ...
 
-    def chat_prompt(self, model: str, messages: Sequence[dict[str, str]]) -> str:
+    async def chat_prompt(self, model: str, messages: Sequence[dict[str, str]]) -> str:
         """The prompt for ``messages`` in ``model``'s chat template, their text de-identified.
 
         Raises ``Refused``: 404 ``model_not_found`` for an unknown model, 422 for a message
         over the character limit or a conversation with nothing to answer."""
         ...
 
-    def text_prompt(self, model: str, prompt: str) -> str:
-        """A raw completion prompt, de-identified (same refusals as ``chat_prompt``)."""
+    async def text_prompt(self, model: str, prompt: str) -> str:
+        """A raw completion prompt, de-identified (same refusals as ``chat_prompt``).
+
+        Both are coroutines: de-identification runs a spaCy pipeline, off the event loop."""
         ...
 
     def stream(

@@ -1,32 +1,151 @@
-"""Serving a registered extraction model: the answer and its parsed fields, over v1 and v2."""
+"""Serving registered extraction models: OpenAI chat routes plus v1/v2 extraction.
+
+A version is loaded as its LoRA adapter on the recipe's base model (weights only, from
+safetensors: no code from the artifact runs), so the champion and any ``serve.adapters``
+(a challenger) share one base in memory; a version without an adapter (full fine-tuning)
+is served alone from its merged weights. v1/v2 requests are prompted exactly as evaluation
+prompted (the version's ``lm.json``) and answer the parsed fields.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import uuid
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+import yaml
 from kserve.protocol.infer_type import InferOutput, InferResponse
 
 from medops.errors import ConfigurationError
-from medops.serve.model import PyfuncPredictor, Scored
+from medops.evaluate.generation_metrics import parse_answer
+from medops.model.base import resolve_base
+from medops.model.decode import Finished, GenerationParams
+from medops.model.precision import serving_dtype
+from medops.recipe import Recipe
+from medops.serve.chat_model import ServedLM
+from medops.serve.generation import Refused
+from medops.serve.guard import Guard
+from medops.serve.model import Batch, PyfuncPredictor, Scored, fetch_model
+from medops.tasks.causal_lm.examples import prompt_messages
+from medops.tasks.causal_lm.recipe import LanguageTask
 
+logger = logging.getLogger("kserve.medops")
 REQUIRED = ("answer", "json_valid")
+VOCABULARY = "deid_vocabulary"
+
+
+def _artifacts(model_dir: Path) -> dict[str, Path]:
+    """Artifact name -> local path, as the pyfunc flavor of the MLmodel file lists them."""
+    meta = yaml.safe_load((model_dir / "MLmodel").read_text(encoding="utf-8"))
+    listed = meta["flavors"]["python_function"].get("artifacts", {})
+    return {name: model_dir / entry["path"] for name, entry in listed.items()}
+
+
+def _load_weights(
+    recipe: Recipe, versions: dict[str, dict[str, Path]], dtype: torch.dtype
+) -> tuple[Any, dict[str, str | None]]:
+    """One model for every served name: adapters on the base, or one merged model."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    if all("adapter" in a for a in versions.values()):
+        base = AutoModelForCausalLM.from_pretrained(
+            resolve_base(recipe.model.base), dtype=dtype, use_safetensors=True
+        )
+        names = list(versions)
+        model = PeftModel.from_pretrained(
+            base, str(versions[names[0]]["adapter"]), adapter_name=names[0]
+        )
+        for name in names[1:]:
+            model.load_adapter(str(versions[name]["adapter"]), adapter_name=name)
+        return model.eval(), {name: name for name in names}
+    if len(versions) > 1:
+        raise ConfigurationError(
+            "serve.adapters: every served version must have a LoRA adapter to share one base; "
+            "a fully fine-tuned version can only be served alone"
+        )
+    ((name, artifacts),) = versions.items()
+    merged = AutoModelForCausalLM.from_pretrained(
+        str(artifacts["model"]), dtype=dtype, use_safetensors=True
+    )
+    return merged.eval(), {name: None}
+
+
+def load_generator(
+    recipe: Recipe, model_uri: str, tracking_uri: str | None
+) -> tuple[ServedLM, LanguageTask]:
+    """The served model for ``model_uri`` plus ``recipe.serve.adapters``, ready to decode."""
+    from medops.model.causal_lm import load_tokenizer
+
+    uris = {recipe.serve.model_name: model_uri, **recipe.serve.adapters}
+    versions = {
+        name: _artifacts(Path(fetch_model(uri, tracking_uri))) for name, uri in uris.items()
+    }
+    primary = versions[recipe.serve.model_name]
+    lm = LanguageTask.model_validate(json.loads(primary["lm"].read_text(encoding="utf-8")))
+    known: frozenset[str] = frozenset()
+    if VOCABULARY in primary:
+        known = frozenset(json.loads(primary[VOCABULARY].read_text(encoding="utf-8")))
+    dtype = serving_dtype(recipe.serve.dtype)
+    model, names = _load_weights(recipe, versions, dtype)
+    tokenizer = load_tokenizer(str(primary["model"]))
+    guard = Guard(recipe.deid, known, recipe.serve.deidentify_input, recipe.serve.redact_output)
+    logger.info("serving %s (%s)", ", ".join(names), str(dtype).removeprefix("torch."))
+    return ServedLM(model, tokenizer, names, guard, recipe.serve.limits, recipe.serve.batching), lm
 
 
 class ExtractorPredictor(PyfuncPredictor):
-    """The pyfunc answers ``answer``, ``json_valid`` and one string column per field."""
+    """v1/v2: de-identified text in; the answer, whether it is JSON, and each field out."""
 
-    fields: list[str]
+    def __init__(self, recipe: Recipe, model_uri: str, tracking_uri: str | None = None) -> None:
+        super().__init__(recipe.serve.model_name, model_uri, tracking_uri)
+        self.recipe = recipe
+        self.generator: ServedLM | None = None
+        self.lm: LanguageTask | None = None
 
-    def check(self, frame: pd.DataFrame) -> None:
-        missing = [name for name in REQUIRED if name not in frame.columns]
-        if missing:
-            raise ConfigurationError(
-                f"{self.model_uri}: predict must return columns {list(REQUIRED)} and one per "
-                f"target field; got columns {list(frame.columns)}"
+    @property
+    def fields(self) -> list[str]:
+        return [f.name for f in self.lm.fields] if self.lm else []
+
+    def load(self) -> bool:
+        self.generator, self.lm = load_generator(self.recipe, self.model_uri, self.tracking_uri)
+        self.ready = True
+        return self.ready
+
+    async def _answer(self, text: str) -> str:
+        assert self.generator is not None and self.lm is not None
+        prompt = await self.generator.chat_prompt(self.name, prompt_messages(text, self.lm))
+        params = GenerationParams(
+            max_tokens=min(self.lm.max_new_tokens, self.recipe.serve.limits.max_tokens)
+        )
+        async for item in self.generator.stream(self.name, prompt, params):
+            if isinstance(item, Finished):
+                return item.text
+        raise RuntimeError("generation ended without a result")
+
+    async def predict(self, payload: Batch, headers: dict[str, str] | None = None) -> Scored:
+        if len(payload.texts) > self.recipe.serve.limits.max_instances:
+            raise Refused(
+                422,
+                f"{len(payload.texts)} instances; at most {self.recipe.serve.limits.max_instances}"
+                " per request (serve.limits.max_instances)",
+                "invalid_request",
+                "instances",
             )
-        self.fields = [str(c) for c in frame.columns if c not in REQUIRED]
+        answers = await asyncio.gather(*(self._answer(t) for t in payload.texts))
+        rows = []
+        for answer in answers:
+            parsed = parse_answer(answer)
+            row: dict[str, Any] = {"answer": answer, "json_valid": parsed is not None}
+            row.update({name: (parsed or {}).get(name, "") for name in self.fields})
+            rows.append(row)
+        return Scored(payload, pd.DataFrame(rows, columns=[*REQUIRED, *self.fields]))
 
     def encode(self, result: Scored) -> dict | InferResponse:
         frame = result.frame

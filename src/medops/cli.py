@@ -57,7 +57,11 @@ def _parser() -> argparse.ArgumentParser:
         help="build model (meta device), adapters and Ray config; load no weights, train nothing",
     )
     serve = with_recipe("serve", "serve a registered model with KServe's ModelServer")
-    serve.add_argument("--model-uri", help="default models:/<registry.model_name>@<alias>")
+    serve.add_argument(
+        "--model-uri",
+        help="default models:/<registry.model_name>@<alias>; models:/<name>/<version> serves "
+        "a version the evaluation gate did not promote",
+    )
     pipeline = commands.add_parser(
         "pipeline", help="Kubeflow Pipelines: compile, submit, status, logs"
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -57,7 +59,8 @@ def server(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iter
     workdir = tmp_path_factory.mktemp("server")
     port = free_port()
     log = workdir / "server.log"
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}  # the registry fixture set up the rest
+    # the registry fixture set up the rest; DEBUG so the no-echo checks cover every level
+    env = os.environ | {"PYTHONUNBUFFERED": "1", "KSERVE_LOGLEVEL": "DEBUG"}
     command = [
         sys.executable,
         *("-m", "medops.serve.server", str(registry.recipe_path)),
@@ -149,6 +152,49 @@ def test_errors_never_echo_request_text(server: Server):
         time.sleep(0.1)
     log = server.log.read_text()
     assert '/infer HTTP/1.1" 422' in log and "InvalidInput" in log
+    assert "QX-4412" not in log and "Jane" not in log
+
+
+def wait_for_log(log: Path, line: str, timeout_s: float = 5.0) -> str:
+    """The server log once ``line`` is in it: the access line of a request proves it live."""
+    deadline = time.monotonic() + timeout_s
+    while line not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    text = log.read_text()
+    assert line in text
+    return text
+
+
+def test_model_control_is_not_served_and_the_model_stays_up(server: Server):
+    for action in ("unload", "load"):
+        url = f"{server.base_url}/v2/repository/models/{MODEL}/{action}"
+        assert httpx.post(url, timeout=10).status_code == 404
+    assert httpx.post(f"{server.base_url}/v2/repository/index", timeout=10).status_code == 404
+    ready = httpx.get(f"{server.base_url}/v2/health/ready", timeout=10)
+    assert ready.status_code == 200 and ready.json() == {"ready": True}
+    body = predict_v1(server.base_url, MODEL, ["so sad"], timeout_s=10)
+    assert body["predictions"][0]["condition"] == "Depression"
+
+
+def test_binary_and_headerless_requests_over_http(server: Server):
+    url = f"{server.base_url}/v2/models/{MODEL}/infer"
+    tensor = b"".join(struct.pack("<I", len(e)) + e for e in [SECRET.encode() + b"\xff"])
+    spec = {"name": "text", "shape": [1], "datatype": "BYTES"}
+    head = json.dumps({"inputs": [spec | {"parameters": {"binary_data_size": len(tensor)}}]})
+    length = {"Inference-Header-Content-Length": str(len(head))}
+    not_utf8 = httpx.post(url, content=head.encode() + tensor, headers=length, timeout=10)
+    assert not_utf8.status_code == 400 and "element 0 is not UTF-8" in not_utf8.text
+    words = {"Inference-Header-Content-Length": "forty"}
+    not_number = httpx.post(url, content=head.encode() + tensor, headers=words, timeout=10)
+    assert not_number.status_code == 400 and "not a whole number" in not_number.text
+    # tritonclient.http sends JSON with no Content-Type
+    plain = json.dumps({"inputs": [spec | {"data": ["knee pain"]}]}).encode()
+    served = httpx.post(url, content=plain, timeout=10)
+    assert served.status_code == 200, served.text
+    query = httpx.get(f"{server.base_url}/v2/health/ready", params={"note": SECRET}, timeout=10)
+    assert query.status_code == 200
+    log = wait_for_log(server.log, '"GET /v2/health/ready?... HTTP/1.1" 200')
+    assert "QX-4412" not in not_utf8.text + not_number.text
     assert "QX-4412" not in log and "Jane" not in log
 
 

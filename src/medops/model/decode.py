@@ -175,6 +175,7 @@ def decode(
                 position_ids=positions,
                 cache=cache,
                 use_cache=True,
+                logits_to_keep=1,  # the last position's logits only: prefill skips the rest
                 **extra,
             )
         tokens = _pick(out.logits[:, -1, :], [seqs[i] for i in live])

@@ -19,7 +19,9 @@ import pandas as pd
 from kserve import Model
 from kserve.errors import InferenceError
 from kserve.protocol.infer_type import InferRequest, InferResponse
+from mlflow.exceptions import MlflowException
 
+from medops.errors import MissingInputError
 from medops.serve import v1, v2
 
 # a child of kserve's logger, so lines share its handlers and format
@@ -46,6 +48,15 @@ class Scored:
     frame: pd.DataFrame  # the pyfunc's output, one row per text
 
 
+# how mlflow 3.17 says a name, alias or version is not registered (a missing alias is
+# INVALID_PARAMETER_VALUE, a missing version RESOURCE_DOES_NOT_EXIST)
+_NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
+class MissingModelError(MissingInputError):
+    """The registered model, alias or version a ``models:/`` URI names does not exist."""
+
+
 def fetch_model(model_uri: str, tracking_uri: str | None) -> str:
     """Local path of ``model_uri``, resolved against ``tracking_uri`` (no global MLflow state).
 
@@ -57,12 +68,50 @@ def fetch_model(model_uri: str, tracking_uri: str | None) -> str:
     if tracking_uri and match:
         client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         name, alias, version = match.groups()
-        if alias:
-            version = client.get_model_version_by_alias(name, alias).version
-        model_uri = client.get_model_version_download_uri(name, version)
+        model_uri = _download_uri(client, name, alias, version)
     return mlflow.artifacts.download_artifacts(
         artifact_uri=model_uri, tracking_uri=tracking_uri, registry_uri=tracking_uri
     )
+
+
+def _download_uri(
+    client: mlflow.MlflowClient, name: str, alias: str | None, version: str | None
+) -> str:
+    """Where a registered version's files are; a missing alias or version is the user's to
+    fix (after a demo whose gate refused to promote, the alias does not exist yet)."""
+    try:
+        if alias:
+            version = client.get_model_version_by_alias(name, alias).version
+        return client.get_model_version_download_uri(name, str(version))
+    except MlflowException as error:
+        if error.error_code not in _NOT_FOUND:
+            raise
+        raise MissingModelError(_missing(client, name, alias, version)) from None
+
+
+def _missing(client: mlflow.MlflowClient, name: str, alias: str | None, version: str | None) -> str:
+    wanted = f"alias {alias!r}" if alias else f"version {version}"
+    versions = _versions(client, name)
+    if not versions:
+        return (
+            f"registered model {name!r} has no {wanted} and no versions at all: run the "
+            "pipeline to register one (medops run / medops demo)"
+        )
+    why = " (an alias is set only when the evaluation gate promotes a version)" if alias else ""
+    return (
+        f"registered model {name!r} has no {wanted}{why}; its versions are "
+        f"{', '.join(versions)}. To serve one of them: --model-uri models:/{name}/{versions[-1]}"
+    )
+
+
+def _versions(client: mlflow.MlflowClient, name: str) -> list[str]:
+    """The registered versions of ``name``, oldest first (none when the model is unknown)."""
+    quoted = name.replace("\\", "\\\\").replace("'", "\\'")
+    try:
+        found = client.search_model_versions(f"name='{quoted}'")
+    except MlflowException:
+        return []
+    return sorted((str(v.version) for v in found), key=int)
 
 
 class PyfuncPredictor(Model):
@@ -83,6 +132,10 @@ class PyfuncPredictor(Model):
         logger.info("loaded %s", self.model_uri)
         self.ready = True
         return self.ready
+
+    def start(self) -> None:
+        """kserve's ``start`` marks a model ready unconditionally; only ``load`` may, so
+        readiness keeps saying whether the model is loaded."""
 
     def check(self, frame: pd.DataFrame) -> None:
         """Raise ConfigurationError when the pyfunc's output is not this task's."""
@@ -113,6 +166,10 @@ class PyfuncPredictor(Model):
             logger.error("prediction failed: %s", type(error).__name__)
             raise InferenceError(f"model prediction failed ({type(error).__name__})") from None
         return Scored(payload, frame)
+
+    async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> dict:
+        """No task has an explainer: a 501 that says so (kserve's names a missing host)."""
+        raise NotImplementedError(f"model {self.name!r} has no explainer; POST :predict instead")
 
     async def postprocess(
         self,

@@ -6,6 +6,7 @@ An instance is either a string or ``{"text": str}``. Errors say what is expected
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,50 @@ import numpy as np
 from kserve.errors import InvalidInput
 
 EXPECTED = 'expected {"instances": [{"text": "..."}, ...]} or {"instances": ["...", ...]}'
+
+# one fixed, record-free text for the served OpenAPI document's examples
+EXAMPLE_TEXT = "I have had a rash on my face for two weeks."
+EXAMPLE = {"instances": [{"text": EXAMPLE_TEXT}]}
+
+_TEXT = {"type": "string", "minLength": 1}
+REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["instances"],
+    "properties": {
+        "instances": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "anyOf": [
+                    _TEXT,
+                    {"type": "object", "required": ["text"], "properties": {"text": _TEXT}},
+                ]
+            },
+        }
+    },
+}
+
+# invisible characters outside category Cf that Unicode marks default-ignorable
+# (combining grapheme joiner, Hangul fillers, Khmer vowel inherents, variation selectors)
+_IGNORABLE = frozenset(
+    (
+        *(0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0),
+        *range(0x180B, 0x1810),
+        *range(0xFE00, 0xFE10),
+        *range(0xE0100, 0xE01F0),
+    )
+)
+_BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def is_blank(text: str) -> bool:
+    """True when nothing in ``text`` is visible: whitespace, controls, format characters
+    (zero-width space, BOM, ...) and other default-ignorables only. A model would classify
+    such an input as confidently as a real one, so it is refused as empty."""
+    return all(
+        char.isspace() or unicodedata.category(char) in _BLANK_CATEGORIES or ord(char) in _IGNORABLE
+        for char in text
+    )
 
 
 def decode(body: Any) -> list[str]:
@@ -31,8 +76,10 @@ def _text(instance: Any, index: int) -> str:
     text = instance.get("text") if isinstance(instance, dict) else instance
     if not isinstance(text, str):
         raise InvalidInput(f"{EXPECTED}; instance {index} has no string text")
-    if not text.strip():
-        raise InvalidInput(f"{EXPECTED}; instance {index} has empty text")
+    if is_blank(text):
+        raise InvalidInput(
+            f"{EXPECTED}; instance {index} has empty text (only whitespace or invisible characters)"
+        )
     return text
 
 

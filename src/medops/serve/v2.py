@@ -6,19 +6,39 @@ Response: ``condition`` (BYTES ``[n]``, the predicted class), ``probabilities``
 Class names travel as an output rather than in ``parameters`` because v2 parameters only
 hold scalars (str/bool/int) and an output also survives gRPC unchanged.
 Errors never repeat submitted text, input names or values.
+
+``parse_bytes`` reads the bodies kserve's REST route leaves as bytes: the binary tensor
+extension and JSON sent without a JSON Content-Type (as ``tritonclient.http`` sends it).
+kserve's own reader answers 500s that quote the request (its UTF-8 error repeats the
+element), so it is not used.
 """
 
 from __future__ import annotations
 
+import struct
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeGuard
 
 import numpy as np
+import orjson
+from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
+from kserve.protocol.rest.v2_datamodels import InferenceRequest
+from kserve.utils.numpy_codec import to_np_dtype
+from pydantic import ValidationError
+
+from medops.serve.v1 import EXAMPLE_TEXT, is_blank
 
 INPUT = "text"
 EXPECTED = "expected one BYTES input named 'text' with shape [n] holding n non-empty strings"
+HEADER = "Inference-Header-Content-Length"
+BINARY = (
+    f"a binary v2 request is a JSON header of {HEADER} bytes, then each input's "
+    "parameters.binary_data_size bytes"
+)
+EXAMPLE = {"inputs": [{"name": INPUT, "shape": [1], "datatype": "BYTES", "data": [EXAMPLE_TEXT]}]}
 
 
 def decode(request: InferRequest) -> list[str]:
@@ -44,12 +64,144 @@ def _text(value: object, index: int) -> str:
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError:
-            raise InvalidInput(f"{EXPECTED}; element {index} is not UTF-8") from None
+            raise InvalidInput(f"{EXPECTED}; input 'text': element {index} is not UTF-8") from None
     if not isinstance(value, str):
-        raise InvalidInput(f"{EXPECTED}; element {index} is not a string")
-    if not value.strip():
-        raise InvalidInput(f"{EXPECTED}; element {index} is empty")
+        raise InvalidInput(f"{EXPECTED}; input 'text': element {index} is not a string")
+    if is_blank(value):
+        raise InvalidInput(
+            f"{EXPECTED}; input 'text': element {index} is empty (only whitespace or "
+            "invisible characters)"
+        )
     return value
+
+
+def describe(errors: Iterable[Mapping[str, Any]]) -> str:
+    """Where and what of pydantic/FastAPI validation errors, without their ``input``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+
+
+def parse_bytes(body: bytes, headers: Mapping[str, str], model_name: str) -> InferRequest:
+    """A v2 request body left as bytes: binary when it has the header, else JSON."""
+    length = headers.get(INFERENCE_CONTENT_LENGTH_HEADER)
+    if length is None:
+        return _from_json(body, model_name)
+    return _from_binary(body, _header_length(length, len(body)), model_name)
+
+
+def _from_json(body: bytes, model_name: str) -> InferRequest:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidInput(
+            f"the body is not JSON; a binary v2 request needs the {HEADER} header"
+        ) from None
+    try:
+        request = InferenceRequest.model_validate(document)
+    except ValidationError as error:
+        raise InvalidInput(f"invalid v2 request: {describe(error.errors())}") from None
+    return InferRequest.from_inference_request(request, model_name)
+
+
+def _header_length(value: str, size: int) -> int:
+    if not (value.isascii() and value.isdigit() and len(value) <= 15):
+        raise InvalidInput(f"{BINARY}; the {HEADER} header is not a whole number of bytes")
+    length = int(value)
+    if not 0 < length <= size:
+        raise InvalidInput(f"{BINARY}; the {HEADER} header is 0 or longer than the body")
+    return length
+
+
+def _from_binary(body: bytes, length: int, model_name: str) -> InferRequest:
+    header = _json_header(body[:length])
+    inputs = header.get("inputs")
+    if not isinstance(inputs, list):
+        raise InvalidInput(f"{BINARY}; the JSON header has no 'inputs' list")
+    tensors, offset = [], length
+    for index, spec in enumerate(inputs):
+        tensor, offset = _binary_input(spec, index, body, offset)
+        tensors.append(tensor)
+    if offset != len(body):
+        raise InvalidInput(f"{BINARY}; the body is longer than the header and inputs declare")
+    request_id, parameters = header.get("id"), header.get("parameters")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInput(f"{BINARY}; 'id' must be a string")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise InvalidInput(f"{BINARY}; 'parameters' must be an object")
+    return InferRequest(model_name, tensors, request_id=request_id, parameters=parameters)
+
+
+def _json_header(raw: bytes) -> dict[str, Any]:
+    try:
+        header = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidInput(f"{BINARY}; the first {HEADER} bytes are not JSON") from None
+    if not isinstance(header, dict):
+        raise InvalidInput(f"{BINARY}; the JSON header is not an object")
+    return header
+
+
+def _binary_input(spec: Any, index: int, body: bytes, offset: int) -> tuple[InferInput, int]:
+    """One header input and the offset after its bytes; errors name ``inputs[i].field``."""
+    where = f"{BINARY}; inputs[{index}]"
+    if not isinstance(spec, dict):
+        raise InvalidInput(f"{where} is not an object")
+    name, datatype, shape = spec.get("name"), spec.get("datatype"), spec.get("shape")
+    parameters = spec.get("parameters") or {}
+    if not isinstance(name, str):
+        raise InvalidInput(f"{where}.name is missing or not a string")
+    if not isinstance(datatype, str) or to_np_dtype(datatype.upper()) is None:
+        raise InvalidInput(f"{where}.datatype is missing or not a v2 datatype")
+    if not _is_shape(shape):
+        raise InvalidInput(f"{where}.shape must be a list of non-negative integers")
+    if not isinstance(parameters, dict):
+        raise InvalidInput(f"{where}.parameters must be an object")
+    if "data" in spec:
+        if not isinstance(spec["data"], list):
+            raise InvalidInput(f"{where}.data must be a list")
+        return InferInput(name, shape, datatype, spec["data"], parameters or None), offset
+    size = parameters.get("binary_data_size")
+    if not _is_count(size):
+        raise InvalidInput(f"{where} has neither 'data' nor parameters.binary_data_size")
+    end = offset + size
+    if end > len(body):
+        raise InvalidInput(f"{where}.parameters.binary_data_size runs past the end of the body")
+    values = _binary_values(body[offset:end], datatype.upper(), where)
+    rest = {key: value for key, value in parameters.items() if key != "binary_data_size"}
+    return InferInput(name, shape, datatype, values, rest or None), end
+
+
+def _is_count(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_shape(shape: Any) -> bool:
+    return isinstance(shape, list) and all(_is_count(size) for size in shape)
+
+
+def _binary_values(raw: bytes, datatype: str, where: str) -> list[Any]:
+    """Elements of one binary tensor, BYTES as undecoded ``bytes`` (``decode`` checks UTF-8)."""
+    if datatype == "BYTES":
+        return _bytes_elements(raw, where)
+    dtype = np.dtype(to_np_dtype(datatype))
+    if len(raw) % dtype.itemsize:
+        raise InvalidInput(f"{where}: its data is not a whole number of {datatype} values")
+    return np.frombuffer(raw, dtype=dtype).tolist()
+
+
+def _bytes_elements(raw: bytes, where: str) -> list[bytes]:
+    """Triton's BYTES layout: each element is a 4-byte little-endian length, then its bytes."""
+    values, offset = [], 0
+    while offset < len(raw):
+        start = offset + 4
+        length = struct.unpack_from("<I", raw, offset)[0] if start <= len(raw) else None
+        if length is None or start + length > len(raw):
+            raise InvalidInput(
+                f"{where}: its BYTES data is malformed (each element is a 4-byte "
+                "little-endian length, then that many bytes)"
+            )
+        values.append(raw[start : start + length])
+        offset = start + length
+    return values
 
 
 def encode(

@@ -14,7 +14,13 @@ from medops.manifest import Manifest, write_manifest
 from medops.recipe import Recipe
 from medops.registry.tracking import open_run, tracking_uri
 from medops.stages import run_stage
-from medops.tasks.causal_lm.evaluate import _shown
+from medops.tasks.causal_lm.evaluate import (
+    _shown,
+    few_shot_messages,
+    few_shot_rows,
+    field_prf,
+)
+from medops.tasks.causal_lm.examples import prompt_messages
 
 PLANTED = "Zebulon Quarterfield"
 
@@ -34,22 +40,39 @@ def lm_trained_dir(tiny_lm_recipe: Recipe, tiny_lm_dir: Path, tmp_path: Path) ->
     return directory
 
 
+def _with_lm(recipe: Recipe, **changes) -> Recipe:
+    lm = recipe.lm.model_copy(update=changes)  # type: ignore[attr-defined]
+    return recipe.model_copy(update={"lm": lm})
+
+
+def _plant(prepared: Path, split: str) -> None:
+    """A name in the first row of ``split``: it must never reach the stage's outputs."""
+    path = prepared / f"{split}.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["text"] = f"Seen by Dr {PLANTED} on the ward."
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
 @pytest.fixture
 def evaluated(tiny_lm_recipe, extraction_prepared_dir, lm_trained_dir, tmp_path):
-    test_file = extraction_prepared_dir / "test.jsonl"
-    rows = [json.loads(line) for line in test_file.read_text().splitlines()]
-    rows[0]["text"] = f"Seen by Dr {PLANTED} on the ward."
-    test_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _plant(extraction_prepared_dir, "test")
     out = tmp_path / "evaluated"
     inputs = {"prepared": extraction_prepared_dir, "trained": lm_trained_dir}
     return run_stage("evaluate", tiny_lm_recipe, out, inputs), out
 
 
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def test_scores_model_and_base_on_the_same_rows(evaluated, extraction_prepared_dir):
     manifest, out = evaluated
-    assert manifest.counts == {"test": 9, "test_scored": 9, "test_skipped": 0}
-    generations = [json.loads(x) for x in (out / "generations.jsonl").read_text().splitlines()]
+    assert manifest.counts == {"test": 9, "test_scored": 9, "test_skipped": 0, "few_shot": 0}
+    generations = _rows(out / "generations.jsonl")
     assert len(generations) == 9 and set(generations[0]) == {"id", "gold", "model", "baseline"}
+    assert manifest.counts["few_shot"] == 0 and not any(
+        k.startswith("fewshot_") for k in manifest.metrics
+    )
     test = [
         json.loads(x) for x in (extraction_prepared_dir / "test.jsonl").read_text().splitlines()
     ]
@@ -116,3 +139,109 @@ def test_register_logs_a_generating_pyfunc(
     predicted = model.predict(pd.DataFrame({"text": ["My skin cleared up.", "Back ache."]}))
     assert list(predicted.columns) == ["answer", "json_valid", "drug", "condition", "sentiment"]
     assert len(predicted) == 2 and predicted["json_valid"].dtype == bool
+
+
+def _recomputed_prf(answers: list[dict | None], golds: list[dict], field: str) -> tuple:
+    said = [normalise((a or {}).get(field, "")) for a in answers]
+    truth = [normalise(g[field]) for g in golds]
+    correct = sum(bool(s) and s == t for s, t in zip(said, truth, strict=True))
+    return correct, sum(map(bool, said)), sum(map(bool, truth))
+
+
+def test_field_prf_counts_answered_fields_for_precision():
+    golds = [
+        {"drug": "Tramadol", "condition": "Pain"},
+        {"drug": "Retin-A", "condition": "Acne"},
+        {"drug": "Sertraline", "condition": "Depression"},
+        {"drug": "Tramadol", "condition": "Pain"},
+    ]
+    generations = [
+        '{"drug": "tramadol.", "condition": "Pain"}',  # both right after normalise
+        '{"drug": "", "condition": "Depression"}',  # drug abstained, condition wrong
+        "I think this is about depression.",  # not JSON: nothing predicted
+        '{"condition": "pain"}',  # drug missing
+    ]
+    scores = field_prf(generations, golds, ["drug", "condition"])
+    # drug: 1 correct of 1 predicted, 4 gold; condition: 2 correct of 3 predicted, 4 gold
+    assert scores["field_precision_drug"] == 1.0
+    assert scores["field_recall_drug"] == pytest.approx(1 / 4)
+    assert scores["field_f1_drug"] == pytest.approx(2 * 1.0 * 0.25 / 1.25)
+    assert scores["field_precision_condition"] == pytest.approx(2 / 3)
+    assert scores["field_recall_condition"] == pytest.approx(2 / 4)
+    assert scores["field_precision"] == pytest.approx(3 / 4)  # micro: 3 correct of 4 said
+    assert scores["field_recall"] == pytest.approx(3 / 8)
+    assert scores["field_f1"] == pytest.approx(2 * 0.75 * 0.375 / 1.125)
+    assert field_prf(["nothing"], golds[:1], ["drug"])["field_precision_drug"] == 0.0
+
+
+def test_few_shot_rows_are_deterministic_train_rows_one_label_each(
+    tiny_lm_recipe, extraction_prepared_dir
+):
+    recipe = _with_lm(tiny_lm_recipe, few_shot=4)
+    train = _rows(extraction_prepared_dir / "train.jsonl")
+    classes = json.loads((extraction_prepared_dir / "labels.json").read_text())
+    shots = few_shot_rows(train, recipe, classes)
+    assert few_shot_rows(list(reversed(train)), recipe, classes) == shots  # order-free
+    assert len(shots) == 4
+    # one label per shot before any label repeats, in the classes' order, shortest first
+    assert [s["label"] for s in shots] == [*classes, classes[0]]
+    for shot in shots[:3]:
+        same = [r for r in train if r["label"] == shot["label"]]
+        assert len(shot["text"]) == min(len(r["text"]) for r in same)
+    assert few_shot_rows(train, _with_lm(recipe, few_shot=0), classes) == []
+
+
+def test_few_shot_messages_are_worked_examples_then_the_question(tiny_lm_recipe):
+    recipe = _with_lm(tiny_lm_recipe, few_shot=1)
+    shot = {"id": "train:1", "text": "pimples", "label": "Acne"}
+    shot["fields"] = {"drug": "Retin-A", "sentiment": "positive"}  # type: ignore[assignment]
+    messages = few_shot_messages([shot], "back ache", recipe)
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    assert messages[0] == prompt_messages("pimples", recipe.lm)[0]
+    assert json.loads(messages[1]["content"]) == {
+        "drug": "Retin-A",
+        "condition": "Acne",
+        "sentiment": "positive",
+    }
+    assert messages[2:] == prompt_messages("back ache", recipe.lm)
+
+
+def test_few_shot_baseline_is_scored_on_the_same_rows(
+    tiny_lm_recipe, extraction_prepared_dir, lm_trained_dir, tmp_path
+):
+    recipe = _with_lm(tiny_lm_recipe, few_shot=2)
+    _plant(extraction_prepared_dir, "train")  # a shot's text is a prompt, never an output
+    out = tmp_path / "evaluated-fewshot"
+    inputs = {"prepared": extraction_prepared_dir, "trained": lm_trained_dir}
+    manifest = run_stage("evaluate", recipe, out, inputs)
+
+    train_ids = {r["id"] for r in _rows(extraction_prepared_dir / "train.jsonl")}
+    shot_ids = manifest.extra["fewshot_ids"]
+    assert len(shot_ids) == 2 and set(shot_ids) <= train_ids
+    assert manifest.counts["few_shot"] == 2
+    generations = _rows(out / "generations.jsonl")
+    assert set(generations[0]) == {"id", "gold", "model", "baseline", "fewshot"}
+    golds = [g["gold"] for g in generations]
+    for side, prefix in (("model", ""), ("baseline", "baseline_"), ("fewshot", "fewshot_")):
+        answers = [parse_answer(g[side]) for g in generations]
+        valid = sum(a is not None for a in answers) / len(answers)
+        assert manifest.metrics[f"{prefix}json_validity"] == pytest.approx(valid)
+        totals = [0, 0, 0]
+        for field in ("drug", "condition", "sentiment"):
+            correct, said, gold = _recomputed_prf(answers, golds, field)
+            totals = [a + b for a, b in zip(totals, (correct, said, gold), strict=True)]
+            precision = correct / said if said else 0.0
+            assert manifest.metrics[f"{prefix}field_precision_{field}"] == pytest.approx(precision)
+            assert manifest.metrics[f"{prefix}field_recall_{field}"] == pytest.approx(
+                correct / gold
+            )
+        assert manifest.metrics[f"{prefix}field_recall"] == pytest.approx(totals[0] / totals[2])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["fewshot_ids"] == shot_ids
+    assert (
+        metrics["fewshot"]["summary"]["json_validity"] == manifest.metrics["fewshot_json_validity"]
+    )
+    report = (out / "report.html").read_text()
+    assert "few-shot base (2-shot)" in report and "<th>few-shot base</th>" in report
+    for name in ("report.html", "metrics.json", "manifest.json", "generations.jsonl"):
+        assert PLANTED not in (out / name).read_text()

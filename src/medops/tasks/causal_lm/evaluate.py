@@ -1,8 +1,10 @@
 """The causal-LM evaluate stage: the tuned model and the untuned base on the same test rows.
 
 Both models get the same prompts, decoding and scoring in this one run, so the baseline
-answers exactly "did fine-tuning help?". Outputs hold row ids, gold fields and generated
-answers (JSON of fields), never the patient's text.
+answers exactly "did fine-tuning help?". With ``lm.few_shot: N`` the untuned base is scored
+a second time with N worked examples from the train split as prior chat turns, which
+answers "would prompting alone have done it?". Outputs hold row ids, gold fields and
+generated answers (JSON of fields), never the patient's text.
 """
 
 from __future__ import annotations
@@ -10,35 +12,137 @@ from __future__ import annotations
 import html
 import json
 import logging
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from medops.data.dataset import read_labels, read_split
-from medops.evaluate.generation_metrics import INVALID_LABEL, extraction_metrics, parse_answer
+from medops.evaluate.generation_metrics import (
+    INVALID_LABEL,
+    extraction_metrics,
+    normalise,
+    parse_answer,
+)
 from medops.evaluate.report import confusion_png, html_report
 from medops.manifest import Manifest, timed
 from medops.model.base import resolve_base
 from medops.model.causal_lm import load_tokenizer
 from medops.model.generate import generate, load_for_generation
-from medops.tasks.causal_lm.examples import TargetError, prompt_messages, target
+from medops.tasks.causal_lm.examples import TargetError, chat_example, prompt_messages, target
 from medops.tasks.causal_lm.recipe import CausalLMRecipe
 
 log = logging.getLogger(__name__)
+Conversation = list[dict[str, str]]
+SIDES = {"model": "", "baseline": "baseline_", "fewshot": "fewshot_"}  # record key -> prefix
+TITLES = {"model": "fine-tuned", "baseline": "base model", "fewshot": "few-shot base"}
 
 
 def _label_field(recipe: CausalLMRecipe) -> str | None:
     return next((f.name for f in recipe.lm.fields if f.source == "label"), None)
 
 
-def _answers(
-    model_path: str, conversations: list[list[dict[str, str]]], recipe: CausalLMRecipe, label: str
-) -> list[str]:
-    tokenizer = load_tokenizer(model_path)
-    model = load_for_generation(model_path)
-    lm = recipe.lm
-    return generate(
-        model, tokenizer, conversations, lm.max_new_tokens, lm.eval_batch_size, label=label
-    )
+def few_shot_rows(
+    rows: list[dict[str, Any]], recipe: CausalLMRecipe, classes: list[str] | None
+) -> list[dict[str, Any]]:
+    """``lm.few_shot`` train rows: the shortest of each label in turn, labels in ``classes``
+    order.
+
+    Deterministic (no sampling, ties broken by id) so a rerun prompts identically; one
+    label per shot before any repeats, so the shots show different answers; shortest, so
+    the prompts stay cheap on a CPU. Rows whose target cannot be built are never shown.
+    """
+    if not recipe.lm.few_shot:
+        return []
+    by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        try:
+            target(row, recipe.lm)
+        except TargetError:
+            continue
+        by_label[row["label"]].append(row)
+    order = [c for c in classes or [] if c in by_label] or sorted(by_label)
+    queues = [sorted(by_label[c], key=lambda r: (len(r["text"]), r["id"])) for c in order]
+    shots: list[dict[str, Any]] = []
+    for depth in range(max((len(q) for q in queues), default=0)):
+        shots += [queue[depth] for queue in queues if depth < len(queue)]
+    return shots[: recipe.lm.few_shot]
+
+
+def few_shot_messages(
+    shots: list[dict[str, Any]], text: str, recipe: CausalLMRecipe
+) -> Conversation:
+    """Each shot as a user turn and its gold JSON answer, then the question itself:
+    exactly the format the fine-tuned model was trained on, only as context."""
+    turns = [turn for shot in shots for turn in chat_example(shot, recipe.lm)]
+    return [*turns, *prompt_messages(text, recipe.lm)]
+
+
+def field_prf(
+    generations: list[str], golds: list[dict[str, str]], fields: list[str]
+) -> dict[str, float]:
+    """Field-level precision, recall and F1 per field, and micro over all fields.
+
+    Slot-filling counting: a field is *predicted* when the answer is a JSON object with a
+    non-empty value for it, *correct* when that value equals the gold one after
+    ``normalise``. Precision = correct / predicted (0 when nothing is predicted), recall =
+    correct / gold values. ``exact_match_<field>`` is recall here (gold is never empty); an
+    abstaining model keeps its precision, which exact match cannot show.
+    """
+    parsed = [parse_answer(text) for text in generations]
+    totals = {"predicted": 0, "gold": 0, "correct": 0}
+    scores: dict[str, float] = {}
+    for field in fields:
+        counts = {"predicted": 0, "gold": 0, "correct": 0}
+        for answer, gold in zip(parsed, golds, strict=True):
+            said = normalise((answer or {}).get(field, ""))
+            truth = normalise(gold.get(field, ""))
+            counts["predicted"] += bool(said)
+            counts["gold"] += bool(truth)
+            counts["correct"] += bool(said) and said == truth
+        for key, value in counts.items():
+            totals[key] += value
+        scores.update(_prf(counts, f"_{field}"))
+    scores.update(_prf(totals, ""))
+    return scores
+
+
+def _prf(counts: dict[str, int], suffix: str) -> dict[str, float]:
+    precision = counts["correct"] / counts["predicted"] if counts["predicted"] else 0.0
+    recall = counts["correct"] / counts["gold"] if counts["gold"] else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        f"field_precision{suffix}": precision,
+        f"field_recall{suffix}": recall,
+        f"field_f1{suffix}": f1,
+    }
+
+
+def _score(
+    answers: list[str],
+    golds: list[dict[str, str]],
+    recipe: CausalLMRecipe,
+    classes: list[str] | None,
+) -> dict[str, Any]:
+    """extraction_metrics plus the field-level P/R/F1 it does not report."""
+    fields = [f.name for f in recipe.lm.fields]
+    result = extraction_metrics(answers, golds, fields, _label_field(recipe), classes)
+    result["summary"].update(field_prf(answers, golds, fields))
+    return result
+
+
+class _Generator:
+    """One loaded model answering any number of prompt sets (the base answers two)."""
+
+    def __init__(self, path: str, recipe: CausalLMRecipe) -> None:
+        self.tokenizer = load_tokenizer(path)
+        self.model = load_for_generation(path)
+        self.lm = recipe.lm
+
+    def __call__(self, conversations: list[Conversation], label: str) -> list[str]:
+        lm = self.lm
+        return generate(
+            self.model, self.tokenizer, conversations, lm.max_new_tokens, lm.eval_batch_size, label
+        )
 
 
 def _shown(answer: str) -> str:
@@ -54,16 +158,68 @@ def _shown(answer: str) -> str:
 
 
 def _samples_html(rows: list[dict[str, Any]], limit: int) -> str:
+    sides = [side for side in SIDES if rows and side in rows[0]]
+    head = "".join(f"<th>{TITLES[side]}</th>" for side in sides)
     items = "".join(
         f"<tr><td>{html.escape(r['id'])}</td><td>{html.escape(json.dumps(r['gold']))}</td>"
-        f"<td><code>{html.escape(_shown(r['model']))}</code></td>"
-        f"<td><code>{html.escape(_shown(r['baseline']))}</code></td></tr>"
+        + "".join(f"<td><code>{html.escape(_shown(r[side]))}</code></td>" for side in sides)
+        + "</tr>"
         for r in rows[:limit]
     )
     return (
         f"<h2>{min(limit, len(rows))} sample generations</h2><table><tr><th>id</th>"
-        f"<th>gold</th><th>fine-tuned</th><th>base model</th></tr>{items}</table>"
+        f"<th>gold</th>{head}</tr>{items}</table>"
     )
+
+
+def _comparison_html(results: dict[str, dict[str, Any]], shots: int) -> str:
+    """Every metric side by side: fine-tuned, zero-shot base and (when run) few-shot base."""
+    sides = list(results)
+    head = "".join(
+        f"<th>{TITLES[s]}{f' ({shots}-shot)' if s == 'fewshot' else ''}</th>" for s in sides
+    )
+    body = "".join(
+        f"<tr><td>{html.escape(key)}</td>"
+        + "".join(f"<td>{results[s]['summary'][key]:.4f}</td>" for s in sides)
+        + "</tr>"
+        for key in sorted(results["model"]["summary"])
+    )
+    title = "<h2>Fine-tuned vs same-run baselines</h2>"
+    return f"{title}<table><tr><th>metric</th>{head}</tr>{body}</table>"
+
+
+def _held_out(
+    recipe: CausalLMRecipe, prepared: Path
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, str]]]:
+    """The first ``lm.eval_limit`` test rows, those with a target, and their targets."""
+    rows = read_split(prepared, "test")[: recipe.lm.eval_limit]
+    scored, golds = [], []
+    for row in rows:
+        try:
+            golds.append(target(row, recipe.lm))
+            scored.append(row)
+        except TargetError:
+            continue
+    return rows, scored, golds
+
+
+def _generate_all(
+    recipe: CausalLMRecipe, trained: Path, texts: list[str], shots: list[dict[str, Any]]
+) -> dict[str, list[str]]:
+    """Answers of each side, keyed as in ``SIDES``; the base is loaded once for both prompts."""
+    log.info("evaluate: %d held-out rows, fine-tuned model", len(texts))
+    tuned = _Generator(str(trained / "model"), recipe)
+    answers = {"model": tuned([prompt_messages(t, recipe.lm) for t in texts], "evaluate model")}
+    del tuned
+    log.info("evaluate: same rows, untuned base model (baseline)")
+    base = _Generator(resolve_base(recipe.model.base), recipe)
+    answers["baseline"] = base([prompt_messages(t, recipe.lm) for t in texts], "baseline")
+    if shots:
+        ids = ", ".join(s["id"] for s in shots)
+        log.info("evaluate: same rows, base model, %d shots (train rows %s)", len(shots), ids)
+        few = [few_shot_messages(shots, t, recipe) for t in texts]
+        answers["fewshot"] = base(few, "few-shot baseline")
+    return answers
 
 
 def evaluate(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, trained: Path) -> Manifest:
@@ -71,31 +227,25 @@ def evaluate(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, trained: Pat
     with timed(manifest):
         manifest.add_input("prepared", prepared)
         manifest.add_input("trained", trained / "model")
-        rows = read_split(prepared, "test")[: recipe.lm.eval_limit]
-        scored, golds, skipped = [], [], 0
-        for row in rows:
-            try:
-                golds.append(target(row, recipe.lm))
-                scored.append(row)
-            except TargetError:
-                skipped += 1
-        conversations = [prompt_messages(r["text"], recipe.lm) for r in scored]
-        log.info("evaluate: %d held-out rows, fine-tuned model", len(scored))
-        tuned = _answers(str(trained / "model"), conversations, recipe, "evaluate model")
-        log.info("evaluate: same rows, untuned base model (baseline)")
-        base = _answers(resolve_base(recipe.model.base), conversations, recipe, "baseline")
-
-        fields = [f.name for f in recipe.lm.fields]
+        rows, scored, golds = _held_out(recipe, prepared)
         field = _label_field(recipe)
         classes = read_labels(prepared) if field else None
-        result = extraction_metrics(tuned, golds, fields, field, classes)
-        baseline = extraction_metrics(base, golds, fields, field, classes)
+        shots = few_shot_rows(read_split(prepared, "train"), recipe, classes)
+        if recipe.lm.few_shot and len(shots) < recipe.lm.few_shot:
+            log.warning(
+                "evaluate: lm.few_shot %d, only %d usable train rows",
+                recipe.lm.few_shot,
+                len(shots),
+            )
+        answers = _generate_all(recipe, trained, [r["text"] for r in scored], shots)
+        results = {side: _score(answers[side], golds, recipe, classes) for side in answers}
         records = [
-            {"id": r["id"], "gold": g, "model": t, "baseline": b}
-            for r, g, t, b in zip(scored, golds, tuned, base, strict=True)
+            {"id": row["id"], "gold": gold, **{side: answers[side][i] for side in answers}}
+            for i, (row, gold) in enumerate(zip(scored, golds, strict=True))
         ]
+        shot_ids = [s["id"] for s in shots]
         (out_dir / "metrics.json").write_text(
-            json.dumps({"model": result, "baseline": baseline, "classes": classes}, indent=2)
+            json.dumps({**results, "classes": classes, "fewshot_ids": shot_ids}, indent=2)
         )
         (out_dir / "generations.jsonl").write_text(
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
@@ -105,18 +255,26 @@ def evaluate(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, trained: Pat
         if field and classes:
             png = "confusion.png"
             labels = [*classes, INVALID_LABEL]
-            confusion_png(result["confusion"], labels, out_dir / png, f"{recipe.name}: {field}")
+            matrix = results["model"]["confusion"]
+            confusion_png(matrix, labels, out_dir / png, f"{recipe.name}: {field}")
             outputs.append(png)
         html_report(
             recipe.name,
-            result,
-            baseline,
+            results["model"],
+            results["baseline"],
             png,
             out_dir / "report.html",
-            extra_html=_samples_html(records, recipe.lm.samples_in_report),
+            extra_html=_comparison_html(results, len(shots))
+            + _samples_html(records, recipe.lm.samples_in_report),
         )
         manifest.outputs = {name: name for name in outputs}
-        manifest.metrics = dict(result["summary"])
-        manifest.metrics.update({f"baseline_{k}": v for k, v in baseline["summary"].items()})
+        manifest.metrics = {
+            f"{SIDES[side]}{key}": value
+            for side, result in results.items()
+            for key, value in result["summary"].items()
+        }
+        skipped = len(rows) - len(scored)
         manifest.counts = {"test": len(rows), "test_scored": len(scored), "test_skipped": skipped}
+        manifest.counts["few_shot"] = len(shots)
+        manifest.extra = {"fewshot_ids": shot_ids}
     return manifest

@@ -50,6 +50,12 @@ class LanguageTask(Section):
     eval_batch_size: int = Field(16, ge=1)
     samples_in_report: int = Field(20, ge=0)
     eval_limit: int | None = Field(None, ge=1, description="score only the first N test rows")
+    few_shot: int = Field(
+        0,
+        ge=0,
+        description="also score the untuned base prompted with N worked examples from the "
+        "train split (prior chat turns; never test rows); 0: no few-shot baseline",
+    )
 
 
 class CausalLMRecipe(Recipe):

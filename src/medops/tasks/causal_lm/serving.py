@@ -22,6 +22,7 @@ import torch
 import yaml
 from kserve.protocol.infer_type import InferOutput, InferResponse
 
+from medops.deid.filters import vocabulary
 from medops.errors import ConfigurationError
 from medops.evaluate.generation_metrics import parse_answer
 from medops.model.base import resolve_base
@@ -92,6 +93,9 @@ def load_generator(
     known: frozenset[str] = frozenset()
     if VOCABULARY in primary:
         known = frozenset(json.loads(primary[VOCABULARY].read_text(encoding="utf-8")))
+    # the instruction's own words are not PHI ("Answer with JSON only" must not become
+    # "Answer with [NAME] only"): the guard keeps them as it keeps drug and class names
+    known = known | vocabulary([lm.instruction])
     dtype = serving_dtype(recipe.serve.dtype)
     model, names = _load_weights(recipe, versions, dtype)
     tokenizer = load_tokenizer(str(primary["model"]))

@@ -13,5 +13,5 @@ TASK = Task(
     signature=f"{_HERE}.register:signature",
     artifacts=f"{_HERE}.register:artifacts",
     pyfunc=f"{_HERE}.pyfunc",
-    predictor=f"{_HERE}.serving:ClassifierPredictor",
+    predictor=f"{_HERE}.serving:predictor",
 )

@@ -7,6 +7,7 @@ import pandas as pd
 from kserve.protocol.infer_type import InferResponse
 
 from medops.errors import ConfigurationError
+from medops.recipe import Recipe
 from medops.serve import v1, v2
 from medops.serve.model import PyfuncPredictor, Scored
 
@@ -46,3 +47,8 @@ class ClassifierPredictor(PyfuncPredictor):
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, k]},
             {"name": "classes", "datatype": "BYTES", "shape": [k]},
         ]
+
+
+def predictor(recipe: Recipe, model_uri: str, tracking_uri: str | None) -> ClassifierPredictor:
+    """The task's serving entry point (``Task.predictor``): the recipe names the model."""
+    return ClassifierPredictor(recipe.serve.model_name, model_uri, tracking_uri=tracking_uri)

@@ -82,6 +82,7 @@ bench: venv
 	$(PY) bench/deid_recall.py
 	$(PY) bench/deid_throughput.py
 	$(PY) bench/train_throughput.py
+	$(PY) bench/serve_throughput.py
 
 # Container images for the cluster path (components/images/Dockerfile, targets cpu and gpu).
 # Needs a running container engine; these machines have only the docker CLI, no daemon.

@@ -69,7 +69,7 @@ def logs() -> Iterator[_Lines]:
 
 @pytest.fixture(scope="module")
 def predictor(registry: Registry) -> ClassifierPredictor:
-    model = ClassifierPredictor(MODEL, registry.model_uri, registry.tracking_uri)
+    model = ClassifierPredictor(registry.recipe, registry.model_uri, registry.tracking_uri)
     assert model.load()
     return model
 
@@ -157,7 +157,7 @@ def test_readiness_is_false_while_the_model_is_not_loaded(
 
 
 def test_an_unloaded_predictor_is_not_ready_and_not_served(registry: Registry):
-    model = ClassifierPredictor(MODEL, registry.model_uri, registry.tracking_uri)
+    model = ClassifierPredictor(registry.recipe, registry.model_uri, registry.tracking_uri)
     model.start()  # kserve calls this on every model it is given
     assert model.ready is False
     with pytest.raises(NoModelReady):

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from kserve.errors import InferenceError, InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 
+from medops.serve.generation import Refused
 from medops.tasks.classification.serving import ClassifierPredictor
 
 from .conftest import CLASSES, Registry
@@ -16,7 +21,7 @@ from .conftest import CLASSES, Registry
 
 @pytest.fixture(scope="module")
 def predictor(registry: Registry) -> ClassifierPredictor:
-    model = ClassifierPredictor("condition", registry.model_uri, registry.tracking_uri)
+    model = ClassifierPredictor(registry.recipe, registry.model_uri, registry.tracking_uri)
     assert model.load() is True
     return model
 
@@ -36,7 +41,7 @@ def test_load_by_alias_reads_classes_and_sets_ready(predictor):
 
 def test_load_by_version(registry):
     name = registry.recipe.registry.model_name
-    model = ClassifierPredictor("condition", f"models:/{name}/1", registry.tracking_uri)
+    model = ClassifierPredictor(registry.recipe, f"models:/{name}/1", registry.tracking_uri)
     assert model.load() and model.classes == CLASSES
 
 
@@ -73,3 +78,119 @@ def test_model_failure_hides_the_input(predictor):
         call(predictor, {"instances": [secret]})
     assert "ValueError" in str(caught.value)
     assert "Jane" not in str(caught.value) and caught.value.__suppress_context__
+
+
+# --- limits, batching and the input guard ---
+
+
+class _Recording:
+    """Wraps the loaded pyfunc: counts its calls and keeps the texts it was given."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[list[str]] = []
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        self.calls.append(frame["text"].tolist())
+        return self.inner.predict(frame)
+
+
+@pytest.fixture()
+def recording(predictor: ClassifierPredictor) -> Iterator[_Recording]:
+    inner = predictor._pyfunc
+    predictor._pyfunc = _Recording(inner)
+    try:
+        yield predictor._pyfunc
+    finally:
+        predictor._pyfunc = inner
+
+
+def call_concurrently(model: ClassifierPredictor, bodies: list[dict]) -> list[Any]:
+    async def go() -> list[Any]:
+        answers = await asyncio.gather(*(model(b) for b in bodies), return_exceptions=True)
+        return [a if isinstance(a, BaseException) else a[0] for a in answers]
+
+    return asyncio.run(go())
+
+
+REQUESTS = [
+    ["sad", "knee pain", "a rash"],
+    ["back pain"],
+    ["a rash", "so sad"],
+    ["pimples"],
+    ["hurt pain", "sad", "sad", "rash"],
+]
+
+
+def test_concurrent_requests_share_one_pyfunc_call_and_keep_their_own_rows(
+    predictor: ClassifierPredictor, recording: _Recording
+):
+    alone = [call(predictor, {"instances": texts}) for texts in REQUESTS]
+    assert len(recording.calls) == len(REQUESTS)
+    recording.calls.clear()
+    together = call_concurrently(predictor, [{"instances": texts} for texts in REQUESTS])
+    assert together == alone
+    assert len(recording.calls) < len(REQUESTS)  # batched: fewer model calls than requests
+    assert sum(len(c) for c in recording.calls) == sum(len(r) for r in REQUESTS)
+
+
+def test_an_unscorable_request_fails_alone_in_its_batch(
+    predictor: ClassifierPredictor, recording: _Recording
+):
+    bodies = [{"instances": ["sad"]}, {"instances": ["explode"]}, {"instances": ["knee pain"]}]
+    good, bad, other = call_concurrently(predictor, bodies)
+    assert isinstance(bad, InferenceError) and "ValueError" in str(bad)
+    assert good["predictions"][0]["condition"] == "Depression"
+    assert other["predictions"][0]["condition"] == "Pain"
+    assert len(recording.calls[0]) == 3  # tried together first
+
+
+def test_requests_over_the_limits_are_refused_before_the_model(
+    predictor: ClassifierPredictor, recording: _Recording
+):
+    limits = predictor.recipe.serve.limits
+    with pytest.raises(Refused, match="at most 64 per request") as many:
+        call(predictor, {"instances": ["sad"] * (limits.max_instances + 1)})
+    with pytest.raises(Refused, match="instance 1 has 20001 characters") as long:
+        call(predictor, {"instances": ["sad", "x" * (limits.max_chars + 1)]})
+    assert many.value.status == long.value.status == 422
+    assert recording.calls == []
+
+
+def test_input_is_deidentified_as_training_was_before_the_model(
+    predictor: ClassifierPredictor, recording: _Recording
+):
+    answer = call(predictor, {"instances": ["Jane Doe called on 03/04/2021 feeling sad"]})
+    assert answer["predictions"][0]["condition"] == "Depression"
+    (seen,) = recording.calls[0]
+    assert "Jane" not in seen and "03/04/2021" not in seen and "[NAME]" in seen
+
+
+def test_a_request_whose_client_left_while_queued_never_reaches_the_model(
+    predictor: ClassifierPredictor, recording: _Recording
+):
+    gate = threading.Event()
+    inner = recording.inner
+
+    class _Held:
+        def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+            gate.wait(10)  # the model thread is busy with the first request
+            return inner.predict(frame)
+
+    recording.inner = _Held()
+
+    async def go() -> Any:
+        first = asyncio.create_task(predictor({"instances": ["sad"]}))
+        await asyncio.sleep(0.3)
+        gone = asyncio.create_task(predictor({"instances": ["knee pain, client gone"]}))
+        await asyncio.sleep(0.1)
+        gone.cancel()  # what the disconnect middleware does when the client leaves
+        await asyncio.sleep(0.1)  # the cancellation reaches the ticket
+        gate.set()
+        answer, _ = await first
+        await asyncio.sleep(0.3)
+        return answer
+
+    answer = asyncio.run(go())
+    assert answer["predictions"][0]["condition"] == "Depression"
+    assert recording.calls == [["sad"]]

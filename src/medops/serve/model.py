@@ -1,28 +1,39 @@
 """The KServe model every task serves through: a registered MLflow pyfunc, v1 and v2.
 
 Protocol code only: requests are decoded by ``v1``/``v2`` in ``preprocess``; ``predict``
-runs the pyfunc on plain texts (``DataFrame({"text": [...]})``); a task's predictor
+checks the recipe's limits, then queues the texts for the model thread, which scores
+concurrent requests in one pyfunc call (dynamic batching, ``medops.serve.batcher``) after
+the guard has de-identified them as training did. A task's predictor
 (``medops.tasks.<task>.serving``) checks the pyfunc's columns at load and encodes them
 back in ``postprocess``.
 """
 
 from __future__ import annotations
 
-import asyncio
+import itertools
+import json
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import mlflow
+import numpy as np
 import pandas as pd
+import yaml
 from kserve import Model
 from kserve.errors import InferenceError
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from mlflow.exceptions import MlflowException
 
 from medops.errors import MissingInputError
+from medops.recipe import Recipe
 from medops.serve import v1, v2
+from medops.serve.batcher import BatchQueue, Ticket, start_worker
+from medops.serve.generation import Refused
+from medops.serve.guard import Guard
 
 # a child of kserve's logger, so lines share its handlers and format
 logger = logging.getLogger("kserve.medops")
@@ -31,6 +42,7 @@ _REGISTERED = re.compile(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))")
 
 # a fixed, record-free text used once at load to check the contract and learn the classes
 PROBE_TEXT = "Readiness probe: no patient text."
+VOCABULARY = "deid_vocabulary"  # the registered artifact of words prepare kept as non-PHI
 
 
 @dataclass(frozen=True)
@@ -114,28 +126,70 @@ def _versions(client: mlflow.MlflowClient, name: str) -> list[str]:
     return sorted((str(v.version) for v in found), key=int)
 
 
+def registered_artifacts(model_dir: Path) -> dict[str, Path]:
+    """Artifact name -> local path, as the pyfunc flavor of the MLmodel file lists them."""
+    meta = yaml.safe_load((model_dir / "MLmodel").read_text(encoding="utf-8"))
+    listed = meta["flavors"]["python_function"].get("artifacts", {})
+    return {name: model_dir / entry["path"] for name, entry in listed.items()}
+
+
+def load_guard(recipe: Recipe, artifacts: dict[str, Path], known: Iterable[str] = ()) -> Guard:
+    """The recipe's PHI guard, keeping the registered version's non-PHI vocabulary (drug and
+    class names) plus ``known``, so served text is de-identified exactly as training was."""
+    vocabulary = set(known)
+    if VOCABULARY in artifacts:
+        vocabulary |= set(json.loads(artifacts[VOCABULARY].read_text(encoding="utf-8")))
+    serve = recipe.serve
+    return Guard(recipe.deid, frozenset(vocabulary), serve.deidentify_input, serve.redact_output)
+
+
 class PyfuncPredictor(Model):
     """Serves ``models:/<name>@<alias>`` (or any MLflow model URI) for one task."""
 
-    def __init__(self, name: str, model_uri: str, tracking_uri: str | None = None) -> None:
-        super().__init__(name)
+    def __init__(self, recipe: Recipe, model_uri: str, tracking_uri: str | None = None) -> None:
+        super().__init__(recipe.serve.model_name)
+        self.recipe = recipe
         self.model_uri = model_uri
         self.tracking_uri = tracking_uri
         self._pyfunc: Any = None
+        self._guard: Guard | None = None
+        self._queue: BatchQueue[list[str]] | None = None
 
     def load(self) -> bool:
         """Load the pyfunc, then score one probe text so a broken contract fails at startup
-        rather than on the first request."""
-        local_path = fetch_model(self.model_uri, self.tracking_uri)
-        self._pyfunc = mlflow.pyfunc.load_model(local_path)
-        self.check(self._pyfunc.predict(pd.DataFrame({"text": [PROBE_TEXT]})))
+        rather than on the first request; then start the model thread."""
+        local_path = Path(fetch_model(self.model_uri, self.tracking_uri))
+        self.attach(mlflow.pyfunc.load_model(str(local_path)), registered_artifacts(local_path))
         logger.info("loaded %s", self.model_uri)
-        self.ready = True
         return self.ready
+
+    def attach(self, pyfunc: Any, artifacts: dict[str, Path]) -> None:
+        """Serve a loaded pyfunc (anything with ``predict(DataFrame)``) with its registered
+        version's artifacts: check its contract, build the guard, start the model thread."""
+        self.check(pyfunc.predict(pd.DataFrame({"text": [PROBE_TEXT]})))
+        self._pyfunc = pyfunc
+        self._guard = load_guard(self.recipe, artifacts)
+        self.stop()  # a reload replaces the model thread
+        serve = self.recipe.serve
+        self._queue = BatchQueue(
+            "predict",
+            serve.limits.max_queue,
+            serve.batching.max_batch_size,
+            serve.batching.max_wait_ms,
+        )
+        start_worker(self._queue, self._score)
+        self.ready = True
 
     def start(self) -> None:
         """kserve's ``start`` marks a model ready unconditionally; only ``load`` may, so
         readiness keeps saying whether the model is loaded."""
+
+    def stop(self) -> None:
+        """Not ready, and the model thread ends once its current batch is done."""
+        self.ready = False
+        if self._queue is not None:
+            self._queue.close()
+            self._queue = None
 
     def check(self, frame: pd.DataFrame) -> None:
         """Raise ConfigurationError when the pyfunc's output is not this task's."""
@@ -148,6 +202,27 @@ class PyfuncPredictor(Model):
         """The protocol codecs validate in ``preprocess``; kserve's dict checks do not apply."""
         return payload
 
+    def check_limits(self, batch: Batch) -> None:
+        """Refuse (422) a request over ``serve.limits`` before any text reaches a tokenizer."""
+        limits = self.recipe.serve.limits
+        if len(batch.texts) > limits.max_instances:
+            raise Refused(
+                422,
+                f"{len(batch.texts)} instances; at most {limits.max_instances} per request "
+                "(serve.limits.max_instances): split the request",
+                "invalid_request",
+                "instances",
+            )
+        for index, text in enumerate(batch.texts):
+            if len(text) > limits.max_chars:
+                raise Refused(
+                    422,
+                    f"instance {index} has {len(text)} characters; at most {limits.max_chars} "
+                    "are accepted (serve.limits.max_chars): shorten or split it",
+                    "invalid_request",
+                    "instances",
+                )
+
     async def preprocess(
         self, payload: dict | InferRequest, headers: dict[str, str] | None = None
     ) -> Batch:
@@ -156,16 +231,49 @@ class PyfuncPredictor(Model):
         return Batch("v1", v1.decode(payload))
 
     async def predict(self, payload: Batch, headers: dict[str, str] | None = None) -> Scored:
-        """Run the pyfunc off the event loop so health checks answer during inference."""
+        """Queue the texts for the model thread (429 when the queue is full); the event loop
+        keeps answering health checks meanwhile, and a client that leaves frees its place."""
+        self.check_limits(payload)
+        if self._queue is None:
+            raise InferenceError(f"model {self.name!r} is not loaded")
+        ticket = self._queue.put(payload.texts, size=len(payload.texts))
         try:
-            frame = await asyncio.to_thread(
-                self._pyfunc.predict, pd.DataFrame({"text": payload.texts})
-            )
-        except Exception as error:
-            # the original message may quote inputs: log and return only its type
-            logger.error("prediction failed: %s", type(error).__name__)
-            raise InferenceError(f"model prediction failed ({type(error).__name__})") from None
+            frame = await ticket.result()
+        except RuntimeError as error:  # set by the model thread: a type-only message
+            raise InferenceError(str(error)) from None
         return Scored(payload, frame)
+
+    def _score(self, batch: list[Ticket[list[str]]]) -> None:
+        """One pyfunc call for every queued request of the batch. When it fails, each
+        request is scored alone, so one unscorable text fails only its own request."""
+        try:
+            frames = self._run([ticket.item for ticket in batch])
+        except Exception as error:
+            if len(batch) == 1:
+                self._fail(batch[0], error)
+                return
+            for ticket in batch:
+                self._score([ticket])
+            return
+        for ticket, frame in zip(batch, frames, strict=True):
+            ticket.future.set_result(frame)
+
+    def _run(self, requests: list[list[str]]) -> list[pd.DataFrame]:
+        assert self._guard is not None
+        texts = self._guard.clean([text for request in requests for text in request])
+        frame = self._pyfunc.predict(pd.DataFrame({"text": texts}))
+        bounds = np.cumsum([0, *(len(request) for request in requests)])
+        return [
+            frame.iloc[start:end].reset_index(drop=True)
+            for start, end in itertools.pairwise(bounds)
+        ]
+
+    @staticmethod
+    def _fail(ticket: Ticket[list[str]], error: Exception) -> None:
+        # the original message may quote inputs: log and answer only its type
+        logger.error("prediction failed: %s", type(error).__name__)
+        failure = RuntimeError(f"model prediction failed ({type(error).__name__})")
+        ticket.future.set_exception(failure)
 
     async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> dict:
         """No task has an explainer: a 501 that says so (kserve's names a missing host)."""

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 from kserve.protocol.infer_type import InferOutput, InferResponse
 
 from medops.deid.filters import vocabulary
@@ -30,22 +29,19 @@ from medops.model.decode import Finished, GenerationParams
 from medops.model.precision import serving_dtype
 from medops.recipe import Recipe
 from medops.serve.chat_model import ServedLM
-from medops.serve.generation import Refused
-from medops.serve.guard import Guard
-from medops.serve.model import Batch, PyfuncPredictor, Scored, fetch_model
+from medops.serve.model import (
+    Batch,
+    PyfuncPredictor,
+    Scored,
+    fetch_model,
+    load_guard,
+    registered_artifacts,
+)
 from medops.tasks.causal_lm.examples import prompt_messages
 from medops.tasks.causal_lm.recipe import LanguageTask
 
 logger = logging.getLogger("kserve.medops")
 REQUIRED = ("answer", "json_valid")
-VOCABULARY = "deid_vocabulary"
-
-
-def _artifacts(model_dir: Path) -> dict[str, Path]:
-    """Artifact name -> local path, as the pyfunc flavor of the MLmodel file lists them."""
-    meta = yaml.safe_load((model_dir / "MLmodel").read_text(encoding="utf-8"))
-    listed = meta["flavors"]["python_function"].get("artifacts", {})
-    return {name: model_dir / entry["path"] for name, entry in listed.items()}
 
 
 def _load_weights(
@@ -86,20 +82,17 @@ def load_generator(
 
     uris = {recipe.serve.model_name: model_uri, **recipe.serve.adapters}
     versions = {
-        name: _artifacts(Path(fetch_model(uri, tracking_uri))) for name, uri in uris.items()
+        name: registered_artifacts(Path(fetch_model(uri, tracking_uri)))
+        for name, uri in uris.items()
     }
     primary = versions[recipe.serve.model_name]
     lm = LanguageTask.model_validate(json.loads(primary["lm"].read_text(encoding="utf-8")))
-    known: frozenset[str] = frozenset()
-    if VOCABULARY in primary:
-        known = frozenset(json.loads(primary[VOCABULARY].read_text(encoding="utf-8")))
     # the instruction's own words are not PHI ("Answer with JSON only" must not become
     # "Answer with [NAME] only"): the guard keeps them as it keeps drug and class names
-    known = known | vocabulary([lm.instruction])
+    guard = load_guard(recipe, primary, vocabulary([lm.instruction]))
     dtype = serving_dtype(recipe.serve.dtype)
     model, names = _load_weights(recipe, versions, dtype)
     tokenizer = load_tokenizer(str(primary["model"]))
-    guard = Guard(recipe.deid, known, recipe.serve.deidentify_input, recipe.serve.redact_output)
     logger.info("serving %s (%s)", ", ".join(names), str(dtype).removeprefix("torch."))
     return ServedLM(model, tokenizer, names, guard, recipe.serve.limits, recipe.serve.batching), lm
 
@@ -108,8 +101,7 @@ class ExtractorPredictor(PyfuncPredictor):
     """v1/v2: de-identified text in; the answer, whether it is JSON, and each field out."""
 
     def __init__(self, recipe: Recipe, model_uri: str, tracking_uri: str | None = None) -> None:
-        super().__init__(recipe.serve.model_name, model_uri, tracking_uri)
-        self.recipe = recipe
+        super().__init__(recipe, model_uri, tracking_uri)
         self.generator: ServedLM | None = None
         self.lm: LanguageTask | None = None
 
@@ -134,14 +126,7 @@ class ExtractorPredictor(PyfuncPredictor):
         raise RuntimeError("generation ended without a result")
 
     async def predict(self, payload: Batch, headers: dict[str, str] | None = None) -> Scored:
-        if len(payload.texts) > self.recipe.serve.limits.max_instances:
-            raise Refused(
-                422,
-                f"{len(payload.texts)} instances; at most {self.recipe.serve.limits.max_instances}"
-                " per request (serve.limits.max_instances)",
-                "invalid_request",
-                "instances",
-            )
+        self.check_limits(payload)
         answers = await asyncio.gather(*(self._answer(t) for t in payload.texts))
         rows = []
         for answer in answers:

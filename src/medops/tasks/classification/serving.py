@@ -51,4 +51,4 @@ class ClassifierPredictor(PyfuncPredictor):
 
 def predictor(recipe: Recipe, model_uri: str, tracking_uri: str | None) -> ClassifierPredictor:
     """The task's serving entry point (``Task.predictor``): the recipe names the model."""
-    return ClassifierPredictor(recipe.serve.model_name, model_uri, tracking_uri=tracking_uri)
+    return ClassifierPredictor(recipe, model_uri, tracking_uri=tracking_uri)

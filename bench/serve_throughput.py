@@ -1,4 +1,7 @@
-"""Benchmark: medops' batched generative serving vs one ``generate()`` at a time.
+"""Benchmark: medops' batched serving vs one request at a time, generative and classifier.
+
+The classifier's figures (batched vs one forward pass per request, an HTTP load test and
+a burst at the limits) come from ``serve_classifier.py``, under ``classifier``.
 
 Both arms run in this one command, on the same weights (SmolLM2-135M-Instruct, the base of
 ``recipes/extraction-demo.yaml``), the same prompts (the extraction instruction over real
@@ -38,6 +41,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+import serve_classifier  # bench/ is on sys.path when this file runs
 from medops.assets import resolve_uri
 from medops.model.base import resolve_base
 from medops.model.chat import render_prompt
@@ -179,7 +183,8 @@ def run_dtype(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="few requests; a .smoke.json")
-    parser.add_argument("--dtypes", default="fp32,bf16")
+    parser.add_argument("--dtypes", default="fp32,bf16", help="generative weights, or none")
+    parser.add_argument("--no-classifier", action="store_true", help="generative figures only")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     recipe = load_recipe(RECIPE)
@@ -195,12 +200,16 @@ def main() -> None:
     }
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     figures = {
-        name: run_dtype(dtypes[name], base, prompts, args.smoke) for name in args.dtypes.split(",")
+        name: run_dtype(dtypes[name], base, prompts, args.smoke)
+        for name in args.dtypes.split(",")
+        if name in dtypes
     }
+    classifier = {} if args.no_classifier else serve_classifier.figures(texts(4096), args.smoke)
     out = {
         "benchmark": "serve_throughput",
-        "what": "generative serving: output tokens/s and latency, "
-        "medops batched vs one generate() at a time",
+        "what": "serving throughput and latency, medops batched vs one request at a time: "
+        "generative (output tokens/s vs one generate() at a time) and classifier "
+        "(requests/s vs one forward pass per request; HTTP load test; burst at the limits)",
         "model": recipe.model.base,
         "max_tokens": MAX_TOKENS,
         "batching": Batching().model_dump(),
@@ -211,6 +220,7 @@ def main() -> None:
             "torch": torch.__version__,
         },
         "generative": figures,
+        "classifier": classifier,
         "reproduce": "make bench (or .venv/bin/python bench/serve_throughput.py)",
     }
     name = "serve_throughput.smoke.json" if args.smoke else "serve_throughput.json"

@@ -55,3 +55,15 @@ def test_probe_refuses_unknown_and_absent_classes() -> None:
         fit_probe(features, ["a", "b", "a", "z"], ["a", "b"], 1.0, 0)
     with pytest.raises(ValueError, match=r"classes \['c'\] have no training rows"):
         fit_probe(features, ["a", "b", "a", "b"], ["a", "b", "c"], 1.0, 0)
+
+
+def test_length_sorted_batches_bound_padding_and_size() -> None:
+    from medops.model.encoder import MAX_PADDING, length_sorted_batches
+
+    lengths = [100, 10, 12, 11, 101, 300, 13, 14]
+    batches = list(length_sorted_batches(lengths, batch_size=4))
+    assert batches == [[1, 3, 2, 6], [7], [0, 4], [5]]
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert longest * len(batch) <= (1 + MAX_PADDING) * sum(lengths[i] for i in batch)

@@ -194,3 +194,16 @@ def test_a_request_whose_client_left_while_queued_never_reaches_the_model(
     answer = asyncio.run(go())
     assert answer["predictions"][0]["condition"] == "Depression"
     assert recording.calls == [["sad"]]
+
+
+def test_text_past_what_the_model_reads_is_cut_before_the_guard(
+    predictor: ClassifierPredictor, recording: _Recording
+):
+    from medops.model.encoder import CHARS_PER_TOKEN
+
+    seen = CHARS_PER_TOKEN * predictor.recipe.model.max_length
+    long = "so sad today. " * (2 * seen // 14)
+    assert len(long) > seen
+    answer = call(predictor, {"instances": [long]})
+    assert answer["predictions"][0]["condition"] == "Depression"
+    assert len(recording.calls[0][0]) <= seen

@@ -31,11 +31,32 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return torch.nn.functional.normalize(pooled, p=2, dim=-1)
 
 
+# no text of max_length tokens is longer than this many characters per token in practice
+# (English averages about 4); used to order by length and to cut served text early
+CHARS_PER_TOKEN = 8
+
+# a batch is cut before padding would add more than this share to its real length: on CPU
+# padded positions cost as much as real ones, so a served batch of mixed lengths would be
+# slower than its texts one by one
+MAX_PADDING = 0.25
+
+
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    """Indices grouped by similar length: far less padding than input order on CPU."""
+    """Indices grouped by similar length, at most ``batch_size`` per batch and at most
+    ``MAX_PADDING`` of padding each: far less wasted compute than input order on CPU."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
+    batch: list[int] = []
+    total = 0
+    for i in order:
+        longest = max(lengths[i], 1)
+        padded = longest * (len(batch) + 1)
+        if batch and (len(batch) == batch_size or padded > (1 + MAX_PADDING) * (total + longest)):
+            yield batch
+            batch, total = [], 0
+        batch.append(i)
+        total += max(lengths[i], 1)
+    if batch:
+        yield batch
 
 
 def embed(
@@ -50,7 +71,8 @@ def embed(
     if not texts:
         hidden = encoder.config.hidden_size
         return np.zeros((0, hidden), dtype=np.float32)
-    lengths = [len(t) for t in texts]
+    # characters stand in for tokens; truncation caps what the model sees
+    lengths = [min(len(t), CHARS_PER_TOKEN * max_length) for t in texts]
     batches = (
         length_sorted_batches(lengths, batch_size)
         if sort_by_length

@@ -29,6 +29,7 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 from mlflow.exceptions import MlflowException
 
 from medops.errors import MissingInputError
+from medops.model.encoder import CHARS_PER_TOKEN
 from medops.recipe import Recipe
 from medops.serve import v1, v2
 from medops.serve.batcher import BatchQueue, Ticket, start_worker
@@ -260,7 +261,10 @@ class PyfuncPredictor(Model):
 
     def _run(self, requests: list[list[str]]) -> list[pd.DataFrame]:
         assert self._guard is not None
-        texts = self._guard.clean([text for request in requests for text in request])
+        # the model reads at most model.max_length tokens: de-identifying the rest of a long
+        # text would cost seconds of CPU per request for nothing
+        seen = CHARS_PER_TOKEN * self.recipe.model.max_length
+        texts = self._guard.clean([text[:seen] for request in requests for text in request])
         frame = self._pyfunc.predict(pd.DataFrame({"text": texts}))
         bounds = np.cumsum([0, *(len(request) for request in requests)])
         return [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from pathlib import Path
@@ -70,3 +71,22 @@ def test_a_third_task_is_one_module(with_toy: None, prepared_dir: Path, tmp_path
     assert majority == Counter(json.loads(r)["label"] for r in train_rows).most_common(1)[0][0]
     expected = sum(r["label"] == majority for r in rows) / len(rows)
     assert manifest.metrics["accuracy"] == pytest.approx(expected)
+
+    # registered as its own pyfunc, then served by `medops serve`'s predictor factory
+    gated = recipe.model_copy(
+        update={
+            "gate": recipe.gate.model_copy(
+                update={"metric": "accuracy", "min_value": 0.0, "not_below_baseline": False}
+            )
+        }
+    )
+    stages = {"prepared": prepared_dir, "trained": trained, "evaluated": tmp_path / "evaluated"}
+    registered = run_stage("register", gated, tmp_path / "registered", stages)
+    assert registered.extra["gate_passed"] is True
+    predictor = get_task("toy").function("predictor")(
+        gated, registered.extra["model_uri"], registered.extra["tracking_uri"]
+    )
+    assert predictor.load() is True
+    answer, _ = asyncio.run(predictor({"instances": ["any text", "another"]}))
+    assert answer == {"predictions": [{"label": majority}, {"label": majority}]}
+    predictor.stop()

@@ -34,7 +34,10 @@ class Task:
     - ``signature(recipe, trained: Trained) -> mlflow ModelSignature`` of the pyfunc
     - ``artifacts(recipe, trained: Trained, out_dir) -> {name: path}`` the pyfunc loads
     - ``pyfunc``: a module logged as MLflow "model from code" (no pickle)
-    - ``predictor``: a ``kserve.Model`` class taking (name, model_uri, tracking_uri)
+    - ``predictor``: a ``kserve.Model`` factory taking (recipe, model_uri, tracking_uri)
+    - ``demo``: a module with ``ask(recipe, base_url, test_rows) -> dict`` (requests to the
+      served model), ``scores(recipe, metrics) -> dict`` (the summary's metric keys) and
+      ``show(summary)`` (what ``medops demo`` prints)
     """
 
     name: str
@@ -45,6 +48,7 @@ class Task:
     artifacts: str
     pyfunc: str
     predictor: str
+    demo: str | None = None
     resumable: bool = False
     dry_run: bool = False  # ``medops train --dry-run`` builds its model on the meta device
 

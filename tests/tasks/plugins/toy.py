@@ -1,7 +1,9 @@
 """A third task added the documented way: this one module, found on medops.tasks' path.
 
 ``task: toy`` predicts the most frequent training label for every text; its recipe adds
-one section (``toy``). Nothing else in medops knows about it.
+one section (``toy``). It trains, evaluates, registers (this file is its MLflow "model
+from code") and serves over v1/v2 through medops' own predictor base. Nothing else in
+medops knows about it.
 """
 
 from __future__ import annotations
@@ -11,11 +13,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
+import mlflow
+import pandas as pd
+from kserve.protocol.infer_type import InferOutput, InferResponse
+from mlflow.pyfunc import PythonModel
 from pydantic import Field
 
 from medops.data.dataset import read_labels, read_split
 from medops.manifest import Manifest, timed
 from medops.recipe import Recipe, Section
+from medops.registry.tracking import open_run, tracking_uri
+from medops.results import Trained
+from medops.serve.model import PyfuncPredictor, Scored
 from medops.tasks.spec import Task
 
 
@@ -35,7 +44,11 @@ def train(recipe: ToyRecipe, out_dir: Path, prepared: Path, resume: bool = False
         (out_dir / "model").mkdir(exist_ok=True)
         (out_dir / "model" / "majority.json").write_text(json.dumps(labels.most_common(1)[0][0]))
         manifest.outputs = {"model": "model"}
-        manifest.extra = {"mlflow_run_id": "none", "tracking_uri": "none", "labels": list(labels)}
+        manifest.extra = {
+            "mlflow_run_id": open_run(recipe, "toy-train"),
+            "tracking_uri": tracking_uri(recipe),
+            "labels": list(labels),
+        }
     return manifest
 
 
@@ -45,22 +58,52 @@ def evaluate(recipe: ToyRecipe, out_dir: Path, prepared: Path, trained: Path) ->
         majority = json.loads((trained / "model" / "majority.json").read_text())
         test = read_split(prepared, "test")
         hits = sum(row["label"] == majority for row in test)
-        manifest.metrics = {"accuracy": hits / len(test)}
+        # the majority rule is its own baseline: the gate compares against it
+        manifest.metrics = {"accuracy": hits / len(test), "baseline_accuracy": hits / len(test)}
         manifest.counts = {"test": len(test), "classes": len(read_labels(prepared))}
     return manifest
 
 
-def unused(*_args: Any) -> None:
-    raise NotImplementedError("the toy task is never registered or served")
+def signature(recipe: ToyRecipe, trained: Trained) -> Any:
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
 
+    return ModelSignature(Schema([ColSpec("string", "text")]), Schema([ColSpec("string", "label")]))
+
+
+def artifacts(recipe: ToyRecipe, trained: Trained, out_dir: Path) -> dict[str, str]:
+    return {"majority": str(trained.model_dir / "majority.json")}
+
+
+class ToyPyfunc(PythonModel):
+    def load_context(self, context: Any) -> None:
+        self.majority = json.loads(Path(context.artifacts["majority"]).read_text())
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
+        return pd.DataFrame({"label": [self.majority] * len(model_input)})
+
+
+class ToyPredictor(PyfuncPredictor):
+    def check(self, frame: pd.DataFrame) -> None:
+        assert list(frame.columns) == ["label"]
+
+    def encode(self, result: Scored) -> dict | InferResponse:
+        labels = [str(label) for label in result.frame["label"]]
+        if result.batch.protocol == "v1":
+            return {"predictions": [{"label": label} for label in labels]}
+        output = InferOutput("label", [len(labels)], "BYTES", labels)
+        return InferResponse(result.batch.request_id or "toy", self.name, [output])
+
+
+mlflow.models.set_model(ToyPyfunc())  # what register logs: this file, as model from code
 
 TASK = Task(
     name="toy",
     recipe=ToyRecipe,
     train=f"{__name__}:train",
     evaluate=f"{__name__}:evaluate",
-    signature=f"{__name__}:unused",
-    artifacts=f"{__name__}:unused",
+    signature=f"{__name__}:signature",
+    artifacts=f"{__name__}:artifacts",
     pyfunc=__name__,
-    predictor=f"{__name__}:unused",
+    predictor=f"{__name__}:ToyPredictor",
 )

@@ -14,6 +14,7 @@ TASK = Task(
     artifacts=f"{_HERE}.register:artifacts",
     pyfunc=f"{_HERE}.pyfunc",
     predictor=f"{_HERE}.serving:ExtractorPredictor",
+    demo=f"{_HERE}.demo",
     resumable=True,
     dry_run=True,
 )

@@ -14,4 +14,5 @@ TASK = Task(
     artifacts=f"{_HERE}.register:artifacts",
     pyfunc=f"{_HERE}.pyfunc",
     predictor=f"{_HERE}.serving:predictor",
+    demo=f"{_HERE}.demo",
 )

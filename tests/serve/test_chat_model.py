@@ -28,11 +28,16 @@ TEXTS = [
 
 
 def tiny_adapter(base: Path, out: Path, seed: int) -> Path:
-    """A random (non-zero) LoRA adapter, so each served name answers differently."""
+    """A random LoRA adapter, scaled up so each served name answers differently on any machine."""
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base)
     config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    get_peft_model(model, config).save_pretrained(out)
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, weight in peft_model.named_parameters():
+            if "lora_B" in name:
+                weight.mul_(50.0)
+    peft_model.save_pretrained(out)
     return out
 
 
@@ -91,11 +96,12 @@ def test_concurrent_requests_share_batches_and_answer_as_alone(served: ServedLM)
     batched = run(together())
     sequential = run(alone())
     assert [f.text for f in batched] == [f.text for f in sequential]
-    # the two adapters really differ on the same text, so routing by model is observable
-    assert (
-        run(complete(served, "champion", TEXTS[0])).text
-        != run(complete(served, "challenger", TEXTS[0])).text
-    )
+
+    # the two adapters really differ on the same texts, so routing by model is observable
+    async def every_text(model: str) -> list[str]:
+        return [(await complete(served, model, t)).text for t in TEXTS]
+
+    assert run(every_text("champion")) != run(every_text("challenger"))
 
 
 def test_batches_form_under_concurrency(tiny_lm_dir: Path, two_adapters: dict[str, Path]):

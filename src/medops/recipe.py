@@ -103,10 +103,17 @@ class Data(Section):
 class Deid(Section):
     """How prepare (and ``medops data deid``) de-identify: docs/deid.md."""
 
-    policy: Literal["redact", "pseudonymize"] = Field(
+    policy: Literal["redact", "pseudonymize", "none"] = Field(
         "redact",
         description="redact: typed tags ([NAME], [DATE], ...); pseudonymize: keyed surrogates "
-        "and per-patient date shifts (needs MEDOPS_DEID_KEY)",
+        "and per-patient date shifts (needs MEDOPS_DEID_KEY); none: the data holds no patient "
+        "information (public exam questions, literature), say why in no_phi_reason",
+    )
+    no_phi_reason: str | None = Field(
+        None,
+        min_length=10,
+        description="policy none only: why this data holds no patient information (the "
+        "dataset card and every model version carry it)",
     )
     language: Literal["en", "fr", "auto"] = Field(
         "en", description="language of the notes; auto guesses it per note"
@@ -120,6 +127,15 @@ class Deid(Section):
     keep_terms_from: list[str] = Field(
         default_factory=list, description="source columns whose values are non-PHI vocabulary"
     )
+
+    @model_validator(mode="after")
+    def _reason_with_none(self) -> Deid:
+        if (self.policy == "none") != (self.no_phi_reason is not None):
+            raise ValueError(
+                "policy none needs no_phi_reason (why the data holds no patient information), "
+                "and no_phi_reason goes with policy none only"
+            )
+        return self
 
 
 class ModelSpec(Section):
@@ -179,6 +195,11 @@ class Gate(Section):
     not_below_baseline: bool = True
     also_not_below_baseline: list[str] = Field(
         default_factory=list, description="more metrics that must not fall below the baseline"
+    )
+    significant: bool = Field(
+        False,
+        description="also require the paired 95% interval of metric minus baseline to lie above "
+        "0 (`<metric>_diff_ci_low > 0`; tasks that report intervals: instruct)",
     )
 
 

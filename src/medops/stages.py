@@ -31,7 +31,7 @@ class Stage:
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
-        Stage("prepare", "prepared", (), "medops.data.prepare:prepare"),
+        Stage("prepare", "prepared", ()),
         Stage("train", "trained", ("prepared",)),
         Stage("evaluate", "evaluated", ("prepared", "trained")),
         Stage(

@@ -114,3 +114,27 @@ def test_refuses_with_a_clear_message(
     monkeypatch.chdir(ROOT)
     with pytest.raises(error, match=message):
         dry_run(load_recipe(LLAMA_RECIPE, overrides))
+
+
+def test_instruct_gpu_recipe_detects_each_source_format(tmp_path, monkeypatch) -> None:
+    """The 8B chat recipe reads the same formats as any instruct recipe: its dry run says
+    which one prepare will detect in each local file, and which files it could not read."""
+    monkeypatch.chdir(ROOT)
+    share = tmp_path / "chats.jsonl"
+    share.write_text(
+        json.dumps(
+            {"conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]}
+        )
+        + "\n"
+    )
+    sources = (
+        f"data.sources=[{{uri: {share}, role: train}}, "
+        f"{{uri: {tmp_path / 'absent.jsonl'}, role: test}}]"
+    )
+    with monkeypatch.context() as patch:
+        patch.setattr(AutoModelForCausalLM, "from_pretrained", _refuse)
+        report = dry_run(load_recipe(ROOT / "recipes" / "instruct-llama3-8b-gpu.yaml", [sources]))
+    first, second = report["data"]
+    assert first == {"uri": str(share), "role": "train", "format": "auto", "detected": "sharegpt"}
+    assert second["detected"].startswith("not checked: ") and "does not exist" in second["detected"]
+    assert report["parameters"]["base"] == LLAMA_8B_PARAMETERS

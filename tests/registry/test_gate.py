@@ -44,3 +44,14 @@ def test_every_also_metric_must_not_fall_below_its_baseline() -> None:
     assert decide(gate, {**metrics, "json_validity": 0.95}).passed
     with pytest.raises(ConfigurationError, match="baseline_json_validity"):
         decide(gate, {k: v for k, v in metrics.items() if k != "baseline_json_validity"})
+
+
+def test_significant_asks_for_a_gain_beyond_noise() -> None:
+    gate = Gate(metric="rouge_l", min_value=0.2, significant=True)
+    metrics = {"rouge_l": 0.5, "baseline_rouge_l": 0.4, "rouge_l_diff_ci_low": 0.0}
+    refused = decide(gate, metrics)
+    assert not refused.passed and "rouge_l_diff_ci_low 0.0000 <= 0" in refused.reason
+    passed = decide(gate, {**metrics, "rouge_l_diff_ci_low": 0.02})
+    assert passed.passed and "gain interval above 0 (0.0200)" in passed.reason
+    with pytest.raises(ConfigurationError, match="rouge_l_diff_ci_low"):
+        decide(gate, {"rouge_l": 0.5, "baseline_rouge_l": 0.4})

@@ -11,6 +11,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from medops.model.chat import render_prompt
 from medops.model.decode import Finished, GenerationParams
 from medops.recipe import Batching, Deid, ServeLimits
 from medops.serve.chat_model import ServedLM
@@ -197,3 +198,20 @@ def test_guard_deidentifies_the_prompt(tiny_lm_dir: Path, two_adapters: dict[str
     out += redactor.flush()
     assert "John Smith" not in out and "555-123-4567" not in out
     assert redactor.redactions >= 2 and out == redactor.text
+
+
+def test_the_task_system_prompt_comes_first_and_keeps_the_callers(served: ServedLM):
+    system = "You are a careful clinical assistant."
+    user = {"role": "user", "content": "hi"}
+    served.system_prompt = system
+    try:
+        alone = run(served.chat_prompt("champion", [user]))
+        caller = run(
+            served.chat_prompt("champion", [{"role": "system", "content": "Be brief."}, user])
+        )
+    finally:
+        served.system_prompt = None
+    tokenizer = served.tokenizer
+    assert alone == render_prompt(tokenizer, [{"role": "system", "content": system}, user])
+    merged = {"role": "system", "content": f"{system}\n\nBe brief."}
+    assert caller == render_prompt(tokenizer, [merged, user])

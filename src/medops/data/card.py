@@ -121,6 +121,7 @@ def _labels(data: dict[str, Any]) -> list[str]:
 
 
 _POLICY = {
+    "none": "not de-identified: the recipe declares the data free of patient information",
     "redact": "each detected span becomes its category tag, e.g. `[NAME]`, `[DATE]`",
     "pseudonymize": (
         "each detected span becomes a keyed surrogate (`Name-3f9a1c0b`, `[ID-…]`), dates are "

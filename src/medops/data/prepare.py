@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 QUARANTINE = "quarantine.jsonl"
 
 
-def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8", newline="\n") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -86,7 +86,7 @@ def _deidentify(
     return rewritten, applied
 
 
-def _pseudonymizer(recipe: Recipe) -> Pseudonymizer | None:
+def pseudonymizer_for(recipe: Recipe) -> Pseudonymizer | None:
     """The policy's key, loaded before any work: a missing key fails the stage at once."""
     if recipe.deid.policy != "pseudonymize":
         return None
@@ -198,15 +198,15 @@ def _write(
     outputs = {}
     for name in SPLITS:
         file = f"{name}.jsonl"
-        _write_jsonl(out_dir / file, (_row(r, key) for r in splits[name]))
+        write_jsonl(out_dir / file, (_row(r, key) for r in splits[name]))
         outputs[name] = file
     ordered = sorted(quarantined, key=lambda q: (q.id, q.source, q.reason))
-    _write_jsonl(out_dir / QUARANTINE, (q.to_dict() for q in ordered))
+    write_jsonl(out_dir / QUARANTINE, (q.to_dict() for q in ordered))
     (out_dir / LABELS).write_text(json.dumps(classes, indent=2) + "\n", encoding="utf-8")
     return {**outputs, "quarantine": QUARANTINE, "labels": LABELS}
 
 
-def _write_recipe(out_dir: Path, recipe: Recipe) -> str:
+def write_recipe(out_dir: Path, recipe: Recipe) -> str:
     text = json.dumps(recipe.to_dict(), indent=2, sort_keys=True) + "\n"
     (out_dir / RECIPE).write_text(text, encoding="utf-8")
     return RECIPE
@@ -218,15 +218,28 @@ def _counts(
     quarantined: list[Quarantined],
     applied: Applied,
 ) -> dict[str, int]:
+    counts = accounted(rows_in, splits, [q.reason for q in quarantined])
+    counts.update(deid_counts(applied))
+    return counts
+
+
+def accounted(rows_in: int, splits: dict[str, list[Any]], reasons: list[str]) -> dict[str, int]:
+    """Rows in, kept (per split) and quarantined (per reason); a row lost is a bug, raised."""
     kept = sum(len(rows) for rows in splits.values())
-    if rows_in != kept + len(quarantined):
+    if rows_in != kept + len(reasons):
         raise RuntimeError(
-            f"prepare lost rows: {rows_in} read, {kept} kept + {len(quarantined)} quarantined"
+            f"prepare lost rows: {rows_in} read, {kept} kept + {len(reasons)} quarantined"
         )
-    counts = {"rows_in": rows_in, "rows_kept": kept, "rows_quarantined": len(quarantined)}
-    for reason, n in sorted(Counter(q.reason for q in quarantined).items()):
+    counts = {"rows_in": rows_in, "rows_kept": kept, "rows_quarantined": len(reasons)}
+    for reason, n in sorted(Counter(reasons).items()):
         counts[f"quarantined_{reason}"] = n
     counts.update({name: len(splits[name]) for name in SPLITS})
+    return counts
+
+
+def deid_counts(applied: Applied) -> dict[str, int]:
+    """What de-identification found and dropped, by category, language and filter rule."""
+    counts: dict[str, int] = {}
     spans = Counter(s.type for row in applied.spans for s in row)
     counts.update({f"deid_{category}": spans[category] for category in CATEGORIES})
     counts["deid_rows_with_phi"] = sum(bool(row) for row in applied.spans)
@@ -244,7 +257,7 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(stage="prepare", recipe_hash=recipe.content_hash())
     key = optional_secret()  # a key set but too short fails here, before any work
-    pseudonymizer = _pseudonymizer(recipe)
+    pseudonymizer = pseudonymizer_for(recipe)
     with timed(manifest):
         sources = ingest(recipe.data.sources, recipe.data.columns, recipe.deid.keep_terms_from)
         rows_in = sum(s.rows_in for s in sources)
@@ -268,7 +281,7 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
         splits = split_rows(kept, classes, recipe.data.validation_fraction, recipe.seed)
         manifest.counts = _counts(rows_in, splits, quarantined, applied)
         manifest.outputs = _write(out_dir, splits, quarantined, classes, key)
-        manifest.outputs["recipe"] = _write_recipe(out_dir, recipe)
+        manifest.outputs["recipe"] = write_recipe(out_dir, recipe)
         (out_dir / VOCABULARY).write_text(json.dumps(sorted(known)) + "\n", encoding="utf-8")
         manifest.outputs["deid_vocabulary"] = VOCABULARY
         manifest.counts.update(_patient_keys(splits, key))

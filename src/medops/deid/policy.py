@@ -92,6 +92,8 @@ def apply_policy(
     applied = Applied()
     if not texts:
         return applied
+    if deid.policy == "none":  # declared free of patient information (deid.no_phi_reason)
+        return Applied(list(texts), [[] for _ in texts], [language] * len(texts))
     _detect(texts, language, deid, known, applied)
     for text, spans, lang, patient in zip(
         texts, applied.spans, applied.languages, patients, strict=True

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
-from medops.errors import ConfigurationError, MissingInputError
+from medops.errors import ConfigurationError, MedopsError, MissingInputError
 from medops.model.adapters import adapt
 from medops.model.base import resolve_base
 from medops.model.causal_lm import autocast_dtype, load_tokenizer, weights_dtype
@@ -35,6 +35,7 @@ LOGIT_BYTES = 10  # per token and vocabulary entry: bf16 logits, fp32 upcast, fp
 CHECKPOINTED_FACTOR = 2  # each layer's input, plus about one layer recomputed in backward
 FULL_FACTOR = 17  # 34 bytes at 16 bit per token, hidden unit and layer (Korthikanti 2022)
 CUDA_CONTEXT_GIB = 2.0
+DETECT_MAX_BYTES = 256 * 1024**2  # a conversation file read whole to detect its format
 
 NOTES = (
     "Estimates from shapes, not measurements; DDP gives every worker all of it. "
@@ -216,6 +217,28 @@ def _rayjob(recipe: CausalLMRecipe, host_weights_gib: float) -> tuple[dict[str, 
     return report, warnings
 
 
+def _sources(recipe: Recipe) -> list[dict[str, Any]]:
+    """Each source as the recipe gives it; a conversation file (``format: auto``) that is
+    on this machine also gets the format prepare will detect, read from its records."""
+    from medops.assets import resolve_uri
+    from medops.tasks.instruct.formats import detect_format, read_records
+
+    described = []
+    for source in recipe.data.sources:
+        entry: dict[str, Any] = {"uri": source.uri, "role": source.role, "format": source.format}
+        if source.format == "auto":
+            try:
+                path = resolve_uri(source.uri)
+                if path.stat().st_size > DETECT_MAX_BYTES:
+                    entry["detected"] = "not checked: over 256 MiB, prepare detects it"
+                else:
+                    entry["detected"] = detect_format(read_records(path))
+            except MedopsError as error:
+                entry["detected"] = f"not checked: {error}"
+        described.append(entry)
+    return described
+
+
 def dry_run(recipe: Recipe, gpu_memory_gib: float = 80.0) -> dict[str, Any]:
     """Build model, adapters and Ray/KubeRay config of a causal-LM recipe; load no weights.
 
@@ -224,13 +247,13 @@ def dry_run(recipe: Recipe, gpu_memory_gib: float = 80.0) -> dict[str, Any]:
     """
     task = task_of(recipe)
     if not task.dry_run:
-        raise ConfigurationError(f"--dry-run: task {task.name} has no dry run; use causal-lm")
-    recipe = typing.cast(CausalLMRecipe, recipe)  # causal-lm is the one task with a dry run
+        raise ConfigurationError(f"--dry-run: task {task.name} has no dry run")
+    recipe = typing.cast(CausalLMRecipe, recipe)  # generative tasks share train and lm.packing
     config, source = _config(recipe)
     checks = [f"config.json read from {source}"]
     not_checked = [
         "weights: not loaded; training finds them under model.base where it runs",
-        "data: sources, de-identification, example lengths (rows are up to max_length)",
+        "data: de-identification and example lengths (formats of local sources: see data)",
         "Kubernetes: CRD admission, quotas, GPU nodes, the image's contents",
         "memory and throughput: estimated from shapes, not measured",
     ]
@@ -315,6 +338,7 @@ def dry_run(recipe: Recipe, gpu_memory_gib: float = 80.0) -> dict[str, Any]:
             "method": recipe.train.method,
         },
         "memory_gib_per_gpu": memory,
+        "data": _sources(recipe),
         "ray": ray,
         "batch": batch,
         "checks": checks,

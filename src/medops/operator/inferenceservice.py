@@ -40,7 +40,7 @@ VERSION_ANNOTATION = "medops.dev/model-version"
 SPEC_HASH_ANNOTATION = "medops.dev/spec-hash"
 # tasks whose versions ``medops serve`` answers by generating text (OpenAI routes); the
 # task plug-ins (medops.tasks) expose no such property yet, so the operator names them
-GENERATIVE_TASKS = frozenset({"causal-lm"})
+GENERATIVE_TASKS = frozenset({"causal-lm", "instruct"})
 KNATIVE = "autoscaling.knative.dev"
 KPA = "kpa.autoscaling.knative.dev"
 KPA_METRICS = ("concurrency", "rps")  # what Knative's own autoscaler scales on

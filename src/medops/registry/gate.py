@@ -24,11 +24,13 @@ class Decision:
 def decide(gate: Gate, metrics: dict[str, float]) -> Decision:
     """Pass when ``metric >= min_value`` and, if asked, ``metric >= baseline_<metric>``.
 
-    Every ``also_not_below_baseline`` metric must also be at least its baseline value.
+    Every ``also_not_below_baseline`` metric must also be at least its baseline value, and
+    with ``significant`` the paired interval of the gain must lie above zero.
     """
     key, baseline_key = gate.metric, f"baseline_{gate.metric}"
     also = [(name, f"baseline_{name}") for name in gate.also_not_below_baseline]
-    for needed in (key, baseline_key, *(k for pair in also for k in pair)):
+    interval = [f"{key}_diff_ci_low"] if gate.significant else []
+    for needed in (key, baseline_key, *(k for pair in also for k in pair), *interval):
         if needed not in metrics:
             raise ConfigurationError(
                 f"gate needs metric {needed!r}; the evaluate manifest has {sorted(metrics)}"
@@ -39,11 +41,14 @@ def decide(gate: Gate, metrics: dict[str, float]) -> Decision:
         failures.append(f"{key} {value:.4f} < threshold {gate.min_value:.4f}")
     if gate.not_below_baseline and value < baseline:
         failures.append(f"{key} {value:.4f} < baseline {baseline:.4f}")
+    if interval and metrics[interval[0]] <= 0:
+        failures.append(f"{interval[0]} {metrics[interval[0]]:.4f} <= 0 (gain within noise)")
     for name, base_name in also:
         if metrics[name] < metrics[base_name]:
             failures.append(f"{name} {metrics[name]:.4f} < baseline {metrics[base_name]:.4f}")
     reason = "; ".join(failures) or (
         f"{key} {value:.4f} >= threshold {gate.min_value:.4f}"
         + (f" and >= baseline {baseline:.4f}" if gate.not_below_baseline else "")
+        + (f", gain interval above 0 ({metrics[interval[0]]:.4f})" if interval else "")
     )
     return Decision(not failures, key, value, baseline, gate.min_value, reason)

@@ -106,6 +106,8 @@ def register(
             "gate": "passed" if decision.passed else "refused",
             "gate_reason": decision.reason,
             "mlflow_run_id": run_id,
+            "deid_policy": recipe.deid.policy,
+            **({"no_phi_reason": recipe.deid.no_phi_reason} if recipe.deid.no_phi_reason else {}),
         }
         for key, value in tags.items():
             mlflow_client.set_model_version_tag(recipe.registry.model_name, version, key, value)

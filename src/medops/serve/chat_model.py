@@ -43,6 +43,7 @@ class ServedLM:
         guard: Guard,
         limits: ServeLimits,
         batching: Batching,
+        system_prompt: str | None = None,
     ) -> None:
         if not names:
             raise ValueError("ServedLM needs at least one served name")
@@ -51,6 +52,7 @@ class ServedLM:
         self.names = names
         self.guard = guard
         self.limits = limits
+        self.system_prompt = system_prompt  # the task's, before any caller system text
         self.adapters = any(adapter is not None for adapter in names.values())
         self.eos = {int(t) for t in _as_list(tokenizer.eos_token_id)}
         self.pad_id = int(
@@ -78,10 +80,8 @@ class ServedLM:
                 "messages",
             )
         cleaned = await self._clean([m.get("content", "") for m in messages])
-        return render_prompt(
-            self.tokenizer,
-            [{"role": m["role"], "content": c} for m, c in zip(messages, cleaned, strict=True)],
-        )
+        turns = [{"role": m["role"], "content": c} for m, c in zip(messages, cleaned, strict=True)]
+        return render_prompt(self.tokenizer, _with_task_system(turns, self.system_prompt))
 
     async def text_prompt(self, model: str, prompt: str) -> str:
         self._served(model)
@@ -202,6 +202,16 @@ class ServedLM:
                 "invalid_request",
                 where,
             )
+
+
+def _with_task_system(turns: list[dict[str, str]], system: str | None) -> list[dict[str, str]]:
+    """The task's system prompt first, as the model was trained; a caller's own system
+    text follows it in the same turn rather than replacing it."""
+    if not system:
+        return turns
+    if turns and turns[0]["role"] == "system":
+        return [{"role": "system", "content": f"{system}\n\n{turns[0]['content']}"}, *turns[1:]]
+    return [{"role": "system", "content": system}, *turns]
 
 
 def _visible(text: str) -> bool:

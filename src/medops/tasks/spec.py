@@ -29,6 +29,8 @@ def load(reference: str) -> Any:
 class Task:
     """One task: ``medops.tasks.<module>.TASK``.
 
+    - ``prepare(recipe, out_dir) -> Manifest``: the table/FHIR/notes reader unless a task
+      reads its own formats (instruct reads conversations)
     - ``train(recipe, out_dir, prepared, resume=False) -> Manifest``
     - ``evaluate(recipe, out_dir, prepared, trained) -> Manifest``
     - ``signature(recipe, trained: Trained) -> mlflow ModelSignature`` of the pyfunc
@@ -48,6 +50,7 @@ class Task:
     artifacts: str
     pyfunc: str
     predictor: str
+    prepare: str = "medops.data.prepare:prepare"
     demo: str | None = None
     resumable: bool = False
     dry_run: bool = False  # ``medops train --dry-run`` builds its model on the meta device

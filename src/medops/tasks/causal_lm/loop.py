@@ -1,4 +1,7 @@
-"""The causal-LM training loop each Ray worker runs: packed batches, accumulation, resume.
+"""The generative training loop each Ray worker runs: packed batches, accumulation, resume.
+
+Shared by the causal-LM (extraction) and instruct (chat) tasks: only how prepared rows
+become token ids differs, and that comes in as the ``examples`` builder of the config.
 
 Every worker builds the same examples and the same global batches and takes its rank's
 slice, so the data position of a run is just (epoch, batch index) and a restart skips
@@ -45,8 +48,9 @@ from medops.model.causal_lm import (
     weights_dtype,
 )
 from medops.model.chat import IGNORE, Tokenized
-from medops.tasks.causal_lm.examples import build_examples
+from medops.recipe import build_recipe
 from medops.tasks.causal_lm.recipe import CausalLMRecipe
+from medops.tasks.spec import load
 from medops.train.batches import global_batches, shard
 from medops.train.packing import collate_packed, collate_padded, pack
 
@@ -220,7 +224,10 @@ class _Session:
 
 
 def _session(config: dict[str, Any]) -> _Session:
-    recipe = CausalLMRecipe.model_validate(config["recipe"])
+    # the instruct task trains with this loop too: its recipe and its example builder
+    # ("module:function", as tasks name their code) come in the config
+    recipe = typing.cast(CausalLMRecipe, build_recipe(config["recipe"]))
+    build_examples = load(config["examples"])
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.manual_seed(recipe.seed + rank)

@@ -7,27 +7,17 @@ Output: the raw ``answer``, whether it is valid JSON, and one column per target 
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
-from mlflow.pyfunc import PythonModel, PythonModelContext
+from mlflow.pyfunc import PythonModelContext
+
+from medops.tasks.causal_lm.generator_pyfunc import GeneratorPyfunc
 
 
-class ExtractorPyfunc(PythonModel):
-    def load_context(self, context: PythonModelContext) -> None:
-        from medops.model.causal_lm import load_tokenizer
-        from medops.model.generate import load_for_generation
-        from medops.tasks.causal_lm.recipe import LanguageTask
-
-        path = context.artifacts["model"]
-        self.lm = LanguageTask.model_validate(
-            json.loads(Path(context.artifacts["lm"]).read_text(encoding="utf-8"))
-        )
-        self.tokenizer = load_tokenizer(path)
-        self.model = load_for_generation(path)
+class ExtractorPyfunc(GeneratorPyfunc):
+    settings = "medops.tasks.causal_lm.recipe:LanguageTask"
 
     def predict(
         self, context: PythonModelContext, model_input: pd.DataFrame, params: Any = None

@@ -57,6 +57,12 @@ class LanguageTask(Section):
         "train split (prior chat turns; never test rows); 0: no few-shot baseline",
     )
 
+    def prompt_words(self) -> list[str]:
+        return [self.instruction]
+
+    def task_system_prompt(self) -> str | None:
+        return None  # the instruction rides in the user turn (serving.ExtractorPredictor)
+
 
 class CausalLMRecipe(Recipe):
     """Gate metrics: condition_macro_f1, json_validity, exact_match_<field>, token_f1_<field>."""

@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import typing
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import torch
 from kserve.protocol.infer_type import InferOutput, InferResponse
+from pydantic import BaseModel
 
 from medops.deid.filters import vocabulary
 from medops.errors import ConfigurationError
@@ -74,10 +76,22 @@ def _load_weights(
     return merged.eval(), {name: None}
 
 
+class PromptSettings(Protocol):
+    """A generative task's registered prompt section (``lm.json``), as serving reads it."""
+
+    def prompt_words(self) -> list[str]: ...
+
+    def task_system_prompt(self) -> str | None: ...
+
+
 def load_generator(
-    recipe: Recipe, model_uri: str, tracking_uri: str | None
-) -> tuple[ServedLM, LanguageTask]:
-    """The served model for ``model_uri`` plus ``recipe.serve.adapters``, ready to decode."""
+    recipe: Recipe,
+    model_uri: str,
+    tracking_uri: str | None,
+    settings: type[BaseModel] = LanguageTask,
+) -> tuple[ServedLM, Any]:
+    """The served model for ``model_uri`` plus ``recipe.serve.adapters``, ready to decode,
+    and the version's prompt section read as ``settings`` (a ``PromptSettings``)."""
     from medops.model.causal_lm import load_tokenizer
 
     uris = {recipe.serve.model_name: model_uri, **recipe.serve.adapters}
@@ -86,37 +100,55 @@ def load_generator(
         for name, uri in uris.items()
     }
     primary = versions[recipe.serve.model_name]
-    lm = LanguageTask.model_validate(json.loads(primary["lm"].read_text(encoding="utf-8")))
-    # the instruction's own words are not PHI ("Answer with JSON only" must not become
+    lm = settings.model_validate(json.loads(primary["lm"].read_text(encoding="utf-8")))
+    prompt = typing.cast(PromptSettings, lm)
+    # the prompt's own words are not PHI ("Answer with JSON only" must not become
     # "Answer with [NAME] only"): the guard keeps them as it keeps drug and class names
-    guard = load_guard(recipe, primary, vocabulary([lm.instruction]))
+    guard = load_guard(recipe, primary, vocabulary(prompt.prompt_words()))
     dtype = serving_dtype(recipe.serve.dtype)
     model, names = _load_weights(recipe, versions, dtype)
     tokenizer = load_tokenizer(str(primary["model"]))
     logger.info("serving %s (%s)", ", ".join(names), str(dtype).removeprefix("torch."))
-    return ServedLM(model, tokenizer, names, guard, recipe.serve.limits, recipe.serve.batching), lm
+    served = ServedLM(
+        model,
+        tokenizer,
+        names,
+        guard,
+        recipe.serve.limits,
+        recipe.serve.batching,
+        system_prompt=prompt.task_system_prompt(),
+    )
+    return served, lm
 
 
 class ExtractorPredictor(PyfuncPredictor):
     """v1/v2: de-identified text in; the answer, whether it is JSON, and each field out."""
 
+    settings: type[BaseModel] = LanguageTask  # the registered lm.json section
+
     def __init__(self, recipe: Recipe, model_uri: str, tracking_uri: str | None = None) -> None:
         super().__init__(recipe, model_uri, tracking_uri)
         self.generator: ServedLM | None = None
-        self.lm: LanguageTask | None = None
+        self.lm: Any = None
 
     @property
     def fields(self) -> list[str]:
         return [f.name for f in self.lm.fields] if self.lm else []
 
     def load(self) -> bool:
-        self.generator, self.lm = load_generator(self.recipe, self.model_uri, self.tracking_uri)
+        self.generator, self.lm = load_generator(
+            self.recipe, self.model_uri, self.tracking_uri, self.settings
+        )
         self.ready = True
         return self.ready
 
-    async def _answer(self, text: str) -> str:
+    def messages(self, text: str) -> list[dict[str, str]]:
+        """The conversation a v1/v2 text becomes: as evaluation prompted it."""
+        return prompt_messages(text, self.lm)
+
+    async def answer(self, text: str) -> str:
         assert self.generator is not None and self.lm is not None
-        prompt = await self.generator.chat_prompt(self.name, prompt_messages(text, self.lm))
+        prompt = await self.generator.chat_prompt(self.name, self.messages(text))
         params = GenerationParams(
             max_tokens=min(self.lm.max_new_tokens, self.recipe.serve.limits.max_tokens)
         )
@@ -127,7 +159,7 @@ class ExtractorPredictor(PyfuncPredictor):
 
     async def predict(self, payload: Batch, headers: dict[str, str] | None = None) -> Scored:
         self.check_limits(payload)
-        answers = await asyncio.gather(*(self._answer(t) for t in payload.texts))
+        answers = await asyncio.gather(*(self.answer(t) for t in payload.texts))
         rows = []
         for answer in answers:
             parsed = parse_answer(answer)

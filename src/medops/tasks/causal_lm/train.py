@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from peft import PeftModel
 from safetensors.torch import load_file
@@ -20,10 +20,11 @@ from medops.errors import DataError
 from medops.manifest import Manifest, timed
 from medops.model.base import resolve_base
 from medops.model.causal_lm import load_causal_lm, load_tokenizer, load_trainable
+from medops.recipe import Recipe
 from medops.registry.tracking import client, open_run, tracking_uri
-from medops.tasks.causal_lm.examples import build_examples
 from medops.tasks.causal_lm.loop import STATE_FILE, train_lm_loop
 from medops.tasks.causal_lm.recipe import CausalLMRecipe, CausalLMTrain
+from medops.tasks.spec import load
 from medops.train.errors import ResumeError
 from medops.train.launcher import fit
 
@@ -36,7 +37,7 @@ def has_checkpoints(out_dir: Path) -> bool:
     return any((Path(out_dir) / RAY_DIR).glob("*/checkpoint_*"))
 
 
-def _mlflow_run(recipe: CausalLMRecipe, out_dir: Path) -> str:
+def _mlflow_run(recipe: Recipe, out_dir: Path) -> str:
     """The run this training owns: reopened on resume, created otherwise."""
     saved = out_dir / RUN_ID_FILE
     if saved.is_file():
@@ -62,7 +63,25 @@ def export(model_path: str, state_dir: Path, train: CausalLMTrain, out_dir: Path
     return outputs
 
 
+EXAMPLES = "medops.tasks.causal_lm.examples:build_examples"
+
+
 def train(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, resume: bool = False) -> Manifest:
+    extra = {"fields": [field.name for field in recipe.lm.fields]}
+    return train_generative(recipe, out_dir, prepared, resume, EXAMPLES, extra)
+
+
+def train_generative(
+    recipe: Any,
+    out_dir: Path,
+    prepared: Path,
+    resume: bool,
+    examples: str,
+    extra: dict[str, Any],
+) -> Manifest:
+    """Train any generative task: ``examples`` ("module:function") turns its prepared rows
+    into token ids, ``extra`` joins the manifest (what its register stage reads)."""
+    build_examples = load(examples)
     manifest = Manifest(stage="train", recipe_hash=recipe.content_hash())
     with timed(manifest):
         if has_checkpoints(out_dir) and not resume:
@@ -79,9 +98,7 @@ def train(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, resume: bool = 
             manifest.counts.update({f"{split}_{k}": v for k, v in sorted(counts.items())})
             manifest.counts[f"{split}_rows"] = len(rows)
         if not manifest.counts.get("train_kept"):
-            raise DataError(
-                "no training example fits: check model.max_length, lm.overlong and lm.fields"
-            )
+            raise DataError("no training example fits: check model.max_length and the lm section")
         run_id = _mlflow_run(recipe, out_dir)
         config = {
             "recipe": recipe.to_dict(),
@@ -90,6 +107,7 @@ def train(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, resume: bool = 
             "tracking_uri": tracking_uri(recipe),
             "mlflow_run_id": run_id,
             "storage": str((out_dir / RAY_DIR).resolve()),
+            "examples": examples,
         }
         log.info("train: %s on %s", recipe.train.method, model_path)
         try:
@@ -110,6 +128,6 @@ def train(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, resume: bool = 
             "method": recipe.train.method,
             "base_model": model_path,
             "workers": recipe.resources.num_workers,
-            "fields": [field.name for field in recipe.lm.fields],
+            **extra,
         }
     return manifest

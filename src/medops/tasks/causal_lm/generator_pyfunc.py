@@ -1,0 +1,33 @@
+"""The loading half of a generative task's pyfunc: merged model, tokenizer, prompt settings.
+
+Kept apart from the pyfunc modules themselves: those are logged as MLflow "model from
+code" and call ``set_model`` when imported, so they cannot import each other.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mlflow.pyfunc import PythonModel, PythonModelContext
+from pydantic import BaseModel
+
+
+class GeneratorPyfunc(PythonModel):
+    """Loads ``artifacts["model"]`` for generation and ``artifacts["lm"]`` as ``settings``."""
+
+    settings: ClassVar[str]  # "module:Class" of the registered lm.json section
+
+    def load_context(self, context: PythonModelContext) -> None:
+        from medops.model.causal_lm import load_tokenizer
+        from medops.model.generate import load_for_generation
+        from medops.tasks.spec import load
+
+        path = context.artifacts["model"]
+        model: type[BaseModel] = load(self.settings)
+        self.lm: Any = model.model_validate(
+            json.loads(Path(context.artifacts["lm"]).read_text(encoding="utf-8"))
+        )
+        self.tokenizer = load_tokenizer(path)
+        self.model = load_for_generation(path)

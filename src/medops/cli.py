@@ -13,7 +13,7 @@ from pathlib import Path
 
 from medops.errors import ConfigurationError, MedopsError, MissingInputError
 from medops.launch.errors import ClusterError
-from medops.recipe import load_recipe
+from medops.recipe import Recipe, load_recipe
 
 
 def _input_pair(text: str) -> tuple[str, Path]:
@@ -120,7 +120,41 @@ def _parser() -> argparse.ArgumentParser:
         help="MLflow store of the registered models; default $MEDOPS_MLFLOW_TRACKING_URI, "
         "else <store>/mlflow/mlflow.db when it exists",
     )
+    review = commands.add_parser("review", help="clinician review in Label Studio (docs/review.md)")
+    review_commands = review.add_subparsers(dest="review_command", required=True)
+    for name, help_text in (
+        ("push", "send held-out items with the registered version's answers for review"),
+        ("pull", "write the submitted reviews as a versioned feedback dataset"),
+    ):
+        sub = review_commands.add_parser(name, help=help_text)
+        sub.add_argument("recipe", type=Path, help="recipe YAML")
+        sub.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+        sub.add_argument(
+            "--run-summary",
+            type=Path,
+            help="run-summary.json of the run whose answers are reviewed; default "
+            "<output_dir>/run-summary.json",
+        )
+    review_commands.choices["push"].add_argument("--n", type=int, help="at most N new items")
+    review_commands.choices["pull"].add_argument(
+        "--out", type=Path, required=True, help="a new directory for this feedback version"
+    )
     return parser
+
+
+def _review(args: argparse.Namespace, recipe: Recipe) -> None:
+    from medops.review.labelstudio import LabelStudio
+    from medops.review.pull import pull
+    from medops.review.push import SUMMARY, RunOutputs, push
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    run = RunOutputs.read(args.run_summary or recipe.out / SUMMARY)
+    client = LabelStudio.from_env()
+    if args.review_command == "push":
+        print(json.dumps(push(recipe, run, client, args.n), indent=2))
+        return
+    manifest = pull(recipe, run, client, args.out)
+    print(json.dumps({"feedback": str(args.out), **manifest.extra["summary"]}, indent=2))
 
 
 def _token(variable: str | None) -> str | None:
@@ -240,6 +274,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(
             json.dumps({"stage": "train", "counts": manifest.counts, "metrics": manifest.metrics})
         )
+    elif args.command == "review":
+        _review(args, recipe)
     elif args.command == "serve":
         from medops.serve.server import serve
 

@@ -25,8 +25,8 @@ def with_toy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_built_in_tasks_are_found() -> None:
-    assert set(tasks()) == {"classification", "causal-lm"}
-    with pytest.raises(ConfigurationError, match="use one of causal-lm, classification"):
+    assert set(tasks()) == {"classification", "causal-lm", "instruct"}
+    with pytest.raises(ConfigurationError, match="use one of causal-lm, classification, instruct"):
         get_task("summarisation")
 
 

@@ -37,6 +37,8 @@ class Task:
     - ``artifacts(recipe, trained: Trained, out_dir) -> {name: path}`` the pyfunc loads
     - ``pyfunc``: a module logged as MLflow "model from code" (no pickle)
     - ``predictor``: a ``kserve.Model`` factory taking (recipe, model_uri, tracking_uri)
+    - ``review``: what clinicians review (``medops review push``): the answer fields and the
+      held-out items with the evaluated version's answers
     - ``demo``: a module with ``ask(recipe, base_url, test_rows) -> dict`` (requests to the
       served model), ``scores(recipe, metrics) -> dict`` (the summary's metric keys) and
       ``show(summary)`` (what ``medops demo`` prints)
@@ -51,6 +53,7 @@ class Task:
     pyfunc: str
     predictor: str
     prepare: str = "medops.data.prepare:prepare"
+    review: str | None = None  # (recipe, prepared, evaluated) -> (fields, items): review push
     demo: str | None = None
     resumable: bool = False
     dry_run: bool = False  # ``medops train --dry-run`` builds its model on the meta device

@@ -19,6 +19,7 @@ TASK = Task(
     signature=f"{_HERE}.register:signature",
     artifacts=f"{_HERE}.register:artifacts",
     pyfunc=f"{_HERE}.pyfunc",
+    review=f"{_HERE}.review:review_items",
     predictor=f"{_HERE}.serving:ChatPredictor",
     resumable=True,
     dry_run=True,

@@ -1,0 +1,112 @@
+"""A real Label Studio on loopback, from its own venv (``make labelstudio``), per session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+DEFAULT_BINARY = "/var/cache/medops/label-studio-1.23.2/bin/label-studio"
+ADMIN, PASSWORD = "admin@medops.test", "Adm1n-review-pass"
+TOKEN = "0123456789abcdef0123456789abcdef01234567"
+OFFLINE = {
+    "LATEST_VERSION_CHECK": "false",
+    "SENTRY_DSN": "",
+    "FRONTEND_SENTRY_DSN": "",
+    "COLLECT_ANALYTICS": "false",
+}
+# a second reviewer, created the way an admin's invitation would (Django ORM)
+ADD_REVIEWER = """
+from organizations.models import Organization
+from rest_framework.authtoken.models import Token
+from users.models import User
+user = User.objects.create_user(email={email!r}, password={password!r}, username={email!r})
+organization = Organization.objects.first()
+organization.add_user(user)
+user.active_organization = organization
+user.save()
+Token.objects.filter(user=user).delete()
+Token.objects.create(user=user, key={token!r})
+"""
+
+
+@dataclass(frozen=True)
+class LabelStudioServer:
+    url: str
+    token: str
+    data_dir: Path
+    binary: Path
+
+    def add_reviewer(self, email: str, password: str, token: str) -> None:
+        python = self.binary.parent / "python"
+        manage = next(
+            self.binary.parent.parent.glob("lib/python3*/site-packages/label_studio/manage.py")
+        )
+        env = {
+            **os.environ,
+            **OFFLINE,
+            "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir),
+            "DJANGO_SETTINGS_MODULE": "core.settings.label_studio",
+        }
+        code = ADD_REVIEWER.format(email=email, password=password, token=token)
+        subprocess.run(
+            [str(python), str(manage), "shell", "-c", code],
+            cwd=manage.parent,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
+    binary = Path(os.environ.get("MEDOPS_LABEL_STUDIO", DEFAULT_BINARY))
+    if not binary.is_file():
+        pytest.fail(f"Label Studio is not installed at {binary}: run `make labelstudio`")
+    data_dir = tmp_path_factory.mktemp("label-studio")
+    port = _free_port()
+    log = (data_dir / "server.log").open("w")
+    process = subprocess.Popen(
+        [
+            str(binary), "start", "--no-browser", "--internal-host", "127.0.0.1", "-p", str(port),
+            "--data-dir", str(data_dir), "--username", ADMIN, "--password", PASSWORD,
+            "--user-token", TOKEN, "--enable-legacy-api-token",
+        ],
+        env={**os.environ, **OFFLINE},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            assert process.poll() is None, f"Label Studio exited; see {data_dir / 'server.log'}"
+            assert time.monotonic() < deadline, "Label Studio did not start within 180 s"
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        yield LabelStudioServer(url, TOKEN, data_dir, binary)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

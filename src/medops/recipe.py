@@ -196,6 +196,11 @@ class Gate(Section):
     also_not_below_baseline: list[str] = Field(
         default_factory=list, description="more metrics that must not fall below the baseline"
     )
+    against_champion: bool = Field(
+        False,
+        description="also score the version holding registry.alias on the same held-out rows "
+        "in this run; the candidate must beat it (tasks: instruct)",
+    )
     significant: bool = Field(
         False,
         description="also require the paired 95% interval of metric minus baseline to lie above "

@@ -55,3 +55,19 @@ def test_significant_asks_for_a_gain_beyond_noise() -> None:
     assert passed.passed and "gain interval above 0 (0.0200)" in passed.reason
     with pytest.raises(ConfigurationError, match="rouge_l_diff_ci_low"):
         decide(gate, {"rouge_l": 0.5, "baseline_rouge_l": 0.4})
+
+
+def test_against_champion_moves_the_alias_only_for_a_better_candidate() -> None:
+    gate = Gate(metric="rouge_l", min_value=0.1, against_champion=True)
+    base = {"rouge_l": 0.5, "baseline_rouge_l": 0.3}
+    assert decide(gate, {**base, "champion_exists": 0.0}).passed, "nothing to beat yet"
+    worse = decide(gate, {**base, "champion_exists": 1.0, "champion_rouge_l": 0.5})
+    assert not worse.passed and "rouge_l 0.5000 <= champion 0.5000" in worse.reason
+    better = {**base, "champion_exists": 1.0, "champion_rouge_l": 0.4}
+    assert decide(gate, better).passed
+    noisy = Gate(metric="rouge_l", min_value=0.1, against_champion=True, significant=True)
+    gains = {"rouge_l_diff_ci_low": 0.1, "rouge_l_vs_champion_diff_ci_low": -0.02}
+    refused = decide(noisy, {**better, **gains})
+    assert not refused.passed and "no gain over the champion beyond noise" in refused.reason
+    with pytest.raises(ConfigurationError, match="does not score the champion"):
+        decide(gate, base)

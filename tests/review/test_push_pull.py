@@ -8,55 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from medops.data.dataset import read_split
 from medops.review.fields import read_result
 from medops.review.labelstudio import LabelStudio, ReviewServiceError
 from medops.review.pull import pull
-from medops.review.push import RunOutputs, push
-from medops.stages import run_stage
-from tests.review.conftest import LabelStudioServer
-from tests.tasks.instruct.conftest import instruct_recipe, qa_records, write_jsonl
+from medops.review.push import push
+from tests.review.conftest import MODEL_URI, PLANTED, LabelStudioServer
 
-PLANTED = ("Zebulon Quaxley", "Quaxley", "QX-4412-ZK", "zebulon.quaxley@example.org")
-MODEL_URI = "models:/review-test/3"
 REVIEWER2_TOKEN = "fedcba9876543210fedcba9876543210fedcba98"
-
-
-def _planted_conversation(index: int) -> dict[str, object]:
-    return {
-        "id": f"phi{index}",
-        "messages": [
-            {
-                "role": "user",
-                "content": f"Mr. Zebulon Quaxley (MRN QX-4412-ZK, zebulon.quaxley@example.org) "
-                f"asks about dose {index} of amoxicillin.",
-            },
-            {"role": "assistant", "content": "500 mg three times a day."},
-        ],
-    }
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, tiny_lm_dir) -> tuple[object, RunOutputs]:
-    """A real instruct prepare on conversations with planted identifiers, and answers
-    standing in for the evaluate stage's."""
-    tmp = tmp_path_factory.mktemp("review-run")
-    train = write_jsonl(tmp / "train.jsonl", qa_records("t", 12))
-    test = write_jsonl(tmp / "test.jsonl", [_planted_conversation(i) for i in range(4)])
-    sources = [{"uri": str(train), "role": "train"}, {"uri": str(test), "role": "test"}]
-    recipe = instruct_recipe(tmp, tiny_lm_dir, sources, "name=review-test")
-    prepared, evaluated = tmp / "prepared", tmp / "evaluated"
-    run_stage("prepare", recipe, prepared, {})
-    evaluated.mkdir()
-    answers = [
-        {"id": r["id"], "model": f"Take dose {i}."}
-        for i, r in enumerate(read_split(prepared, "test"))
-    ]
-    write_jsonl(evaluated / "generations.jsonl", answers)
-    summary = tmp / "run-summary.json"
-    outputs = {"prepare": str(prepared), "evaluate": str(evaluated)}
-    summary.write_text(json.dumps({"outputs": outputs, "model_uri": MODEL_URI}))
-    return recipe, RunOutputs.read(summary)
 
 
 def _answer(verdict: str, answer: str, reason: str = "") -> list[dict[str, object]]:

@@ -35,6 +35,7 @@ class ReviewItem:
     id: str
     text: str
     answer: dict[str, str] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)  # what the next training reads
 
 
 def label_config(fields: list[ReviewField]) -> str:

@@ -39,6 +39,7 @@ def feedback_rows(tasks: list[dict[str, Any]], fields: list[ReviewField]) -> lis
                 {
                     "id": data["medops_id"],
                     "text": data["text"],
+                    "item": data.get("medops_item", {}),
                     "model_uri": data.get("model_uri"),
                     "ls_task_id": task["id"],
                     "ls_annotation_id": annotation["id"],

@@ -57,6 +57,7 @@ def _task(
         "text": item.text,
         "medops_id": item.id,
         "medops_answer": item.answer,  # the export lists predictions by id only
+        "medops_item": item.context,
         "model_uri": model_uri,
         "recipe": recipe.name,
     }

@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +21,12 @@ from typing import Any, Literal
 import mlflow
 import numpy as np
 import pandas as pd
-import yaml
 from kserve import Model
 from kserve.errors import InferenceError
 from kserve.protocol.infer_type import InferRequest, InferResponse
-from mlflow.exceptions import MlflowException
 
-from medops.errors import MissingInputError
 from medops.model.encoder import CHARS_PER_TOKEN
+from medops.model.registered import fetch_model, registered_artifacts
 from medops.recipe import Recipe
 from medops.serve import v1, v2
 from medops.serve.batcher import BatchQueue, Ticket, start_worker
@@ -38,8 +35,6 @@ from medops.serve.guard import Guard
 
 # a child of kserve's logger, so lines share its handlers and format
 logger = logging.getLogger("kserve.medops")
-
-_REGISTERED = re.compile(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))")
 
 # a fixed, record-free text used once at load to check the contract and learn the classes
 PROBE_TEXT = "Readiness probe: no patient text."
@@ -59,79 +54,6 @@ class Batch:
 class Scored:
     batch: Batch
     frame: pd.DataFrame  # the pyfunc's output, one row per text
-
-
-# how mlflow 3.17 says a name, alias or version is not registered (a missing alias is
-# INVALID_PARAMETER_VALUE, a missing version RESOURCE_DOES_NOT_EXIST)
-_NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
-
-
-class MissingModelError(MissingInputError):
-    """The registered model, alias or version a ``models:/`` URI names does not exist."""
-
-
-def fetch_model(model_uri: str, tracking_uri: str | None) -> str:
-    """Local path of ``model_uri``, resolved against ``tracking_uri`` (no global MLflow state).
-
-    mlflow 3.17 resolves ``models:/`` names through the process-wide registry URI even when
-    ``download_artifacts`` is given one, so ``models:/<name>@<alias>`` and
-    ``models:/<name>/<version>`` are resolved here with an explicit client first.
-    """
-    match = _REGISTERED.fullmatch(model_uri)
-    if tracking_uri and match:
-        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        name, alias, version = match.groups()
-        model_uri = _download_uri(client, name, alias, version)
-    return mlflow.artifacts.download_artifacts(
-        artifact_uri=model_uri, tracking_uri=tracking_uri, registry_uri=tracking_uri
-    )
-
-
-def _download_uri(
-    client: mlflow.MlflowClient, name: str, alias: str | None, version: str | None
-) -> str:
-    """Where a registered version's files are; a missing alias or version is the user's to
-    fix (after a demo whose gate refused to promote, the alias does not exist yet)."""
-    try:
-        if alias:
-            version = client.get_model_version_by_alias(name, alias).version
-        return client.get_model_version_download_uri(name, str(version))
-    except MlflowException as error:
-        if error.error_code not in _NOT_FOUND:
-            raise
-        raise MissingModelError(_missing(client, name, alias, version)) from None
-
-
-def _missing(client: mlflow.MlflowClient, name: str, alias: str | None, version: str | None) -> str:
-    wanted = f"alias {alias!r}" if alias else f"version {version}"
-    versions = _versions(client, name)
-    if not versions:
-        return (
-            f"registered model {name!r} has no {wanted} and no versions at all: run the "
-            "pipeline to register one (medops run / medops demo)"
-        )
-    why = " (an alias is set only when the evaluation gate promotes a version)" if alias else ""
-    return (
-        f"registered model {name!r} has no {wanted}{why}; its versions are "
-        f"{', '.join(versions)}. To serve one of them: --model-uri models:/{name}/{versions[-1]}"
-    )
-
-
-def _versions(client: mlflow.MlflowClient, name: str) -> list[str]:
-    """The registered versions of ``name``, oldest first (none when the model is unknown)."""
-    quoted = name.replace("\\", "\\\\").replace("'", "\\'")
-    try:
-        found = client.search_model_versions(f"name='{quoted}'")
-    except MlflowException:
-        return []
-    return sorted((str(v.version) for v in found), key=int)
-
-
-def registered_artifacts(model_dir: Path) -> dict[str, Path]:
-    """Artifact name -> local path, as the pyfunc flavor of the MLmodel file lists them."""
-    meta = yaml.safe_load((model_dir / "MLmodel").read_text(encoding="utf-8"))
-    listed = meta["flavors"]["python_function"].get("artifacts", {})
-    return {name: model_dir / entry["path"] for name, entry in listed.items()}
 
 
 def load_guard(recipe: Recipe, artifacts: dict[str, Path], known: Iterable[str] = ()) -> Guard:

@@ -34,6 +34,14 @@ SAMPLES = {
             {"role": "assistant", "content": "Hello"},
         ]
     },
+    "feedback": {
+        "id": "h1",
+        "item": {"messages": [{"role": "user", "content": "Dose of X?"}]},
+        "verdict": "correct",
+        "reason": "",
+        "ls_annotation_id": 7,
+        "fields": {"answer": {"model": "100 mg.", "reviewed": "10 mg.", "accepted": False}},
+    },
 }
 
 
@@ -235,3 +243,11 @@ def test_openai_text_parts_are_joined():
 def test_ids_come_from_the_record_else_its_position(given, expected):
     record = {**SAMPLES["alpaca"], "id": given}
     assert to_conversation(record, "alpaca", 3).id == expected
+
+
+def test_a_reviewed_item_trains_on_the_correction_and_a_rejected_one_is_quarantined():
+    corrected = to_conversation(SAMPLES["feedback"], "feedback", 1)
+    assert [m["content"] for m in corrected.messages] == ["Dose of X?", "10 mg."]
+    rejected = {**SAMPLES["feedback"], "verdict": "reject", "reason": "wrong dose"}
+    kept, quarantined, _ = parse([rejected, SAMPLES["feedback"]], fmt="feedback")
+    assert quarantined == [("h1", "rejected_in_review")] and len(kept) == 1

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from medops.errors import ConfigurationError, DataError, MedopsError, MissingInputError
 
-FORMATS = ("prompt-response", "alpaca", "sharegpt", "messages")
+FORMATS = ("prompt-response", "alpaca", "sharegpt", "messages", "feedback")
 ROLES = ("system", "user", "assistant")
 EXTENSIONS = (".jsonl", ".parquet")
 # ShareGPT speakers; some exports already use the OpenAI role names
@@ -43,6 +43,7 @@ REASONS: dict[str, str] = {
         "starting with user"
     ),
     "no_assistant_turn": "no assistant turn to learn from",
+    "rejected_in_review": "a reviewer rejected the model's answer (a hard example, not trained on)",
 }
 
 
@@ -78,6 +79,8 @@ def _turn_keys(value: object) -> set[str]:
 
 
 def _format_of(record: dict[str, Any]) -> str | None:
+    if {"verdict", "fields", "item", "ls_annotation_id"} <= record.keys():
+        return "feedback"  # a row of `medops review pull`'s feedback.jsonl
     if {"role", "content"} <= _turn_keys(record.get("messages")):
         return "messages"
     if {"from", "value"} <= _turn_keys(record.get("conversations")):
@@ -215,6 +218,8 @@ def _messages(record: dict[str, Any], fmt: str, record_id: str) -> list[dict[str
             content = _text(turn, "value", record_id)
             messages.append({"role": _SHAREGPT_ROLES[speaker], "content": content})
         return messages
+    if fmt == "feedback":
+        return _reviewed(record, record_id)
     messages = []
     for turn in _turns(record, "messages", record_id):
         role = _text(turn, "role", record_id)
@@ -222,6 +227,21 @@ def _messages(record: dict[str, Any], fmt: str, record_id: str) -> list[dict[str
             raise RecordError(record_id, "unknown_role")
         messages.append({"role": role, "content": _content(turn.get("content"), record_id)})
     return messages
+
+
+def _reviewed(record: dict[str, Any], record_id: str) -> list[dict[str, str]]:
+    """A reviewed item: its conversation, then the answer as the reviewer left it (the
+    model's when accepted, the correction otherwise); a rejected one is a hard example."""
+    if record.get("verdict") == "reject":
+        raise RecordError(record_id, "rejected_in_review")
+    item, fields = record.get("item"), record.get("fields")
+    if not (isinstance(item, dict) and isinstance(fields, dict)):
+        raise RecordError(record_id, "missing_field")
+    answer = fields.get("answer")
+    if not isinstance(answer, dict):
+        raise RecordError(record_id, "missing_field")
+    messages = _messages(item, "messages", record_id)
+    return [*messages, {"role": "assistant", "content": _text(answer, "reviewed", record_id)}]
 
 
 def _check_turns(messages: list[dict[str, str]], record_id: str) -> None:

@@ -34,25 +34,53 @@ from medops.manifest import Manifest, timed
 from medops.model.base import resolve_base
 from medops.model.causal_lm import load_tokenizer
 from medops.results import VOCABULARY
-from medops.tasks.instruct.examples import first_turns_that_fit, token_length, with_system
+from medops.tasks.instruct.examples import (
+    first_turns_that_fit,
+    prompt_and_reference,
+    token_length,
+    with_system,
+)
 from medops.tasks.instruct.formats import Conversation, parse, read_records
 from medops.tasks.instruct.recipe import InstructRecipe
 
 logger = logging.getLogger(__name__)
 Row = dict[str, Any]  # {"id", "messages", "role"} while preparing
 Quarantine = dict[str, str]  # {"id", "source", "reason"}
+HARD_EXAMPLES = "hard_examples.jsonl"
 
 
-def _read(recipe: InstructRecipe) -> tuple[list[Row], list[Quarantine], dict[str, Any]]:
-    """Every source's conversations; ids made unique across sources; formats used."""
+def _hard_examples(records: list[Any], source: str) -> list[dict[str, Any]]:
+    """Reviewed items a clinician rejected, with the reviewer's reason: not trained on, kept
+    to test the next model on what the last one got wrong."""
+    return [
+        {
+            "id": r.get("id"),
+            "source": source,
+            "review_reason": r.get("reason", ""),
+            "messages": r.get("item", {}).get("messages", []),
+            "model_answer": r.get("fields", {}).get("answer", {}).get("model", ""),
+        }
+        for r in records
+        if isinstance(r, dict) and r.get("verdict") == "reject"
+    ]
+
+
+def _read(
+    recipe: InstructRecipe,
+) -> tuple[list[Row], list[Quarantine], dict[str, Any], list[dict[str, Any]]]:
+    """Every source's conversations (ids made unique across sources), what was quarantined,
+    the formats used and the reviewers' hard examples."""
     rows: list[Row] = []
     quarantined: list[Quarantine] = []
     formats: dict[str, Any] = {}
+    hard: list[dict[str, Any]] = []
     seen: set[str] = set()
     for source in recipe.data.sources:
         path = resolve_uri(source.uri)
         records = read_records(path)
         kept, rejected, fmt = parse(records, source.format)
+        if fmt == "feedback":
+            hard += _hard_examples(records, path.name)
         how = "detected" if source.format == "auto" else "given"
         logger.info("prepare: %s: %d records, format %s (%s)", path.name, len(records), fmt, how)
         formats[path.name] = {"format": fmt, "records": len(records), "role": source.role}
@@ -65,7 +93,7 @@ def _read(recipe: InstructRecipe) -> tuple[list[Row], list[Quarantine], dict[str
                 continue
             seen.add(conversation.id)
             rows.append(_row(conversation, source.role, path.name))
-    return rows, quarantined, formats
+    return rows, quarantined, formats, hard
 
 
 def _row(conversation: Conversation, role: str, source: str) -> Row:
@@ -84,15 +112,21 @@ def _dedupe(rows: list[Row]) -> tuple[list[Row], list[Quarantine]]:
     held-out set stays what the user gave.
     """
     key = lambda row: json.dumps(row["messages"], sort_keys=True)  # noqa: E731
-    test_keys = {key(r) for r in rows if r["role"] == "test"}
+    test = [r for r in rows if r["role"] == "test"]
+    test_keys = {key(r) for r in test}
+    test_prompts = {json.dumps(prompt_and_reference(r["messages"])[0]) for r in test}
     kept, dropped, seen = [], [], set()
     for row in sorted(rows, key=lambda r: r["role"] != "test"):  # test rows claim first
-        k = key(row)
+        k, reason = key(row), None
         if k in seen:
             reason = "duplicate_of_test" if row["role"] == "train" and k in test_keys else None
-            dropped.append(
-                {"id": row["id"], "source": row["source"], "reason": reason or "duplicate"}
-            )
+            reason = reason or "duplicate"
+        elif row["role"] == "train" and (
+            json.dumps(prompt_and_reference(row["messages"])[0]) in test_prompts
+        ):
+            reason = "prompt_of_test"  # e.g. a reviewed test item with its corrected answer
+        if reason:
+            dropped.append({"id": row["id"], "source": row["source"], "reason": reason})
             continue
         seen.add(k)
         kept.append(row)
@@ -202,7 +236,7 @@ def prepare(recipe: InstructRecipe, out_dir: Path) -> Manifest:
     manifest = Manifest(stage="prepare", recipe_hash=recipe.content_hash())
     pseudonymizer: Pseudonymizer | None = pseudonymizer_for(recipe)
     with timed(manifest):
-        rows, quarantined, sources = _read(recipe)
+        rows, quarantined, sources, hard = _read(recipe)
         rows_in = len(rows) + len(quarantined)
         rows, duplicates = _dedupe(rows)
         known = vocabulary(recipe.data.keep_terms)
@@ -220,10 +254,14 @@ def prepare(recipe: InstructRecipe, out_dir: Path) -> Manifest:
         ordered = sorted(quarantined, key=lambda q: (q["source"], q["id"], q["reason"]))
         write_jsonl(out_dir / QUARANTINE, ordered)
         manifest.outputs["quarantine"] = QUARANTINE
+        if hard:
+            write_jsonl(out_dir / HARD_EXAMPLES, hard)
+            manifest.outputs["hard_examples"] = HARD_EXAMPLES
         manifest.outputs["recipe"] = write_recipe(out_dir, recipe)
         (out_dir / VOCABULARY).write_text(json.dumps(sorted(known)) + "\n", encoding="utf-8")
         manifest.outputs["deid_vocabulary"] = VOCABULARY
         manifest.counts = _counts(rows_in, splits, quarantined, applied)
+        manifest.counts["hard_examples"] = len(hard)
         manifest.extra = {"dataset_hash": dataset_hash(out_dir), "sources": sources}
         (out_dir / CARD).write_text(_card(manifest, recipe), encoding="utf-8")
         manifest.outputs["card"] = CARD

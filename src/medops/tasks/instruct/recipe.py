@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from medops.recipe import Gate, Recipe, Section
 from medops.tasks.causal_lm.recipe import CausalLMTrain
 
-SourceFormat = Literal["auto", "prompt-response", "alpaca", "sharegpt", "messages"]
+SourceFormat = Literal["auto", "prompt-response", "alpaca", "sharegpt", "messages", "feedback"]
 
 
 class InstructSource(Section):
@@ -17,7 +17,9 @@ class InstructSource(Section):
 
     uri: str
     format: SourceFormat = Field(
-        "auto", description="auto: detected from the first records' keys (the log names it)"
+        "auto",
+        description="auto: detected from the first records' keys (the log names it); "
+        "feedback: the feedback.jsonl of `medops review pull` (docs/review.md)",
     )
     role: Literal["train", "test"] = Field(
         "train", description="test conversations are held out: never trained on or selected on"

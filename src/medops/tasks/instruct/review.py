@@ -26,5 +26,6 @@ def review_items(
     for row in read_split(prepared, "test"):
         if row["id"] in answers:
             prompt, _ = prompt_and_reference(typing.cast(list, row["messages"]))
-            items.append(ReviewItem(row["id"], _shown(prompt), {"answer": answers[row["id"]]}))
+            answer = {"answer": answers[row["id"]]}
+            items.append(ReviewItem(row["id"], _shown(prompt), answer, {"messages": prompt}))
     return [ReviewField("answer")], items

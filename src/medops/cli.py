@@ -136,6 +136,10 @@ def _parser() -> argparse.ArgumentParser:
             "<output_dir>/run-summary.json",
         )
     review_commands.choices["push"].add_argument("--n", type=int, help="at most N new items")
+    report = review_commands.add_parser("report", help="HTML: acceptance, errors, agreement")
+    report.add_argument("recipe", type=Path, help="recipe YAML")
+    report.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    report.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     review_commands.choices["pull"].add_argument(
         "--out", type=Path, required=True, help="a new directory for this feedback version"
     )
@@ -145,8 +149,15 @@ def _parser() -> argparse.ArgumentParser:
 def _review(args: argparse.Namespace, recipe: Recipe) -> None:
     from medops.review.labelstudio import LabelStudio
     from medops.review.pull import pull
-    from medops.review.push import SUMMARY, RunOutputs, push
+    from medops.review.push import SUMMARY, RunOutputs, project_title, push
 
+    if args.review_command == "report":
+        from medops.review.report import write_report
+        from medops.review.store import FeedbackStore, store_url
+
+        rows = FeedbackStore(store_url(recipe)).reviews(project_title(recipe))
+        print(f"report {write_report(project_title(recipe), rows, args.out)}")
+        return
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     run = RunOutputs.read(args.run_summary or recipe.out / SUMMARY)
     client = LabelStudio.from_env()

@@ -11,7 +11,9 @@ import pytest
 from medops.review.fields import read_result
 from medops.review.labelstudio import LabelStudio, ReviewServiceError
 from medops.review.pull import pull
-from medops.review.push import push
+from medops.review.push import project_title, push
+from medops.review.report import write_report
+from medops.review.store import FeedbackStore, store_url
 from tests.review.conftest import MODEL_URI, PLANTED, LabelStudioServer
 
 REVIEWER2_TOKEN = "fedcba9876543210fedcba9876543210fedcba98"
@@ -106,6 +108,11 @@ def test_pull_keeps_every_review_with_its_lineage_and_agreement(
     assert "| answer | 0.50 |" in card and "| wrong dose | 1 |" in card
     for secret in PLANTED:
         assert secret not in (tmp_path / "feedback-1" / "feedback.jsonl").read_text()
+    stored = FeedbackStore(store_url(recipe)).reviews(project_title(recipe))
+    assert sorted(r["ls_annotation_id"] for r in stored) == sorted(made)
+    page = write_report(project_title(recipe), stored, tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3
+    assert f"<td>{MODEL_URI}</td><td>2</td><td>0.50</td>" in page
 
 
 def test_a_bad_token_is_a_clear_error_without_the_body(label_studio: LabelStudioServer, run):

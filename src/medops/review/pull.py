@@ -19,6 +19,7 @@ from medops.recipe import Recipe
 from medops.review.fields import VERDICTS, ReviewField, label_config, read_result
 from medops.review.labelstudio import LabelStudio
 from medops.review.push import RunOutputs, project_title, review_set
+from medops.review.store import FeedbackStore, store_url
 
 FEEDBACK, CARD = "feedback.jsonl", "FEEDBACK_CARD.md"
 
@@ -47,6 +48,7 @@ def feedback_rows(tasks: list[dict[str, Any]], fields: list[ReviewField]) -> lis
                     "verdict": reviewed["verdict"],
                     "reason": reviewed["reason"],
                     "lead_time_s": annotation.get("lead_time"),
+                    "reviewed_at": annotation.get("created_at"),
                     "fields": {
                         name: {
                             "model": proposed.get(name, ""),
@@ -152,6 +154,10 @@ def pull(recipe: Recipe, run: RunOutputs, client: LabelStudio, out_dir: Path) ->
         manifest.outputs = {"feedback": FEEDBACK, "card": CARD}
         manifest.counts = {"reviews": summary["reviews"], "items": summary["items"]}
         manifest.metrics = {f"acceptance_{k}": v for k, v in summary["acceptance"].items()}
+        stored = FeedbackStore(store_url(recipe)).record(
+            project_title(recipe), rows, str(out_dir.resolve())
+        )
+        manifest.counts["stored"] = stored
         manifest.extra = {
             "project": project,
             "model_uris": versions,

@@ -1,0 +1,1 @@
+"""Alembic migrations of the feedback store (applied by ``review.store.migrate``)."""

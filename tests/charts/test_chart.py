@@ -250,3 +250,23 @@ def test_chart_ships_the_manifests_crds_with_a_closed_auth_section(rendered):
     assert auth["properties"]["apiKeys"]["type"] == "boolean"
     assert not auth.get("x-kubernetes-preserve-unknown-fields")
     assert schema["status"]["properties"]["apiKeysSecret"]["type"] == "string"
+
+
+def test_label_studio_is_reachable_only_from_medops_and_the_ingress(rendered):
+    deployment = find(rendered, "cpu", "Deployment", "medops-label-studio")
+    pod = _pod_spec(deployment)
+    assert pod["automountServiceAccountToken"] is False
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    for name in ("LABEL_STUDIO_PASSWORD", "LABEL_STUDIO_USER_TOKEN", "POSTGRE_PASSWORD"):
+        assert "secretKeyRef" in env[name]["valueFrom"], name
+    assert env["LATEST_VERSION_CHECK"]["value"] == "false" and env["SENTRY_DSN"]["value"] == ""
+    policy = find(rendered, "cpu", "NetworkPolicy", "medops-label-studio")
+    (rule,) = policy["spec"]["ingress"]
+    sources = [peer.get("podSelector", {}).get("matchLabels") for peer in rule["from"]]
+    assert {"app.kubernetes.io/name": "medops"} in sources
+    ingress = [
+        p["namespaceSelector"]["matchLabels"] for p in rule["from"] if "podSelector" not in p
+    ]
+    assert ingress == [{"kubernetes.io/metadata.name": "ingress-nginx"}]
+    assert [p["port"] for p in policy["spec"]["egress"][0]["ports"]] == [5432]
+    assert not any(d["metadata"]["name"] == "medops-label-studio" for d in rendered["default"])

@@ -123,19 +123,27 @@ def _parser() -> argparse.ArgumentParser:
     review = commands.add_parser("review", help="clinician review in Label Studio (docs/review.md)")
     review_commands = review.add_subparsers(dest="review_command", required=True)
     for name, help_text in (
-        ("push", "send held-out items with the registered version's answers for review"),
+        ("push", "send items with a registered version's answers for review"),
         ("pull", "write the submitted reviews as a versioned feedback dataset"),
     ):
         sub = review_commands.add_parser(name, help=help_text)
         sub.add_argument("recipe", type=Path, help="recipe YAML")
         sub.add_argument("overrides", nargs="*", help="key.sub=value overrides")
-        sub.add_argument(
-            "--run-summary",
-            type=Path,
-            help="run-summary.json of the run whose answers are reviewed; default "
-            "<output_dir>/run-summary.json",
-        )
+    review_commands.choices["push"].add_argument(
+        "--run-summary",
+        type=Path,
+        help="--from test: run-summary.json of the run whose answers are reviewed; default "
+        "<output_dir>/run-summary.json",
+    )
     review_commands.choices["push"].add_argument("--n", type=int, help="at most N new items")
+    review_commands.choices["push"].add_argument(
+        "--from",
+        dest="source",
+        choices=["test", "traffic"],
+        default="test",
+        help="test: the run's held-out items and answers; traffic: chats the server queued "
+        "(serve.review_queue)",
+    )
     report = review_commands.add_parser("report", help="HTML: acceptance, errors, agreement")
     report.add_argument("recipe", type=Path, help="recipe YAML")
     report.add_argument("overrides", nargs="*", help="key.sub=value overrides")
@@ -149,7 +157,14 @@ def _parser() -> argparse.ArgumentParser:
 def _review(args: argparse.Namespace, recipe: Recipe) -> None:
     from medops.review.labelstudio import LabelStudio
     from medops.review.pull import pull
-    from medops.review.push import SUMMARY, RunOutputs, project_title, push
+    from medops.review.push import (
+        SUMMARY,
+        RunOutputs,
+        from_run,
+        from_traffic,
+        project_title,
+        push,
+    )
 
     if args.review_command == "report":
         from medops.review.report import write_report
@@ -159,12 +174,15 @@ def _review(args: argparse.Namespace, recipe: Recipe) -> None:
         print(f"report {write_report(project_title(recipe), rows, args.out)}")
         return
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
-    run = RunOutputs.read(args.run_summary or recipe.out / SUMMARY)
     client = LabelStudio.from_env()
-    if args.review_command == "push":
-        print(json.dumps(push(recipe, run, client, args.n), indent=2))
+    if args.review_command == "push" and args.source == "traffic":
+        print(json.dumps(push(recipe, from_traffic(recipe), client, args.n), indent=2))
         return
-    manifest = pull(recipe, run, client, args.out)
+    if args.review_command == "push":
+        run = RunOutputs.read(args.run_summary or recipe.out / SUMMARY)
+        print(json.dumps(push(recipe, from_run(recipe, run), client, args.n), indent=2))
+        return
+    manifest = pull(recipe, client, args.out)
     print(json.dumps({"feedback": str(args.out), **manifest.extra["summary"]}, indent=2))
 
 

@@ -235,6 +235,17 @@ class Batching(Section):
     )
 
 
+class ReviewQueue(Section):
+    """Record served exchanges for clinician review (``medops review push --from traffic``)."""
+
+    enabled: bool = Field(
+        False,
+        description="store each answered chat (de-identified turns, released answer) in the "
+        "feedback store's review queue; needs serve.deidentify_input",
+    )
+    retention_days: int = Field(30, ge=1, le=3650, description="queued exchanges expire after")
+
+
 class Serve(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -253,6 +264,7 @@ class Serve(Section):
         description="file of '<key-id>:<sha256 hex of key>' lines; unset: no auth "
         "(MEDOPS_API_KEYS_FILE overrides)",
     )
+    review_queue: ReviewQueue = Field(default_factory=ReviewQueue)
     adapters: dict[str, str] = Field(
         default_factory=dict,
         description="generative: more served names -> model URIs whose LoRA adapters share the "
@@ -462,6 +474,12 @@ class Recipe(Section):
     def _shared_checks(self) -> Recipe:
         if self.resources.use_gpu and self.resources.gpus_per_worker == 0:
             raise ValueError("resources.use_gpu is true but resources.gpus_per_worker is 0")
+        queue, deid = self.serve.review_queue.enabled, self.serve.deidentify_input
+        if queue and not deid and self.deid.policy != "none":
+            raise ValueError(
+                "serve.review_queue.enabled records served text: it needs "
+                "serve.deidentify_input true (only de-identified text is ever stored)"
+            )
         if not any(s.role == "test" for s in self.data.sources):
             raise ValueError("data.sources needs one source with role: test (held-out rows)")
         return self

@@ -12,7 +12,7 @@ import mlflow
 from medops.registry.tracking import tracking_uri
 from medops.review.labelstudio import LabelStudio
 from medops.review.pull import pull
-from medops.review.push import RunOutputs, push
+from medops.review.push import RunOutputs, from_run, push
 from medops.stages import run_stage
 from tests.review.conftest import LabelStudioServer
 from tests.tasks.instruct.conftest import instruct_recipe, qa_records, write_jsonl
@@ -55,7 +55,7 @@ def test_corrections_retrain_and_the_gate_compares_with_the_champion(
 
     client = LabelStudio(label_studio.url, label_studio.token)
     run = RunOutputs(tmp_path / "run1" / "prepare", tmp_path / "run1" / "evaluate", champion)
-    project = push(recipe, run, client, limit=None)["project"]
+    project = push(recipe, from_run(recipe, run), client, limit=None)["project"]
     for task in client.export(project, with_unlabeled=True):
         number = int(task["data"]["medops_id"].removeprefix("r"))
         verdict = "reject" if number == 3 else "correct"
@@ -67,7 +67,7 @@ def test_corrections_retrain_and_the_gate_compares_with_the_champion(
         ]  # fmt: skip
         client.annotate(task["id"], result, 10.0)
     feedback = tmp_path / "feedback-1"
-    pull(recipe, run, client, feedback)
+    pull(recipe, client, feedback)
 
     second_test = write_jsonl(tmp_path / "test2.jsonl", qa_records("s", 4))
     sources = [

@@ -11,7 +11,7 @@ import pytest
 from medops.review.fields import read_result
 from medops.review.labelstudio import LabelStudio, ReviewServiceError
 from medops.review.pull import pull
-from medops.review.push import project_title, push
+from medops.review.push import from_run, project_title, push
 from medops.review.report import write_report
 from medops.review.store import FeedbackStore, store_url
 from tests.review.conftest import MODEL_URI, PLANTED, LabelStudioServer
@@ -49,15 +49,17 @@ def _answer(verdict: str, answer: str, reason: str = "") -> list[dict[str, objec
 def test_push_sends_only_de_identified_text_and_never_twice(label_studio: LabelStudioServer, run):
     recipe, outputs = run
     client = LabelStudio(label_studio.url, label_studio.token)
-    first = push(recipe, outputs, client, limit=3)
-    again = push(recipe, outputs, client, limit=None)
+    first = push(recipe, from_run(recipe, outputs), client, limit=3)
+    again = push(recipe, from_run(recipe, outputs), client, limit=None)
     assert (first["pushed"], again["pushed"], again["already_in_project"]) == (3, 1, 3)
     tasks = client.export(first["project"], with_unlabeled=True)
     everything = json.dumps(tasks)
     for secret in PLANTED:
         assert secret not in everything, "an identifier reached Label Studio"
     assert "[NAME]" in everything, "the text reviewers see is the de-identified one"
-    assert {t["data"]["model_uri"] for t in tasks} == {MODEL_URI}
+    assert {t["data"]["model_uri"] for t in tasks} == {MODEL_URI} and first["model_uris"] == [
+        MODEL_URI
+    ]
     # the form is pre-filled with the version's answer
     predictions = client._call("GET", "/api/predictions", params={"task": tasks[0]["id"]})
     assert predictions[0]["model_version"] == MODEL_URI
@@ -69,7 +71,7 @@ def test_pull_keeps_every_review_with_its_lineage_and_agreement(
 ):
     recipe, outputs = run
     admin = LabelStudio(label_studio.url, label_studio.token)
-    project = push(recipe, outputs, admin, limit=None)["project"]
+    project = push(recipe, from_run(recipe, outputs), admin, limit=None)["project"]
     label_studio.add_reviewer("reviewer2@medops.test", "Rev2-review-pass", REVIEWER2_TOKEN)
     second = LabelStudio(label_studio.url, REVIEWER2_TOKEN)
     tasks = {t["data"]["medops_id"]: t for t in admin.export(project, with_unlabeled=True)}
@@ -85,7 +87,7 @@ def test_pull_keeps_every_review_with_its_lineage_and_agreement(
         who.annotate(task["id"], result, seconds): (task["data"]["medops_id"], verdict)
         for who, task, result, seconds, verdict in reviews
     }
-    manifest = pull(recipe, outputs, admin, tmp_path / "feedback-1")
+    manifest = pull(recipe, admin, tmp_path / "feedback-1")
     rows = [
         json.loads(line)
         for line in (tmp_path / "feedback-1" / "feedback.jsonl").read_text().splitlines()
@@ -118,4 +120,6 @@ def test_pull_keeps_every_review_with_its_lineage_and_agreement(
 def test_a_bad_token_is_a_clear_error_without_the_body(label_studio: LabelStudioServer, run):
     recipe, outputs = run
     with pytest.raises(ReviewServiceError, match=r"HTTP 401 \(check the token\)"):
-        push(recipe, outputs, LabelStudio(label_studio.url, "not-a-token"), limit=1)
+        push(
+            recipe, from_run(recipe, outputs), LabelStudio(label_studio.url, "not-a-token"), limit=1
+        )

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from medops.review.labelstudio import LabelStudio
 from medops.review.pull import pull
-from medops.review.push import push
+from medops.review.push import from_run, push
 from tests.review.conftest import ADMIN, PASSWORD, LabelStudioServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -37,7 +37,7 @@ def test_a_reviewer_corrects_one_answer_in_the_browser(
     recipe, outputs = run
     recipe = recipe.model_copy(update={"name": "review-browser"})  # a project of its own
     client = LabelStudio(label_studio.url, label_studio.token)
-    project = push(recipe, outputs, client, limit=None)["project"]
+    project = push(recipe, from_run(recipe, outputs), client, limit=None)["project"]
     task = next(
         t for t in client.export(project, with_unlabeled=True) if t["data"]["medops_id"] == "phi3"
     )
@@ -64,7 +64,7 @@ def test_a_reviewer_corrects_one_answer_in_the_browser(
         page.get_by_role("button", name="Submit").click()
         page.wait_for_timeout(2_000)  # the annotation is saved by the page's own request
         browser.close()
-    pull(recipe, outputs, client, tmp_path / "feedback")
+    pull(recipe, client, tmp_path / "feedback")
     rows = [json.loads(line) for line in (tmp_path / "feedback" / "feedback.jsonl").open()]
     mine = [r for r in rows if r["ls_task_id"] == task["id"]]
     assert len(mine) == 1

@@ -66,7 +66,7 @@ def test_migrated_on_open_and_a_review_pulled_twice_is_stored_once(url: str):
     with store.engine.connect() as connection:
         assert (
             connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
-            == "0001"
+            == "0002"
         )
         stored = " ".join(str(v) for row in connection.execute(sa.select(REVIEWS)) for v in row)
     assert "[NAME]" not in stored and "amoxicillin" not in stored, "no item text in the store"

@@ -8,6 +8,7 @@ verdict is the reviewer's overall call.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -90,3 +91,13 @@ def read_result(result: list[dict[str, Any]], fields: list[ReviewField]) -> dict
     verdict = (by_control.get(VERDICT, {}).get("choices") or [""])[0]
     reason = (by_control.get(REASON, {}).get("text") or [""])[0]
     return {"verdict": verdict, "reason": str(reason).strip(), "values": values}
+
+
+def conversation_text(messages: list[dict[str, str]]) -> str:
+    """A conversation as a reviewer reads it: one ``role: text`` paragraph per turn."""
+    return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
+
+
+def config_fields(config: str) -> list[ReviewField]:
+    """The answer fields of a labeling config ``label_config`` wrote (names only)."""
+    return [ReviewField(name) for name in re.findall(r'name="field_([A-Za-z0-9_]+)"', config)]

@@ -54,19 +54,22 @@ class LabelStudio:
             )
         return response.json() if response.content else None
 
-    def ensure_project(self, title: str, config: str) -> int:
-        """The project named ``title`` (its labeling config brought up to date), or a new one."""
+    def find_project(self, title: str) -> dict[str, Any] | None:
         listed = self._call("GET", "/api/projects", params={"page_size": 1000})
         projects = listed["results"] if isinstance(listed, dict) else listed
-        for project in projects:
-            if project["title"] == title:
-                if project.get("label_config") != config:
-                    self._call(
-                        "PATCH", f"/api/projects/{project['id']}", json={"label_config": config}
-                    )
-                return int(project["id"])
-        created = self._call("POST", "/api/projects", json={"title": title, "label_config": config})
-        return int(created["id"])
+        return next((p for p in projects if p["title"] == title), None)
+
+    def ensure_project(self, title: str, config: str) -> int:
+        """The project named ``title`` (its labeling config brought up to date), or a new one."""
+        project = self.find_project(title)
+        if project is None:
+            created = self._call(
+                "POST", "/api/projects", json={"title": title, "label_config": config}
+            )
+            return int(created["id"])
+        if project.get("label_config") != config:
+            self._call("PATCH", f"/api/projects/{project['id']}", json={"label_config": config})
+        return int(project["id"])
 
     def prefill_with(self, project: int, model_version: str) -> None:
         """Pre-fill the labeling form with ``model_version``'s predictions."""

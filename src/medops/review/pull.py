@@ -14,11 +14,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from medops.errors import MissingInputError
 from medops.manifest import Manifest, sha256_path, timed, write_manifest
 from medops.recipe import Recipe
-from medops.review.fields import VERDICTS, ReviewField, label_config, read_result
+from medops.review.fields import VERDICTS, ReviewField, config_fields, read_result
 from medops.review.labelstudio import LabelStudio
-from medops.review.push import RunOutputs, project_title, review_set
+from medops.review.push import project_title
 from medops.review.store import FeedbackStore, store_url
 
 FEEDBACK, CARD = "feedback.jsonl", "FEEDBACK_CARD.md"
@@ -137,13 +138,18 @@ def _card(recipe: Recipe, summary: dict[str, Any], versions: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pull(recipe: Recipe, run: RunOutputs, client: LabelStudio, out_dir: Path) -> Manifest:
+def pull(recipe: Recipe, client: LabelStudio, out_dir: Path) -> Manifest:
     """Export the project's reviews into ``out_dir`` (a new feedback dataset version)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(stage="review-pull", recipe_hash=recipe.content_hash())
     with timed(manifest):
-        fields, _ = review_set(recipe, run)
-        project = client.ensure_project(project_title(recipe), label_config(fields))
+        found = client.find_project(project_title(recipe))
+        if found is None:
+            raise MissingInputError(
+                f"Label Studio has no project {project_title(recipe)!r}: run "
+                "`medops review push` first"
+            )
+        project, fields = int(found["id"]), config_fields(found.get("label_config", ""))
         rows = feedback_rows(client.export(project), fields)
         (out_dir / FEEDBACK).write_text(
             "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8"

@@ -1,9 +1,10 @@
-"""``medops review push``: held-out items and the registered version's answers to Label Studio.
+"""``medops review push``: items and a registered version's answers to Label Studio.
 
-The items are the prepared (de-identified) test split; the answers are the ones the
-registered version gave at evaluation, read from the run's evaluate stage, so nothing is
-re-generated and the pre-annotation is exactly what was scored. An item already in the
-project for the same version is not imported twice.
+``--from test``: the prepared (de-identified) test split and the answers the registered
+version gave at evaluation, read from the run's evaluate stage, so nothing is re-generated
+and the pre-annotation is exactly what was scored. ``--from traffic``: the chats the server
+queued (de-identified turns and released answers). An item already in the project for the
+same version is not imported twice.
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from typing import Any
 
 from medops.errors import MissingInputError
 from medops.recipe import Recipe
-from medops.review.fields import ReviewField, ReviewItem, label_config, prediction
+from medops.review.fields import (
+    ReviewField,
+    ReviewItem,
+    conversation_text,
+    label_config,
+    prediction,
+)
 from medops.review.labelstudio import LabelStudio
+from medops.review.store import FeedbackStore, store_url
 from medops.tasks import task_of
 
 SUMMARY = "run-summary.json"
@@ -50,6 +58,33 @@ def review_set(recipe: Recipe, run: RunOutputs) -> tuple[list[ReviewField], list
     return task_of(recipe).function("review")(recipe, run.prepared, run.evaluated)
 
 
+Batch = tuple[list[ReviewField], list[tuple[ReviewItem, str]]]  # fields, (item, model URI)
+
+
+def from_run(recipe: Recipe, run: RunOutputs) -> Batch:
+    """``--from test``: the held-out items and the answers the run's version gave them."""
+    fields, items = review_set(recipe, run)
+    return fields, [(item, run.model_uri) for item in items]
+
+
+def from_traffic(recipe: Recipe) -> Batch:
+    """``--from traffic``: chats the server queued (``serve.review_queue``), unexpired."""
+    rows = FeedbackStore(store_url(recipe)).queued()
+    items = [
+        (
+            ReviewItem(
+                f"traffic-{row['id']}",
+                conversation_text(row["messages"]),
+                {"answer": row["answer"]},
+                {"messages": row["messages"]},
+            ),
+            row["model_uri"],
+        )
+        for row in rows
+    ]
+    return [ReviewField("answer")], items
+
+
 def _task(
     item: ReviewItem, fields: list[ReviewField], model_uri: str, recipe: Recipe
 ) -> dict[str, Any]:
@@ -64,22 +99,24 @@ def _task(
     return {"data": data, "predictions": [prediction(item, fields, model_uri)]}
 
 
-def push(recipe: Recipe, run: RunOutputs, client: LabelStudio, limit: int | None) -> dict[str, Any]:
+def push(recipe: Recipe, batch: Batch, client: LabelStudio, limit: int | None) -> dict[str, Any]:
     """Create or update the project and import up to ``limit`` new items; returns counts."""
-    fields, items = review_set(recipe, run)
+    fields, items = batch
     project = client.ensure_project(project_title(recipe), label_config(fields))
     present = {
         (t["data"].get("medops_id"), t["data"].get("model_uri"))
         for t in client.export(project, with_unlabeled=True)
     }
-    new = [i for i in items if (i.id, run.model_uri) not in present][:limit]
+    new = [(i, uri) for i, uri in items if (i.id, uri) not in present][:limit]
     if new:
-        client.import_tasks(project, [_task(i, fields, run.model_uri, recipe) for i in new])
-    client.prefill_with(project, run.model_uri)
+        client.import_tasks(project, [_task(i, fields, uri, recipe) for i, uri in new])
+    versions = sorted({uri for _, uri in items})
+    if len(versions) == 1:
+        client.prefill_with(project, versions[0])
     return {
         "project": project,
-        "model_uri": run.model_uri,
+        "model_uris": versions,
         "pushed": len(new),
-        "already_in_project": sum((i.id, run.model_uri) in present for i in items),
+        "already_in_project": sum((i.id, uri) in present for i, uri in items),
         "available": len(items),
     }

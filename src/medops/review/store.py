@@ -1,16 +1,18 @@
-"""The feedback store: every pulled review, across rounds and versions, in one SQL table.
+"""The feedback store: every pulled review, across rounds and versions, and the review queue.
 
 SQLite under the recipe's output_dir when embedded, PostgreSQL on a cluster
 (``MEDOPS_FEEDBACK_DB``, a SQLAlchemy URL). The schema is owned by Alembic migrations
-(``review/migrations``), applied on open, so an older store is upgraded in place. Rows hold
-ids, verdicts and field values, never the item's text: the text stays in the versioned
-feedback dataset beside its card.
+(``review/migrations``), applied on open, so an older store is upgraded in place. Review
+rows hold ids, verdicts and accepted flags, never the item's text: the text stays in the
+versioned feedback dataset beside its card. The queue holds what the server recorded
+(``serve.review_queue``): de-identified turns and released answers, deleted after their
+retention.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     create_engine,
     delete,
     insert,
@@ -53,6 +56,18 @@ REVIEWS = Table(
     Column("reviewed_at", DateTime(timezone=True)),
     Column("feedback_version", String(500), nullable=False),
     Column("pulled_at", DateTime(timezone=True), nullable=False),
+)
+
+QUEUE = Table(
+    "review_queue",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("served_model", String(200), nullable=False),
+    Column("model_uri", String(300), nullable=False),
+    Column("messages", JSON, nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
 
@@ -107,6 +122,37 @@ class FeedbackStore:
                 )
                 connection.execute(insert(REVIEWS), values)
         return len(values)
+
+    def enqueue(
+        self,
+        served_model: str,
+        model_uri: str,
+        messages: list[dict[str, str]],
+        answer: str,
+        retention: timedelta,
+    ) -> None:
+        """Queue one de-identified exchange for review; expired ones are deleted on the way."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as connection:
+            connection.execute(delete(QUEUE).where(QUEUE.c.expires_at <= now))
+            connection.execute(
+                insert(QUEUE),
+                {
+                    "served_model": served_model,
+                    "model_uri": model_uri,
+                    "messages": messages,
+                    "answer": answer,
+                    "created_at": now,
+                    "expires_at": now + retention,
+                },
+            )
+
+    def queued(self) -> list[dict[str, Any]]:
+        """Unexpired queued exchanges, oldest first."""
+        now = datetime.now(UTC)
+        query = select(QUEUE).where(QUEUE.c.expires_at > now).order_by(QUEUE.c.id)
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
 
     def reviews(self, project: str) -> list[dict[str, Any]]:
         query = select(REVIEWS).where(REVIEWS.c.project == project)

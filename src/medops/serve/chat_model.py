@@ -4,14 +4,18 @@ Requests are checked against the limits before any decoding, de-identified by th
 queued (429 when the queue is full) and decoded together by one model thread
 (``medops.model.decode``). One base model in memory may carry several LoRA adapters (a
 champion and a challenger): a request's ``model`` picks its adapter, row by row, inside
-one batch. Streams are redacted segment by segment before they leave.
+one batch. Streams are redacted segment by segment before they leave. With a recorder
+(``serve.review_queue``), each answered chat is handed over as de-identified turns and the
+released answer, for clinician review.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import unicodedata
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -24,6 +28,11 @@ from medops.serve import metrics
 from medops.serve.batcher import BatchQueue, Ticket, start_worker
 from medops.serve.generation import Refused
 from medops.serve.guard import Guard
+
+logger = logging.getLogger("kserve.medops")
+# (served name, de-identified turns, released answer) -> stored (serve.review_queue)
+Recorder = Callable[[str, list[dict[str, str]], str], None]
+ASKED_KEPT = 4096  # prompts awaiting their answer; older ones are forgotten unrecorded
 
 
 @dataclass(eq=False)
@@ -44,6 +53,7 @@ class ServedLM:
         limits: ServeLimits,
         batching: Batching,
         system_prompt: str | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         if not names:
             raise ValueError("ServedLM needs at least one served name")
@@ -53,6 +63,10 @@ class ServedLM:
         self.guard = guard
         self.limits = limits
         self.system_prompt = system_prompt  # the task's, before any caller system text
+        # serve.review_queue: chat prompt -> (served name, de-identified turns) until answered
+        self.recorder = recorder
+        self._asked: OrderedDict[str, tuple[str, list[dict[str, str]]]] = OrderedDict()
+        self._record_thread = ThreadPoolExecutor(1, thread_name_prefix="medops-review-queue")
         self.adapters = any(adapter is not None for adapter in names.values())
         self.eos = {int(t) for t in _as_list(tokenizer.eos_token_id)}
         self.pad_id = int(
@@ -81,7 +95,12 @@ class ServedLM:
             )
         cleaned = await self._clean([m.get("content", "") for m in messages])
         turns = [{"role": m["role"], "content": c} for m, c in zip(messages, cleaned, strict=True)]
-        return render_prompt(self.tokenizer, _with_task_system(turns, self.system_prompt))
+        prompt = render_prompt(self.tokenizer, _with_task_system(turns, self.system_prompt))
+        if self.recorder is not None:
+            self._asked[prompt] = (model, turns)
+            while len(self._asked) > ASKED_KEPT:
+                self._asked.popitem(last=False)
+        return prompt
 
     async def text_prompt(self, model: str, prompt: str) -> str:
         self._served(model)
@@ -120,9 +139,27 @@ class ServedLM:
         ticket = self.queue.put(_Job(seq, deliver))
         seq.abandoned = lambda: ticket.abandoned
         async for item in self._relay(ticket, pieces):
+            if isinstance(item, Finished):
+                self._record(prompt, item.text)
             yield item
 
     # --- internals -------------------------------------------------------------------
+    def _record(self, prompt: str, answer: str) -> None:
+        """Queue a finished chat for review, off the event loop; a failure costs the record,
+        never the answer (logged by type only: the text may be patient text)."""
+        asked = self._asked.pop(prompt, None)
+        if self.recorder is None or asked is None:
+            return
+        recorder, (model, turns) = self.recorder, asked
+
+        def write() -> None:
+            try:
+                recorder(model, turns, answer)
+            except Exception as error:
+                logger.warning("review queue: not recorded (%s)", type(error).__name__)
+
+        self._record_thread.submit(write)
+
     async def _clean(self, texts: list[str]) -> list[str]:
         """The guard's de-identification on its own thread: spaCy never blocks the loop."""
         if not self.guard.inputs:

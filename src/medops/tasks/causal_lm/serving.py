@@ -14,6 +14,7 @@ import json
 import logging
 import typing
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,7 +31,8 @@ from medops.model.base import resolve_base
 from medops.model.decode import Finished, GenerationParams
 from medops.model.precision import serving_dtype
 from medops.recipe import Recipe
-from medops.serve.chat_model import ServedLM
+from medops.review.store import FeedbackStore, store_url
+from medops.serve.chat_model import Recorder, ServedLM
 from medops.serve.model import (
     Batch,
     PyfuncPredictor,
@@ -117,8 +119,24 @@ def load_generator(
         recipe.serve.limits,
         recipe.serve.batching,
         system_prompt=prompt.task_system_prompt(),
+        recorder=_recorder(recipe, uris),
     )
     return served, lm
+
+
+def _recorder(recipe: Recipe, uris: dict[str, str]) -> Recorder | None:
+    """``serve.review_queue``: answered chats go to the feedback store's review queue."""
+    queue = recipe.serve.review_queue
+    if not queue.enabled:
+        return None
+    store = FeedbackStore(store_url(recipe))
+    retention = timedelta(days=queue.retention_days)
+    logger.info("review queue on: answered chats are kept %d days", queue.retention_days)
+
+    def record(name: str, turns: list[dict[str, str]], answer: str) -> None:
+        store.enqueue(name, uris[name], turns, answer, retention)
+
+    return record
 
 
 class ExtractorPredictor(PyfuncPredictor):

@@ -7,14 +7,9 @@ import typing
 from pathlib import Path
 
 from medops.data.dataset import read_split
-from medops.review.fields import ReviewField, ReviewItem
+from medops.review.fields import ReviewField, ReviewItem, conversation_text
 from medops.tasks.instruct.examples import prompt_and_reference
 from medops.tasks.instruct.recipe import InstructRecipe
-
-
-def _shown(messages: list[dict[str, str]]) -> str:
-    """The conversation up to the answer, one ``role: text`` paragraph per turn."""
-    return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
 def review_items(
@@ -27,5 +22,7 @@ def review_items(
         if row["id"] in answers:
             prompt, _ = prompt_and_reference(typing.cast(list, row["messages"]))
             answer = {"answer": answers[row["id"]]}
-            items.append(ReviewItem(row["id"], _shown(prompt), answer, {"messages": prompt}))
+            items.append(
+                ReviewItem(row["id"], conversation_text(prompt), answer, {"messages": prompt})
+            )
     return [ReviewField("answer")], items

@@ -20,8 +20,8 @@ from kserve.errors import NoModelReady
 
 from medops import cli
 from medops.errors import MedopsError
-from medops.serve import server as server_module
 from medops.model.registered import MissingModelError, fetch_model
+from medops.serve import server as server_module
 from medops.serve.server import MODEL_CONTROL, build_app
 from medops.tasks.classification.serving import ClassifierPredictor
 

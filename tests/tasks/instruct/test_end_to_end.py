@@ -84,3 +84,24 @@ def test_the_registered_version_answers_through_the_openai_client(pipeline):
     with_system = render_prompt(tokenizer, [{"role": "system", "content": SYSTEM}, user])
     expected = len(tokenizer(with_system, add_special_tokens=False)["input_ids"])
     assert reply.usage.prompt_tokens == expected
+
+
+def test_the_registered_pyfunc_answers_a_frame_of_user_turns(pipeline):
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    recipe, stages, _ = pipeline
+    uri = tracking_uri(recipe)
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        model = mlflow.pyfunc.load_model(stages["register"].extra["model_uri"])
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+    frame = model.predict(pd.DataFrame({"text": ["Case h2: which drug is number 2?"]}))
+    assert list(frame.columns) == ["answer"] and len(frame) == 1
+    with pytest.raises(MlflowException, match=r"missing inputs \['text'\]"):
+        model.predict(pd.DataFrame({"prompt": ["x"]}))  # the registered signature says so

@@ -19,25 +19,18 @@ from medops.tasks.causal_lm.generator_pyfunc import GeneratorPyfunc
 class ExtractorPyfunc(GeneratorPyfunc):
     settings = "medops.tasks.causal_lm.recipe:LanguageTask"
 
+    def conversation(self, text: str) -> list[dict[str, str]]:
+        from medops.tasks.causal_lm.examples import prompt_messages
+
+        return prompt_messages(text, self.lm)
+
     def predict(
         self, context: PythonModelContext, model_input: pd.DataFrame, params: Any = None
     ) -> pd.DataFrame:
         from medops.evaluate.generation_metrics import parse_answer
-        from medops.model.generate import generate
-        from medops.tasks.causal_lm.examples import prompt_messages
 
-        if "text" not in model_input.columns:
-            raise ValueError(f"input needs a 'text' column; got {list(model_input.columns)}")
-        conversations = [prompt_messages(str(t), self.lm) for t in model_input["text"]]
-        answers = generate(
-            self.model,
-            self.tokenizer,
-            conversations,
-            self.lm.max_new_tokens,
-            self.lm.eval_batch_size,
-        )
         rows = []
-        for answer in answers:
+        for answer in self.answers(model_input):
             parsed = parse_answer(answer)
             row = {"answer": answer, "json_valid": parsed is not None}
             row.update({f.name: (parsed or {}).get(f.name, "") for f in self.lm.fields})

@@ -18,26 +18,15 @@ from medops.tasks.causal_lm.generator_pyfunc import GeneratorPyfunc
 class ChatPyfunc(GeneratorPyfunc):
     settings = "medops.tasks.instruct.recipe:ChatTask"
 
+    def conversation(self, text: str) -> list[dict[str, str]]:
+        from medops.tasks.instruct.examples import with_system
+
+        return with_system([{"role": "user", "content": text}], self.lm.system_prompt)
+
     def predict(
         self, context: PythonModelContext, model_input: pd.DataFrame, params: Any = None
     ) -> pd.DataFrame:
-        from medops.model.generate import generate
-        from medops.tasks.instruct.examples import with_system
-
-        if "text" not in model_input.columns:
-            raise ValueError(f"input needs a 'text' column; got {list(model_input.columns)}")
-        conversations = [
-            with_system([{"role": "user", "content": str(t)}], self.lm.system_prompt)
-            for t in model_input["text"]
-        ]
-        answers = generate(
-            self.model,
-            self.tokenizer,
-            conversations,
-            self.lm.max_new_tokens,
-            self.lm.eval_batch_size,
-        )
-        return pd.DataFrame({"answer": answers})
+        return pd.DataFrame({"answer": self.answers(model_input)})
 
 
 mlflow.models.set_model(ChatPyfunc())

@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from medops.model.chat import render_prompt
+from medops.model.registered import fetch_model
 from medops.registry.tracking import tracking_uri
 from medops.serve.server import build_app, data_plane, default_model_uri
 from medops.stages import run_stage
@@ -92,15 +93,9 @@ def test_the_registered_pyfunc_answers_a_frame_of_user_turns(pipeline):
     from mlflow.exceptions import MlflowException
 
     recipe, stages, _ = pipeline
-    uri = tracking_uri(recipe)
-    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        model = mlflow.pyfunc.load_model(stages["register"].extra["model_uri"])
-    finally:
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
+    # resolved with explicit URIs: no process-wide MLflow state for later tests to inherit
+    local = fetch_model(stages["register"].extra["model_uri"], tracking_uri(recipe))
+    model = mlflow.pyfunc.load_model(local)
     frame = model.predict(pd.DataFrame({"text": ["Case h2: which drug is number 2?"]}))
     assert list(frame.columns) == ["answer"] and len(frame) == 1
     with pytest.raises(MlflowException, match=r"missing inputs \['text'\]"):

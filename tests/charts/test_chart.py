@@ -270,3 +270,10 @@ def test_label_studio_is_reachable_only_from_medops_and_the_ingress(rendered):
     assert ingress == [{"kubernetes.io/metadata.name": "ingress-nginx"}]
     assert [p["port"] for p in policy["spec"]["egress"][0]["ports"]] == [5432]
     assert not any(d["metadata"]["name"] == "medops-label-studio" for d in rendered["default"])
+
+
+def test_the_operator_may_name_only_the_charts_registry_by_default(rendered):
+    operator = find(rendered, "default", "Deployment", "medops-operator")
+    env = {e["name"]: e.get("value") for e in _pod_spec(operator)["containers"][0]["env"]}
+    allowed = env["MEDOPS_ALLOWED_TRACKING_URIS"]
+    assert allowed == "http://medops-mlflow.medops-system.svc:5000"

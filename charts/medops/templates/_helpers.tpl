@@ -57,3 +57,14 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+
+{{/* The chart's own MLflow service, plus operator.allowedTrackingUris, comma-separated */}}
+{{- define "medops.allowedTrackingUris" -}}
+{{- $uris := .Values.operator.allowedTrackingUris | default list -}}
+{{- if .Values.mlflow.enabled -}}
+{{- $own := printf "http://%s-mlflow.%s.svc:%v" (include "medops.fullname" .) .Release.Namespace .Values.mlflow.port -}}
+{{- $uris = prepend $uris $own -}}
+{{- end -}}
+{{- join "," $uris -}}
+{{- end -}}

@@ -218,6 +218,7 @@ def build_inferenceservice(
         scaleMetric=scaling["metric"],
         scaleTarget=scaling["target"],
         securityContext=pod_security_context(),
+        automountServiceAccountToken=False,  # the predictor never calls the Kubernetes API
     )
     if spec.get("canaryTrafficPercent") is not None:
         predictor["canaryTrafficPercent"] = spec["canaryTrafficPercent"]

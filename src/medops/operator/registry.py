@@ -19,6 +19,7 @@ _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
+ALLOWED_ENV = "MEDOPS_ALLOWED_TRACKING_URIS"
 # what KServe's storage initializer can download
 FETCHABLE_SCHEMES = ("s3", "gs", "pvc", "https", "hf", "oci")
 
@@ -39,8 +40,36 @@ class ResolvedVersion:
     task: str | None = None
 
 
+def allowed_tracking_uris() -> frozenset[str] | None:
+    """The registries the platform team lets resources name (``MEDOPS_ALLOWED_TRACKING_URIS``,
+    comma-separated, set by the chart); None when unset (a development operator)."""
+    listed = os.environ.get(ALLOWED_ENV)
+    if listed is None:
+        return None
+    return frozenset(uri.strip().rstrip("/") for uri in listed.split(",") if uri.strip())
+
+
+def check_tracking_uri(tracking_uri: str) -> None:
+    """Refuse a registry outside the allowlist before anything is sent to it: the operator
+    resolves aliases with its own MLflow credentials, which must not go to a URL a resource
+    author chose."""
+    allowed = allowed_tracking_uris()
+    if allowed is not None and tracking_uri.rstrip("/") not in allowed:
+        raise RegistryError(
+            "TrackingUriNotAllowed",
+            "spec.mlflow.trackingUri is not one the platform team allows; nothing was sent "
+            "to it. Use the chart's MLflow service, or ask for the URI to be added to "
+            "operator.allowedTrackingUris",
+        )
+
+
 def resolve_alias(tracking_uri: str, model_name: str, alias: str) -> ResolvedVersion:
-    """The version ``models:/<model_name>@<alias>`` points at now."""
+    """The version ``models:/<model_name>@<alias>`` points at now.
+
+    Failures carry a fixed message and the error's type only: a registry's response body
+    (or a URI with credentials in it) never reaches the resource's status.
+    """
+    check_tracking_uri(tracking_uri)
     for key, value in _HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
     from mlflow import MlflowClient
@@ -53,11 +82,17 @@ def resolve_alias(tracking_uri: str, model_name: str, alias: str) -> ResolvedVer
     except MlflowException as error:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise RegistryError(
-                "AliasNotFound", f"MLflow has no {model_name}@{alias}: {error.message}"
+                "AliasNotFound", f"the registry has no {model_name}@{alias}"
             ) from None
-        raise RegistryError("RegistryUnavailable", f"MLflow at {tracking_uri}: {error}") from None
+        raise RegistryError("RegistryUnavailable", _unavailable(error)) from None
     except OSError as error:  # connection refused, DNS, TLS
-        raise RegistryError("RegistryUnavailable", f"MLflow at {tracking_uri}: {error}") from None
+        raise RegistryError("RegistryUnavailable", _unavailable(error)) from None
     fetchable = urlparse(location).scheme in FETCHABLE_SCHEMES
     task = (version.tags or {}).get("task")
     return ResolvedVersion(str(version.version), location if fetchable else None, task)
+
+
+def _unavailable(error: Exception) -> str:
+    status = getattr(error, "get_http_status_code", lambda: None)()
+    code = f", HTTP {status}" if status and status != 500 else ""
+    return f"the registry could not be reached or refused ({type(error).__name__}{code})"

@@ -1,0 +1,5 @@
+"""Security tests use the operator's fixtures (CRDs, defaulted example resources)."""
+
+from tests.operator.conftest import deployment, finetune, medops_crds, upstream_crds
+
+__all__ = ["deployment", "finetune", "medops_crds", "upstream_crds"]

@@ -16,6 +16,7 @@ from kubernetes.client.rest import ApiException
 
 from medops.errors import MedopsError
 from medops.operator import kube
+from medops.operator.allowlist import Allowlist, NotAllowed
 from medops.operator.inferenceservice import (
     SPEC_HASH_ANNOTATION,
     DeploymentSpecError,
@@ -102,6 +103,11 @@ def _reconcile_finetune(
         return conditions.stop(previous, "Failed", message)
     if rayjob is None:
         try:
+            Allowlist.from_env().check(finetune["spec"])
+        except NotAllowed as error:
+            conditions.set("SpecAllowed", False, "NotAllowed", str(error))
+            return conditions.stop(previous, "Failed", str(error))
+        try:
             rayjob = _start(finetune)
         except RecipeError as error:
             conditions.set("RecipeValid", False, "InvalidRecipe", str(error))
@@ -171,6 +177,11 @@ def _reconcile_deployment(
         return conditions.stop(previous, phase, MISSING_KSERVE)
     conditions.set("PrerequisitesReady", True, "Installed", "KServe serves InferenceService")
     wanted = f"{spec['modelName']}@{spec['alias']}"
+    try:
+        Allowlist.from_env().check(spec)
+    except NotAllowed as error:
+        conditions.set("SpecAllowed", False, "NotAllowed", str(error))
+        return conditions.stop(previous, "Failed", str(error))
     try:
         resolved = resolve_alias(spec["mlflow"]["trackingUri"], spec["modelName"], spec["alias"])
     except RegistryError as error:

@@ -154,8 +154,13 @@ def installed(control_plane: ControlPlane) -> ControlPlane:
 
 
 @pytest.fixture(scope="module")
-def operator(installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """``python -m medops.operator`` as the chart's ServiceAccount; yields its log file."""
+def operator(
+    installed: ControlPlane,
+    tmp_path_factory: pytest.TempPathFactory,
+    mlflow_registry: tuple[str, Any],
+) -> Iterator[Path]:
+    """``python -m medops.operator`` as the chart's ServiceAccount, with the allowlists the
+    chart's default values give it; yields its log file."""
     base = tmp_path_factory.mktemp("operator")
     kubeconfig = installed.kubeconfig(base / "kubeconfig", "operator")
     port = free_port()
@@ -168,6 +173,10 @@ def operator(installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) 
         KUBECONFIG=str(kubeconfig),
         HOME=str(base),  # no ~/.kube/config of the developer's
         MEDOPS_SYNC_SECONDS="1",
+        MEDOPS_ALLOWED_IMAGE_PREFIXES="registry.example.org/medops/",
+        MEDOPS_ALLOWED_SERVICE_ACCOUNTS="",
+        MEDOPS_ALLOWED_CREDENTIAL_REFS="medops-mlflow-credentials",
+        MEDOPS_ALLOWED_TRACKING_URIS=mlflow_registry[0],
         MLFLOW_DISABLE_TELEMETRY="true",
         PYTHONUNBUFFERED="1",
     )
@@ -261,6 +270,30 @@ def test_finetune_gets_a_rayjob_and_status(installed: ControlPlane, operator: Pa
     running = {"status": {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"}}
     admin.merge_patch(f"{rayjob_path}/status", running).raise_for_status()
     wait_for(lambda: admin.get(ft_path)["status"]["phase"] == "Running", "phase Running", WAIT, log)
+
+
+def test_a_foreign_image_or_service_account_gets_no_rayjob(installed: ControlPlane, operator: Path):
+    """Issue 22: creating a FineTune is not creating a pod with any image or identity."""
+    admin = installed.admin
+    log = lambda: tail(operator)  # noqa: E731
+    for name, change in (
+        ("foreign-image", {"image": "docker.io/attacker/miner:1"}),
+        ("foreign-account", {"serviceAccountName": "cluster-admin-sa"}),
+    ):
+        finetune = example("finetune-inline.yaml")
+        finetune["metadata"]["name"] = name
+        finetune["spec"].update(change)
+        admin.create(finetune)
+        path = path_of(MEDOPS_API, "FineTune", NS, name)
+
+        def refused(path: str = path) -> dict[str, Any] | None:
+            found = condition(admin.get(path), "SpecAllowed")
+            return found if found and found["status"] == "False" else None
+
+        found = wait_for(refused, f"{name}: SpecAllowed=False", WAIT, log)
+        assert found["reason"] == "NotAllowed", found
+        assert admin.get(path_of("ray.io/v1", "RayJob", NS, name)) is None
+        assert admin.get(path)["status"]["phase"] == "Failed"
 
 
 def test_modeldeployment_serves_the_alias_and_follows_it(

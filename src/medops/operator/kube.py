@@ -14,6 +14,8 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from medops.errors import MedopsError
+
 PLURALS = {"ConfigMap": "configmaps", "RayJob": "rayjobs", "InferenceService": "inferenceservices"}
 
 
@@ -66,8 +68,31 @@ def get(api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any
         raise
 
 
+class ForeignObject(MedopsError, RuntimeError):
+    """An object with the name the operator wants exists and another owner controls it."""
+
+
+def _controller_uid(obj: dict[str, Any]) -> str | None:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return next((ref.get("uid") for ref in refs if ref.get("controller")), None)
+
+
+def check_owner(existing: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Only an object the same resource controls is reused: one planted under the name the
+    operator derives (a recipe ConfigMap with another recipe, an InferenceService serving
+    another image) is never adopted or overwritten."""
+    ours = _controller_uid(wanted)
+    if ours is not None and _controller_uid(existing) != ours:
+        meta = wanted["metadata"]
+        raise ForeignObject(
+            f"{wanted['kind']} {meta['name']} already exists and belongs to something else; "
+            "delete or rename it, or rename this resource"
+        )
+
+
 def ensure(obj: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Create ``obj`` or, if it exists already, return the existing one; (object, created)."""
+    """Create ``obj`` or, if it exists already and is ours, return the existing one;
+    (object, created). Someone else's object of that name raises ``ForeignObject``."""
     meta = obj["metadata"]
     path = _collection(obj["apiVersion"], obj["kind"], meta["namespace"])
     try:
@@ -78,6 +103,7 @@ def ensure(obj: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     existing = get(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
     if existing is None:  # deleted between our create and get: next sync creates it
         raise RuntimeError(f"{obj['kind']} {meta['name']} vanished during create")
+    check_owner(existing, obj)
     return existing, False
 
 

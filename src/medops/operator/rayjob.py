@@ -83,6 +83,7 @@ def build_recipe_configmap(finetune: dict[str, Any], text: str) -> dict[str, Any
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": child_metadata(finetune, recipe_configmap_name(finetune), COMPONENT),
+        "immutable": True,  # the snapshot a run reads cannot be edited under it
         "data": {RECIPE_FILE: text},
     }
 

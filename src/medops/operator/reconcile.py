@@ -115,6 +115,9 @@ def _reconcile_finetune(
         except RecipeMissing as error:
             conditions.set("RecipeValid", False, "RecipeNotFound", str(error))
             return conditions.stop(previous, "Pending", str(error))
+        except kube.ForeignObject as error:
+            conditions.set("Reconciled", False, "ForeignObject", str(error))
+            return conditions.stop(previous, "Failed", str(error))
     # derived from the world, not from history: a RayJob exists only for an accepted recipe,
     # and a timer pass racing the create handler must not drop this condition
     conditions.set("RecipeValid", True, "Valid", "recipe accepted")
@@ -196,7 +199,11 @@ def _reconcile_deployment(
         conditions.set("SpecValid", False, "InvalidSpec", str(error))
         return conditions.stop(previous, "Failed", str(error))
     conditions.set("SpecValid", True, "Valid", "spec accepted")
-    isvc = _roll_out(deployment, desired)
+    try:
+        isvc = _roll_out(deployment, desired)
+    except kube.ForeignObject as error:
+        conditions.set("Ready", False, "ForeignObject", str(error))
+        return conditions.stop(previous, "Failed", str(error))
     served = previous.get("servedVersion")
     earlier = served if served and served != resolved.version else previous.get("previousVersion")
     phase, message = deployment_phase(isvc)
@@ -237,6 +244,7 @@ def _roll_out(deployment: dict[str, Any], desired: dict[str, Any]) -> dict[str, 
     existing = kube.get(ISVC_API, "InferenceService", namespace, name)
     if existing is None:
         return kube.ensure(desired)[0]
+    kube.check_owner(existing, desired)
     if _spec_hash(existing) != _spec_hash(desired):
         return kube.replace_spec(desired)
     return existing

@@ -10,9 +10,12 @@ import importlib.util
 import zipfile
 from pathlib import Path
 
-from medops.errors import MissingInputError
+from medops.errors import ConfigurationError, MissingInputError
 
 PKG_SCHEME = "pkg://"
+MAX_MEMBER_BYTES = 2 * 1024**3  # read into memory whole
+RATIO_CHECKED_ABOVE = 16 * 1024**2  # small members may compress far (runs of blanks)
+MAX_RATIO = 100
 
 
 def resolve_uri(uri: str) -> Path:
@@ -28,7 +31,12 @@ def resolve_uri(uri: str) -> Path:
             f"{uri}: package {package!r} is not installed; run `make venv` (it installs the "
             "asset packages) or point the recipe at a local path"
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    root = Path(next(iter(spec.submodule_search_locations))).resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise ConfigurationError(
+            f"{uri}: the path leaves package {package!r}; name a file inside it"
+        )
     if not path.exists():
         raise MissingInputError(f"{uri}: {relative} is not inside package {package!r}")
     return path
@@ -42,4 +50,21 @@ def read_bytes(uri: str, member: str | None = None) -> bytes:
     with zipfile.ZipFile(path) as archive:
         if member not in archive.namelist():
             raise MissingInputError(f"{uri}: archive has no member {member!r}")
+        _check_member(archive.getinfo(member), uri)
         return archive.read(member)
+
+
+def _check_member(info: zipfile.ZipInfo, uri: str) -> None:
+    """Refuse, before inflating it, a member too large to read into memory or compressed
+    so far beyond what text compresses to that it is a zip bomb."""
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise ConfigurationError(
+            f"{uri}: member {info.filename!r} is {info.file_size} bytes uncompressed, over the "
+            f"{MAX_MEMBER_BYTES} bytes medops reads from an archive; extract it and name the file"
+        )
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > RATIO_CHECKED_ABOVE and ratio > MAX_RATIO:
+        raise ConfigurationError(
+            f"{uri}: member {info.filename!r} inflates {ratio:.0f}x (text rarely passes "
+            f"{MAX_RATIO}x): refused as a possible zip bomb"
+        )

@@ -130,14 +130,36 @@ def _restore(model: torch.nn.Module, optimizer: Any, scheduler: Any) -> dict[str
         return {"epoch": 1, "batch": 0, "step": 0}
     with checkpoint.as_directory() as directory:
         load_trainable(model, load_file(str(Path(directory) / STATE_FILE)))
-        saved = torch.load(Path(directory) / OPTIMIZER_FILE, weights_only=False)
+        saved = load_optimizer_state(Path(directory))
         position = json.loads((Path(directory) / POSITION_FILE).read_text())
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     torch.set_rng_state(saved["torch_rng"])
-    random.setstate(saved["python_rng"])
-    np.random.set_state(saved["numpy_rng"])
+    rngs = position.pop("rng")
+    random.setstate((rngs["python"][0], tuple(rngs["python"][1]), rngs["python"][2]))
+    numpy = rngs["numpy"]
+    np.random.set_state((numpy[0], np.array(numpy[1], dtype=np.uint32), *numpy[2:]))
     return position
+
+
+def load_optimizer_state(directory: Path) -> dict[str, Any]:
+    """Tensors and plain containers only (``weights_only``): a checkpoint directory is a
+    file on shared storage, and unpickling arbitrary objects from it would run code."""
+    return torch.load(directory / OPTIMIZER_FILE, weights_only=True)
+
+
+def _rng_states() -> dict[str, Any]:
+    """Python's and numpy's generator states as JSON (kept out of the tensor file)."""
+    python = random.getstate()
+    numpy = typing.cast(tuple[Any, ...], np.random.get_state())
+    return {
+        "python": [python[0], list(python[1]), python[2]],
+        "numpy": [
+            numpy[0],
+            numpy[1].tolist(),
+            *(x.item() if hasattr(x, "item") else x for x in numpy[2:]),
+        ],
+    }
 
 
 def _report(
@@ -159,12 +181,10 @@ def _report(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
-                "python_rng": random.getstate(),
-                "numpy_rng": np.random.get_state(),
             },
             Path(tmp) / OPTIMIZER_FILE,
         )
-        (Path(tmp) / POSITION_FILE).write_text(json.dumps(position))
+        (Path(tmp) / POSITION_FILE).write_text(json.dumps({**position, "rng": _rng_states()}))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 

@@ -277,3 +277,10 @@ def test_the_operator_may_name_only_the_charts_registry_by_default(rendered):
     env = {e["name"]: e.get("value") for e in _pod_spec(operator)["containers"][0]["env"]}
     allowed = env["MEDOPS_ALLOWED_TRACKING_URIS"]
     assert allowed == "http://medops-mlflow.medops-system.svc:5000"
+
+
+def test_every_scratch_volume_in_the_chart_is_bounded(rendered):
+    for values, workload in objects(rendered, WORKLOADS):
+        for volume in _pod_spec(workload).get("volumes", []):
+            if "emptyDir" in volume:
+                assert volume["emptyDir"].get("sizeLimit"), (values, workload["metadata"]["name"])

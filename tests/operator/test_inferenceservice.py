@@ -241,15 +241,15 @@ def test_the_spec_cannot_choose_the_keys_secret(generative, medops_crds):
 def test_classification_and_huggingface_objects_are_unchanged(deployment, hf_deployment):
     """Pinned hashes: a different object would re-roll every existing deployment when the
     operator is upgraded. Last changed on purpose: predictors mount no service account
-    token (issue 22), so every deployment re-rolls once."""
+    token and their /tmp is bounded (issue 22), so every deployment re-rolls once."""
     medops = build_inferenceservice(deployment, "7", task="classification")
     assert medops == build_inferenceservice(deployment, "7")
-    assert medops["metadata"]["annotations"][SPEC_HASH_ANNOTATION] == "732a3dc3a303c0b8"
+    assert medops["metadata"]["annotations"][SPEC_HASH_ANNOTATION] == "ef73608eae291eb6"
     assert "annotations" not in medops["spec"]["predictor"]
     # a generative version on KServe's Hugging Face runtime stays KServe's server
     hf = build_inferenceservice(hf_deployment, "3", "s3://models/discharge/3", task="causal-lm")
     assert hf == build_inferenceservice(hf_deployment, "3", "s3://models/discharge/3")
-    assert hf["metadata"]["annotations"][SPEC_HASH_ANNOTATION] == "d2a215ecfd6fb1ec"
+    assert hf["metadata"]["annotations"][SPEC_HASH_ANNOTATION] == "22e8d88f7e652285"
 
 
 def test_cpu_scaling_gets_no_knative_metric(generative):

@@ -94,3 +94,17 @@ def test_every_pod_the_operator_builds_mounts_no_service_account_token(deploymen
         *(group["template"]["spec"] for group in cluster["workerGroupSpecs"]),
     ]
     assert all(pod["automountServiceAccountToken"] is False for pod in pods)
+
+
+def test_every_scratch_volume_the_operator_builds_is_bounded(deployment, finetune):
+    """Low finding 11: an emptyDir without sizeLimit can fill the node's disk (or memory)."""
+    rayjob = build_rayjob(finetune)["spec"]
+    cluster = rayjob["rayClusterSpec"]
+    pods = [
+        rayjob["submitterPodTemplate"]["spec"],
+        cluster["headGroupSpec"]["template"]["spec"],
+        *(group["template"]["spec"] for group in cluster["workerGroupSpecs"]),
+        build_inferenceservice(deployment, "3")["spec"]["predictor"],
+    ]
+    empty = [v for pod in pods for v in pod.get("volumes", []) if "emptyDir" in v]
+    assert empty and all(v["emptyDir"].get("sizeLimit") for v in empty), empty

@@ -93,7 +93,7 @@ def gpu_tolerations() -> list[dict[str, Any]]:
 
 def scratch_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     """/tmp as an emptyDir: the only writable path besides explicit data mounts."""
-    return {"name": "tmp", "emptyDir": {}}, {"name": "tmp", "mountPath": "/tmp"}
+    return {"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}, {"name": "tmp", "mountPath": "/tmp"}
 
 
 def recipe_volume(configmap: str, key: str) -> tuple[dict[str, Any], dict[str, Any]]:

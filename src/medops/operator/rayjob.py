@@ -116,13 +116,15 @@ def entrypoint(finetune: dict[str, Any]) -> str:
 
 def _volumes(finetune: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     storage = finetune["spec"]["storage"]
+    memory = finetune["spec"]["resources"]["memory"]
     recipe, recipe_mount = recipe_volume(recipe_configmap_name(finetune), RECIPE_FILE)
     tmp, tmp_mount = scratch_volume()
     volumes = [
         recipe,
         tmp,
         {"name": "data", "persistentVolumeClaim": {"claimName": storage["pvc"]}},
-        {"name": "dshm", "emptyDir": {"medium": "Memory"}},  # Ray's object store
+        # Ray's object store, in memory: at most the pod's own memory
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": memory}},
     ]
     mounts = [
         recipe_mount,

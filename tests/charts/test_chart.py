@@ -284,3 +284,22 @@ def test_every_scratch_volume_in_the_chart_is_bounded(rendered):
         for volume in _pod_spec(workload).get("volumes", []):
             if "emptyDir" in volume:
                 assert volume["emptyDir"].get("sizeLimit"), (values, workload["metadata"]["name"])
+
+
+def test_no_secret_reaches_a_command_line(rendered):
+    """Low findings 12-13: `$(VAR)` in args, or `$VAR` in a shell script, puts a Secret's
+    value on some process's argv (`ps`, /proc)."""
+    for values, workload in objects(rendered, WORKLOADS):
+        for container in _pod_spec(workload)["containers"]:
+            secret_vars = {
+                env["name"]
+                for env in container.get("env", [])
+                if "secretKeyRef" in env.get("valueFrom", {})
+            }
+            words = " ".join(container.get("command", []) + container.get("args", []))
+            leaked = [
+                name
+                for name in secret_vars
+                if any(form in words for form in (f"$({name})", f"${name}", f"${{{name}}}"))
+            ]
+            assert not leaked, (values, workload["metadata"]["name"], leaked)

@@ -40,7 +40,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def check_reachable(host: str, token: str | None = None) -> None:
     """One short GET of the healthz endpoint; raise ``ClusterError`` unless it answers 200."""
-    request = urllib.request.Request(host.rstrip("/") + HEALTHZ)
+    if not host.startswith(("http://", "https://")):
+        raise ClusterError(f"--host {host!r}: use an http:// or https:// URL of the KFP API")
+    request = urllib.request.Request(host.rstrip("/") + HEALTHZ)  # noqa: S310 - scheme checked
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     opener = urllib.request.build_opener(_NoRedirect)

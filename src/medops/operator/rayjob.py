@@ -207,7 +207,9 @@ def build_rayjob(finetune: dict[str, Any]) -> dict[str, Any]:
                 "enableInTreeAutoscaling": False,
                 "authOptions": {"mode": "token"},
                 "headGroupSpec": {
-                    "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
+                    # the submitter reaches the head's dashboard over the pod network;
+                    # Ray's token auth and the NetworkPolicy guard it
+                    "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},  # noqa: S104
                     "template": {
                         "metadata": {"labels": metadata["labels"]},
                         "spec": _pod(finetune, "ray-head", gpus=0),

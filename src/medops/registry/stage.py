@@ -28,7 +28,7 @@ def git_commit() -> str:
         return os.environ["MEDOPS_GIT_COMMIT"]
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, fixed arguments
             capture_output=True,
             text=True,
             check=True,

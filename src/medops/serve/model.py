@@ -182,7 +182,8 @@ class PyfuncPredictor(Model):
             ticket.future.set_result(frame)
 
     def _run(self, requests: list[list[str]]) -> list[pd.DataFrame]:
-        assert self._guard is not None
+        if self._guard is None:
+            raise RuntimeError("scoring before load(): the guard is not set")
         # the model reads at most model.max_length tokens: de-identifying the rest of a long
         # text would cost seconds of CPU per request for nothing
         seen = CHARS_PER_TOKEN * self.recipe.model.max_length

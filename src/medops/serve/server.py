@@ -365,8 +365,8 @@ def default_model_uri(recipe: Recipe) -> str:
 
 async def _over_limit(_request: Request, error: Exception) -> JSONResponse:
     """A limit or a full queue met under the v1/v2 routes: 4xx/429 in KServe's shape."""
-    assert isinstance(error, Refused)
-    return JSONResponse(status_code=error.status, content={"error": error.message})
+    status, message = (error.status, error.message) if isinstance(error, Refused) else (500, "")
+    return JSONResponse(status_code=status, content={"error": message or "internal error"})
 
 
 KEYS_ENV = "MEDOPS_API_KEYS_FILE"  # the operator mounts the keys Secret here

@@ -19,7 +19,7 @@ def global_batches(
         raise ConfigurationError(
             f"train.batch_size {batch_size} is smaller than resources.num_workers {world_size}"
         )
-    rng = random.Random(seed * 1000 + epoch)
+    rng = random.Random(seed * 1000 + epoch)  # noqa: S311 - reproducible batches, not a secret
     order = list(range(len(lengths)))
     rng.shuffle(order)  # random tie-break among equal lengths
     order.sort(key=lambda i: lengths[i])

@@ -165,7 +165,8 @@ class ExtractorPredictor(PyfuncPredictor):
         return prompt_messages(text, self.lm)
 
     async def answer(self, text: str) -> str:
-        assert self.generator is not None and self.lm is not None
+        if self.generator is None or self.lm is None:
+            raise RuntimeError("answering before load(): no model is loaded")
         prompt = await self.generator.chat_prompt(self.name, self.messages(text))
         params = GenerationParams(
             max_tokens=min(self.lm.max_new_tokens, self.recipe.serve.limits.max_tokens)

@@ -116,7 +116,8 @@ def train_generative(
             client(recipe).set_terminated(run_id, status="FAILED")
             raise
         # fit raises unless the run succeeded, and a run reports metrics and a checkpoint
-        assert result.checkpoint is not None and result.metrics is not None
+        if result.checkpoint is None or result.metrics is None:
+            raise RuntimeError("Ray Train reported success without a checkpoint or metrics")
         with result.checkpoint.as_directory() as state_dir:
             manifest.outputs = export(model_path, Path(state_dir), recipe.train, out_dir)
         manifest.metrics = {

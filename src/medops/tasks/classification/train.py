@@ -67,7 +67,8 @@ def train(recipe: ClassificationRecipe, out_dir: Path, prepared: Path) -> Manife
             raise
 
         # fit raises unless the run succeeded, and a run reports metrics and a checkpoint
-        assert result.checkpoint is not None and result.metrics is not None
+        if result.checkpoint is None or result.metrics is None:
+            raise RuntimeError("Ray Train reported success without a checkpoint or metrics")
         with result.checkpoint.as_directory() as checkpoint_dir:
             state = load_file(str(Path(checkpoint_dir) / STATE_FILE))
         fresh, _ = load_encoder(base_path)

@@ -172,7 +172,7 @@ def _split(rows: list[Row], fraction: float, seed: int) -> dict[str, list[Row]]:
     """Test-role rows are the test split; train-role rows are shuffled into train and
     validation (at least one validation conversation)."""
     train = [r for r in rows if r["role"] == "train"]
-    random.Random(seed).shuffle(train)
+    random.Random(seed).shuffle(train)  # noqa: S311 - a reproducible split, not a secret
     n_val = max(1, round(len(train) * fraction))
     splits = {
         "train": train[n_val:],

@@ -303,3 +303,29 @@ def test_no_secret_reaches_a_command_line(rendered):
                 if any(form in words for form in (f"$({name})", f"${name}", f"${{{name}}}"))
             ]
             assert not leaked, (values, workload["metadata"]["name"], leaked)
+
+
+def test_the_pods_the_operator_creates_are_fenced_in_each_watched_namespace(rendered):
+    """Issue 22, finding 5: training and predictor pods (labelled by the operator's own
+    ``objects.labels``) are selected by a policy in their namespace."""
+    from medops.operator.objects import labels
+
+    policies = {
+        d["metadata"]["name"]: d
+        for d in rendered["cpu"]
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["namespace"] == "medops-runs"
+    }
+    for kind, component, policy in (
+        ("FineTune", "finetune", "medops-training"),
+        ("ModelDeployment", "modeldeployment", "medops-predictors"),
+    ):
+        pod = labels({"kind": kind, "metadata": {"name": "any"}}, component)
+        selector = policies[policy]["spec"]["podSelector"]["matchLabels"]
+        assert selector.items() <= pod.items(), policy
+        assert set(policies[policy]["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    sources = policies["medops-predictors"]["spec"]["ingress"][0]["from"]
+    names = [s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for s in sources]
+    assert names == ["knative-serving", "istio-system"] and all(
+        "podSelector" not in s for s in sources
+    )
+    assert not [d for d in rendered["default"] if d["metadata"].get("namespace") == "medops-runs"]

@@ -24,6 +24,7 @@ CHART = ROOT / "charts" / "medops"
 KUBE_VERSION = "1.29.0"
 VALUES = {
     "default": [],
+    "clusterwide": ["--set", "operator.clusterWide=true"],
     "cpu": ["-f", str(CHART / "examples" / "values-cpu.yaml")],
     "gpu": ["-f", str(CHART / "examples" / "values-gpu.yaml")],
 }
@@ -169,7 +170,7 @@ def test_rbac_is_least_privilege(rendered):
                 assert not DANGEROUS & set(rule["verbs"]), f"{values} {role}"
     granted = {
         (group, resource): set(rule["verbs"])
-        for rule in _rules(rendered, "default")["ClusterRole//medops-operator"]
+        for rule in _rules(rendered, "clusterwide")["ClusterRole//medops-operator"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
     }
@@ -183,16 +184,30 @@ def test_rbac_is_least_privilege(rendered):
     assert granted[("", "events")] == {"create"}
 
 
-def test_watching_namespaces_uses_roles_not_a_cluster_role(rendered):
-    roles = _rules(rendered, "cpu")
+@pytest.mark.parametrize("values", ["default", "cpu"])
+def test_watching_namespaces_uses_roles_not_a_cluster_role(rendered, values):
+    """Issue 22, finding 3: namespace-scoped unless a platform team says clusterWide."""
+    roles = _rules(rendered, values)
     assert "Role/medops-runs/medops-operator" in roles
     assert set(roles) == {"Role/medops-runs/medops-operator", "ClusterRole//medops-operator-crds"}
-    (crd_rule,) = roles["ClusterRole//medops-operator-crds"]
-    assert crd_rule["verbs"] == ["list", "watch"]
-    operator = find(rendered, "cpu", "Deployment", "medops-operator")
+    crd_rule, namespace_rule = roles["ClusterRole//medops-operator-crds"]
+    assert crd_rule["verbs"] == namespace_rule["verbs"] == ["list", "watch"]
+    assert namespace_rule["resources"] == ["namespaces"]
+    operator = find(rendered, values, "Deployment", "medops-operator")
     assert (
         "--namespace=medops-runs" in operator["spec"]["template"]["spec"]["containers"][0]["args"]
     )
+    clusterwide = _rules(rendered, "clusterwide")
+    assert "ClusterRole//medops-operator" in clusterwide
+    assert not any(role.startswith("Role/") for role in clusterwide)
+
+
+def test_no_namespaces_and_no_cluster_wide_is_a_clear_error(helm):
+    done = run_helm(
+        helm, "template", "medops", str(CHART), "--set-json", "operator.watchNamespaces=[]"
+    )
+    assert done.returncode != 0
+    assert "list the namespaces medops runs in, or set operator.clusterWide: true" in done.stderr
 
 
 def test_every_pod_is_covered_by_a_network_policy(rendered):
@@ -328,4 +343,7 @@ def test_the_pods_the_operator_creates_are_fenced_in_each_watched_namespace(rend
     assert names == ["knative-serving", "istio-system"] and all(
         "podSelector" not in s for s in sources
     )
-    assert not [d for d in rendered["default"] if d["metadata"].get("namespace") == "medops-runs"]
+    # cluster-wide, the chart knows no namespace to put them in (docs/security.md)
+    assert not [
+        d for d in rendered["clusterwide"] if d["metadata"].get("namespace") == "medops-runs"
+    ]

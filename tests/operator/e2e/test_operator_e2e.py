@@ -132,9 +132,9 @@ def installed(control_plane: ControlPlane) -> ControlPlane:
     wait_for(established, f"CRDs {names} to be established", WAIT)
     rbac = chart_rbac()
     kinds = sorted(obj["kind"] for obj in rbac)
-    assert kinds == sorted(["ServiceAccount"] + ["ClusterRole", "ClusterRoleBinding"] * 2), (
-        f"unexpected chart RBAC objects: {kinds}"
-    )
+    # default values: a Role in the watched namespace, and the CRD list/watch ClusterRole
+    expected = ["ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"]
+    assert kinds == sorted(expected), f"unexpected chart RBAC objects: {kinds}"
     account = next(obj for obj in rbac if obj["kind"] == "ServiceAccount")["metadata"]
     # the operator's token authenticates as this ServiceAccount (conftest's token file)
     assert (account["namespace"], account["name"]) == (RELEASE_NS, OPERATOR_SA), account
@@ -187,6 +187,7 @@ def operator(
         "medops.operator",
         "--liveness",
         f"http://127.0.0.1:{port}/healthz",
+        f"--namespace={NS}",  # as the chart's default values run it: namespace-scoped
     ]
     with process(args, log, env=env) as proc:
 

@@ -36,21 +36,37 @@ _TASK_FAILED = re.compile(r"Task '(?P<task>[^']+)' finished with status FAILURE"
 _PIPELINE_DONE = re.compile(r"Pipeline '[^']+' finished with status")
 
 
-class _Tee(io.TextIOBase):
-    """Writes to several text streams: the console keeps its live view, the log gets a copy."""
+# what a user watches on the console: task starts and ends, medops' own stage progress,
+# training steps and errors. The executor's input dumps and Ray's housekeeping lines go to
+# the log files only (the run prints where they are).
+_PROGRESS = re.compile(
+    r"- INFO - (Executing task|Task '[^']+' finished|Pipeline '[^']+' finished)"
+    r"|INFO\]: (prepare|train|evaluate|register|baseline|evaluate model|champion|"
+    r"few-shot baseline)[: ]"
+    r"|\) train: "
+    r"|\bERROR\b|Traceback"
+)
 
-    def __init__(self, *streams: TextIO) -> None:
+
+class _Progress(io.TextIOBase):
+    """Keeps every line for the log and shows the console only the progress lines."""
+
+    def __init__(self, console: TextIO, log: TextIO) -> None:
         super().__init__()
-        self._streams = streams
+        self._console, self._log, self._partial = console, log, ""
 
     def write(self, text: str) -> int:
-        for stream in self._streams:
-            stream.write(text)
+        self._log.write(text)
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if _PROGRESS.search(_ANSI.sub("", line)):
+                self._console.write(line + "\n")
         return len(text)
 
     def flush(self) -> None:
-        for stream in self._streams:
-            stream.flush()
+        self._console.flush()
+        self._log.flush()
 
 
 def run_local(recipe: Recipe) -> dict[str, Path]:
@@ -65,7 +81,7 @@ def run_local(recipe: Recipe) -> dict[str, Path]:
     )
     pipeline = build_pipeline(recipe)
     captured = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(_Tee(sys.stdout, captured)):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(_Progress(sys.stdout, captured)):
         # the image is ours and medops is installed here: the "non-Python image" hint is noise
         warnings.filterwarnings("ignore", ".*non-Python base image", RuntimeWarning)
         outputs = pipeline().outputs
@@ -74,6 +90,7 @@ def run_local(recipe: Recipe) -> dict[str, Path]:
     log = _ANSI.sub("", captured.getvalue())
     sections = _task_sections(log)
     task_logs = _write_logs(run_dir, log, sections)
+    print(f"full log: {run_dir / PIPELINE_LOG}", flush=True)
     failed = _TASK_FAILED.search(log)
     if failed or set(outputs) != set(STAGE_OUTPUTS.values()):
         task = failed["task"] if failed else "<unknown>"

@@ -23,8 +23,8 @@ import yaml
 from medops.data.dataset import read_split
 from medops.errors import MedopsError
 from medops.launch.local import run_local
-from medops.manifest import read_manifest
 from medops.recipe import Recipe
+from medops.results import Evaluated, Ran, Registered
 from medops.serve.client import wait_ready
 from medops.tasks import task_of
 
@@ -87,7 +87,7 @@ def wait_serving(
 
 
 def _stage_seconds(outputs: dict[str, Path]) -> dict[str, float]:
-    return {name: read_manifest(path)["wall_seconds"] for name, path in outputs.items()}
+    return {name: Ran.read(path).wall_seconds for name, path in outputs.items()}
 
 
 def run_demo(recipe: Recipe) -> dict[str, Any]:
@@ -96,14 +96,14 @@ def run_demo(recipe: Recipe) -> dict[str, Any]:
     print(f"medops demo: recipe {recipe.name} ({recipe.content_hash()}) -> {recipe.out}")
     outputs = run_local(recipe)
     pipeline_seconds = time.perf_counter() - started
-    prepared, evaluated = read_manifest(outputs["prepare"]), read_manifest(outputs["evaluate"])
-    registered = read_manifest(outputs["register"])["extra"]
-    passed = bool(registered["gate_passed"])
+    prepared, evaluated = Ran.read(outputs["prepare"]), Evaluated.read(outputs["evaluate"])
+    registered = Registered.read(outputs["register"])
+    passed = registered.gate_passed
     alias_uri = f"models:/{recipe.registry.model_name}@{recipe.registry.alias}"
-    served_uri = alias_uri if passed else registered["model_uri"]
+    served_uri = alias_uri if passed else registered.model_uri
     if not passed:
         print(
-            f"!! gate REFUSED ({registered['gate_reason']}): alias {recipe.registry.alias!r} "
+            f"!! gate REFUSED ({registered.gate_reason}): alias {recipe.registry.alias!r} "
             f"untouched; serving the candidate {served_uri} on loopback for this request only"
         )
 
@@ -123,7 +123,7 @@ def run_demo(recipe: Recipe) -> dict[str, Any]:
         "requests": round(time.perf_counter() - serve_started - ready_seconds, 1),
     }
 
-    metrics, counts = evaluated["metrics"], prepared["counts"]
+    metrics, counts = evaluated.metrics, prepared.counts
     scores = task.scores(recipe, metrics)
     summary = {
         "recipe": recipe.name,
@@ -131,17 +131,17 @@ def run_demo(recipe: Recipe) -> dict[str, Any]:
         "task": recipe.task,
         **scores,
         "gate_passed": passed,
-        "gate_reason": registered["gate_reason"],
-        "model_uri": alias_uri if passed else registered["model_uri"],
-        "model_version": registered["version"],
+        "gate_reason": registered.gate_reason,
+        "model_uri": alias_uri if passed else registered.model_uri,
+        "model_version": registered.version,
         "served_model_uri": served_uri,
-        "mlflow_run_id": registered["mlflow_run_id"],
-        "tracking_uri": registered["tracking_uri"],
+        "mlflow_run_id": registered.mlflow_run_id,
+        "tracking_uri": registered.tracking_uri,
         "report": str(outputs["evaluate"] / "report.html"),
         "rows_in": counts["rows_in"],
         "rows_kept": counts["rows_kept"],
         "rows_quarantined": counts["rows_quarantined"],
-        "test_scored": evaluated["counts"].get("test_scored", evaluated["counts"].get("test")),
+        "test_scored": evaluated.counts.get("test_scored", evaluated.counts.get("test")),
         **answers,
         "stage_seconds": _stage_seconds(outputs),
         "pipeline_seconds": round(pipeline_seconds, 1),

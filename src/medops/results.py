@@ -26,6 +26,20 @@ VOCABULARY = "deid_vocabulary.json"
 
 
 @dataclass(frozen=True)
+class Ran:
+    """What every stage records: its row counts and how long it took."""
+
+    directory: Path
+    counts: dict[str, int]
+    wall_seconds: float
+
+    @classmethod
+    def read(cls, directory: Path) -> Ran:
+        manifest = read_manifest(directory)
+        return cls(Path(directory), manifest["counts"], manifest["wall_seconds"])
+
+
+@dataclass(frozen=True)
 class Prepared:
     directory: Path
     dataset_hash: str
@@ -63,10 +77,12 @@ class Trained:
 class Evaluated:
     directory: Path
     metrics: dict[str, float]
+    counts: dict[str, int]
 
     @classmethod
     def read(cls, directory: Path) -> Evaluated:
-        return cls(Path(directory), read_manifest(directory)["metrics"])
+        manifest = read_manifest(directory)
+        return cls(Path(directory), manifest["metrics"], manifest["counts"])
 
 
 @dataclass(frozen=True)
@@ -77,14 +93,17 @@ class Registered:
     gate_passed: bool
     gate_reason: str
     mlflow_run_id: str
+    tracking_uri: str | None
 
     @classmethod
     def read(cls, directory: Path) -> Registered:
         manifest = read_manifest(directory)
         return cls(
             Path(directory),
-            *(
-                _extra(manifest, key, directory)
-                for key in ("model_uri", "version", "gate_passed", "gate_reason", "mlflow_run_id")
-            ),
+            model_uri=_extra(manifest, "model_uri", directory),
+            version=_extra(manifest, "version", directory),
+            gate_passed=bool(_extra(manifest, "gate_passed", directory)),
+            gate_reason=_extra(manifest, "gate_reason", directory),
+            mlflow_run_id=_extra(manifest, "mlflow_run_id", directory),
+            tracking_uri=manifest["extra"].get("tracking_uri"),
         )

@@ -37,6 +37,7 @@ def test_summary_pairs_every_metric_with_its_baseline(tiny_lm_recipe: Recipe, tm
                 "gate_passed": True,
                 "gate_reason": "condition_macro_f1 0.6000 >= threshold 0.3000",
                 "model_uri": "models:/condition-extractor/1",
+                "version": "1",
                 "mlflow_run_id": "abc",
                 "tracking_uri": "sqlite:///x.db",
             },

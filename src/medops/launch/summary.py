@@ -1,6 +1,6 @@
 """What a finished pipeline run says to its user: the gate, the numbers vs the baseline.
 
-Read from the stage manifests only (ids, counts and metrics: never record text) and
+Read from the stages' typed results only (ids, counts and metrics: never record text) and
 written beside the run as ``run-summary.json`` so a script can pick it up.
 """
 
@@ -10,17 +10,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from medops.manifest import read_manifest
 from medops.recipe import Recipe
+from medops.results import Evaluated, Ran, Registered
 
 SUMMARY = "run-summary.json"
 
 
 def run_summary(recipe: Recipe, outputs: dict[str, Path]) -> dict[str, Any]:
     """Gate decision, every evaluate metric next to its baseline, row counts, stage times."""
-    manifests = {stage: read_manifest(path) for stage, path in outputs.items()}
-    metrics = manifests["evaluate"]["metrics"]
-    registered = manifests["register"]["extra"]
+    ran = {stage: Ran.read(path) for stage, path in outputs.items()}
+    metrics = Evaluated.read(outputs["evaluate"]).metrics
+    registered = Registered.read(outputs["register"])
     compared = {
         name: {"model": value, "baseline": metrics[f"baseline_{name}"]}
         for name, value in sorted(metrics.items())
@@ -31,14 +31,14 @@ def run_summary(recipe: Recipe, outputs: dict[str, Path]) -> dict[str, Any]:
         "task": recipe.task,
         "recipe_hash": recipe.content_hash(),
         "gate_metric": recipe.gate.metric,
-        "gate_passed": registered["gate_passed"],
-        "gate_reason": registered["gate_reason"],
-        "model_uri": registered["model_uri"],
-        "mlflow_run_id": registered["mlflow_run_id"],
-        "tracking_uri": registered["tracking_uri"],
+        "gate_passed": registered.gate_passed,
+        "gate_reason": registered.gate_reason,
+        "model_uri": registered.model_uri,
+        "mlflow_run_id": registered.mlflow_run_id,
+        "tracking_uri": registered.tracking_uri,
         "metrics": compared,
-        "counts": {stage: m["counts"] for stage, m in manifests.items() if m["counts"]},
-        "stage_seconds": {stage: m["wall_seconds"] for stage, m in manifests.items()},
+        "counts": {stage: r.counts for stage, r in ran.items() if r.counts},
+        "stage_seconds": {stage: r.wall_seconds for stage, r in ran.items()},
         "outputs": {stage: str(path) for stage, path in outputs.items()},
     }
     (recipe.out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")

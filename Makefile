@@ -118,20 +118,19 @@ bench: venv
 	$(PY) bench/train_throughput.py
 	$(PY) bench/serve_throughput.py
 
-# Container images for the cluster path (components/images/Dockerfile, targets cpu and gpu).
-# Needs a running container engine; these machines have only the docker CLI, no daemon.
+# The CPU image of the cluster path (components/images/Dockerfile), built with no network in
+# the build: a host-built wheelhouse (scripts/wheelhouse.sh) and, by default, an offline
+# debootstrap base (scripts/base-image.sh); both cached under $(KUBE_CACHE). A user with a
+# registry sets IMAGE_BASE=python:3.11-slim-bookworm. Starts dockerd if none runs.
+# Tagged with the package version (what recipes name by default) and the commit.
 IMAGE_REPO ?= ghcr.io/medops
-IMAGE_TAG ?= $(shell git rev-parse --short HEAD)
-CONTAINER ?= docker
-IMAGE_DOCKERFILE := components/images/Dockerfile
+IMAGE_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE_BASE ?= medops-base:bookworm
+IMAGE := $(IMAGE_REPO)/medops-cpu:$(IMAGE_VERSION)
 
-images:
-	@$(CONTAINER) info >/dev/null 2>&1 || { echo "make images: no running container engine ($(CONTAINER)); see docs/cluster.md" >&2; exit 2; }
-	for target in cpu gpu; do \
-	  $(CONTAINER) build -f $(IMAGE_DOCKERFILE) --target $$target \
-	    --build-arg MEDOPS_GIT_COMMIT=$$(git rev-parse HEAD) \
-	    -t $(IMAGE_REPO)/medops-$$target:$(IMAGE_TAG) . || exit 1; \
-	done
+images: venv
+	bash scripts/build-image.sh $(PY) $(IMAGE_BASE) $(IMAGE) \
+	  $(IMAGE_REPO)/medops-cpu:$(shell git rev-parse --short HEAD)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

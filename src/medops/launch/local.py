@@ -1,11 +1,13 @@
 """Run a recipe's pipeline on this machine with Kubeflow Pipelines' local runner.
 
-The very pipeline that is compiled for a cluster runs here, each task a subprocess of the
-current interpreter (``SubprocessRunner(use_venv=False)``: no per-task pip installs, the
-project venv is the image). kfp.local streams every task's output to stdout and keeps no
-log file, so the run's stdout is teed into ``<run>/pipeline.log`` and split into
-``<run>/<task>/task.log``; a failure then surfaces as one ``PipelineFailed`` line that names
-the task and its log instead of the task's traceback.
+The very pipeline that is compiled for a cluster runs here. ``runner="subprocess"``: each
+task a subprocess of the current interpreter (``SubprocessRunner(use_venv=False)``: no
+per-task pip installs, the project venv is the image). ``runner="docker"``: each task in
+its own container from the medops image, set up as a pod is (``medops.launch.containers``).
+kfp.local streams every task's output to stdout and keeps no log file, so the run's stdout
+is teed into ``<run>/pipeline.log`` and split into ``<run>/<task>/task.log``; a failure
+then surfaces as one ``PipelineFailed`` line that names the task and its log instead of the
+task's traceback.
 
 Layout under ``<recipe.out>/pipeline``: ``<recipe.name>-<timestamp>/<task>/<artifact>``.
 """
@@ -23,6 +25,12 @@ from typing import TextIO
 
 import kfp.local
 
+from medops.launch.containers import (
+    check_image,
+    check_stage_outputs,
+    docker_runner,
+    writable_by_image,
+)
 from medops.launch.errors import PipelineFailed
 from medops.recipe import Recipe
 from pipelines.classification import STAGE_OUTPUTS, build_pipeline
@@ -33,7 +41,11 @@ TASK_LOG = "task.log"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TASK_START = re.compile(r"Executing task '(?P<task>[^']+)'")
 _TASK_FAILED = re.compile(r"Task '(?P<task>[^']+)' finished with status FAILURE")
+_TASK_DONE = re.compile(r"Task '[^']+' finished with status")
 _PIPELINE_DONE = re.compile(r"Pipeline '[^']+' finished with status")
+# kfp.local's error when a task it counted as a success left no outputs (a container whose
+# exit code was lost: medops.launch.containers)
+_NO_OUTPUTS = re.compile(r"from task '(?P<task>[^']+)', but task '[^']+' not found")
 
 
 # what a user watches on the console: task starts and ends, medops' own stage progress,
@@ -69,22 +81,39 @@ class _Progress(io.TextIOBase):
         self._log.flush()
 
 
-def run_local(recipe: Recipe) -> dict[str, Path]:
+def run_local(recipe: Recipe, runner: str = "subprocess") -> dict[str, Path]:
     """Run prepare -> train -> evaluate -> register; return each stage's output directory."""
     pipeline_root = (recipe.out / "pipeline").resolve()
     pipeline_root.mkdir(parents=True, exist_ok=True)
     earlier_runs = set(pipeline_root.iterdir())
+    in_containers = runner == "docker"
+    if in_containers:
+        check_image(recipe.cluster.images.cpu)
     kfp.local.init(
-        runner=kfp.local.SubprocessRunner(use_venv=False),
+        runner=docker_runner(recipe)
+        if in_containers
+        else kfp.local.SubprocessRunner(use_venv=False),
         pipeline_root=str(pipeline_root),
         raise_on_error=False,
     )
-    pipeline = build_pipeline(recipe)
+    pipeline = build_pipeline(recipe, image=recipe.cluster.images.cpu if in_containers else None)
     captured = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(_Progress(sys.stdout, captured)):
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(_Progress(sys.stdout, captured)),
+        writable_by_image(recipe.out.resolve()) if in_containers else contextlib.nullcontext(),
+    ):
         # the image is ours and medops is installed here: the "non-Python image" hint is noise
         warnings.filterwarnings("ignore", ".*non-Python base image", RuntimeWarning)
-        outputs = pipeline().outputs
+        try:
+            outputs = pipeline().outputs
+        except ValueError as error:
+            lost = _NO_OUTPUTS.search(str(error))
+            if not lost:
+                raise
+            outputs, lost_task = {}, lost["task"]
+        else:
+            lost_task = None
 
     run_dir = _run_dir(pipeline_root, earlier_runs, recipe.name)
     log = _ANSI.sub("", captured.getvalue())
@@ -92,6 +121,13 @@ def run_local(recipe: Recipe) -> dict[str, Path]:
     task_logs = _write_logs(run_dir, log, sections)
     print(f"full log: {run_dir / PIPELINE_LOG}", flush=True)
     failed = _TASK_FAILED.search(log)
+    if lost_task:
+        raise PipelineFailed(
+            lost_task,
+            task_logs.get(lost_task, run_dir / PIPELINE_LOG),
+            "the step wrote no outputs: it failed in its container, whose exit code kfp.local "
+            f"lost ({_last_line(sections.get(lost_task, '')) or 'see the log'})",
+        )
     if failed or set(outputs) != set(STAGE_OUTPUTS.values()):
         task = failed["task"] if failed else "<unknown>"
         raise PipelineFailed(
@@ -99,7 +135,9 @@ def run_local(recipe: Recipe) -> dict[str, Path]:
             task_logs.get(task, run_dir / PIPELINE_LOG),
             _last_line(sections.get(task, "")) or "see the log",
         )
-    return {stage: Path(outputs[name].path) for stage, name in STAGE_OUTPUTS.items()}
+    directories = {stage: Path(outputs[name].path) for stage, name in STAGE_OUTPUTS.items()}
+    check_stage_outputs(directories, task_logs, run_dir / PIPELINE_LOG)
+    return directories
 
 
 def _run_dir(pipeline_root: Path, earlier_runs: set[Path], pipeline_name: str) -> Path:
@@ -146,7 +184,7 @@ def _write_logs(run_dir: Path, log: str, sections: dict[str, str]) -> dict[str, 
 
 def _last_line(task_log: str) -> str:
     """The task's last own output line (for a crash, the exception), before kfp's verdict."""
-    verdict = _TASK_FAILED.search(task_log)
+    verdict = _TASK_DONE.search(task_log)
     own = task_log[: task_log.rfind("\n", 0, verdict.start())] if verdict else task_log
     lines = [line.strip() for line in own.splitlines() if line.strip()]
     return lines[-1] if lines else ""

@@ -39,6 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 from transformers import get_linear_schedule_with_warmup
 
 from medops.data.dataset import read_split
+from medops.model.base import resolve_base
 from medops.model.causal_lm import (
     autocast_dtype,
     load_causal_lm,
@@ -243,6 +244,18 @@ class _Session:
         return {k: v.to(self.device) for k, v in tensors.items()}
 
 
+def _model_path(config: dict[str, Any], recipe: CausalLMRecipe) -> str:
+    """The base model on this worker's node.
+
+    The driver resolved ``model.base`` on its own node: a GGUF base is converted into that
+    node's model cache, which on a multi-node cluster (a pod's /tmp) no other node sees.
+    A worker that cannot find the driver's path resolves the base itself, converting the
+    same asset once on its node.
+    """
+    path = config["model_path"]
+    return path if Path(path).exists() else resolve_base(recipe.model.base)
+
+
 def _session(config: dict[str, Any]) -> _Session:
     # the instruct task trains with this loop too: its recipe and its example builder
     # ("module:function", as tasks name their code) come in the config
@@ -253,7 +266,8 @@ def _session(config: dict[str, Any]) -> _Session:
     torch.manual_seed(recipe.seed + rank)
     random.seed(recipe.seed)
     torch.set_num_threads(recipe.resources.cpus_per_worker)
-    tokenizer = load_tokenizer(config["model_path"])
+    model_path = _model_path(config, recipe)
+    tokenizer = load_tokenizer(model_path)
     prepared, max_length = Path(config["prepared_dir"]), recipe.model.max_length
     units = {
         split: make_units(
@@ -266,7 +280,7 @@ def _session(config: dict[str, Any]) -> _Session:
     device = ray.train.torch.get_device()
     on_gpu = device.type == "cuda"
     cast = autocast_dtype(recipe.train.precision, on_gpu, on_gpu and torch.cuda.is_bf16_supported())
-    base = load_causal_lm(config["model_path"], recipe.train, weights_dtype(recipe.train, cast))
+    base = load_causal_lm(model_path, recipe.train, weights_dtype(recipe.train, cast))
     base.train()  # from_pretrained returns eval mode: LoRA dropout would stay off
     model = ray.train.torch.prepare_model(base)
     params = [p for p in model.parameters() if p.requires_grad]

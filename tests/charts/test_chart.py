@@ -189,7 +189,11 @@ def test_watching_namespaces_uses_roles_not_a_cluster_role(rendered, values):
     """Issue 22, finding 3: namespace-scoped unless a platform team says clusterWide."""
     roles = _rules(rendered, values)
     assert "Role/medops-runs/medops-operator" in roles
-    assert set(roles) == {"Role/medops-runs/medops-operator", "ClusterRole//medops-operator-crds"}
+    assert set(roles) == {
+        "Role/medops-runs/medops-operator",
+        "Role/medops-runs/medops-pipeline-runner",
+        "ClusterRole//medops-operator-crds",
+    }
     crd_rule, namespace_rule = roles["ClusterRole//medops-operator-crds"]
     assert crd_rule["verbs"] == namespace_rule["verbs"] == ["list", "watch"]
     assert namespace_rule["resources"] == ["namespaces"]
@@ -200,6 +204,20 @@ def test_watching_namespaces_uses_roles_not_a_cluster_role(rendered, values):
     clusterwide = _rules(rendered, "clusterwide")
     assert "ClusterRole//medops-operator" in clusterwide
     assert not any(role.startswith("Role/") for role in clusterwide)
+
+
+def test_pipeline_steps_may_create_and_read_finetunes_and_nothing_else(rendered):
+    """The `finetune` step's identity: what medops.launch.finetune calls, in each namespace."""
+    role = find(rendered, "default", "Role", "medops-pipeline-runner")
+    assert role["metadata"]["namespace"] == "medops-runs"
+    assert role["rules"] == [
+        {"apiGroups": ["medops.dev"], "resources": ["finetunes"], "verbs": ["create", "get"]}
+    ]
+    binding = find(rendered, "default", "RoleBinding", "medops-pipeline-runner")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "medops-runs"}
+    ]
+    assert binding["roleRef"]["name"] == "medops-pipeline-runner"
 
 
 def test_no_namespaces_and_no_cluster_wide_is_a_clear_error(helm):

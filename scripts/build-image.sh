@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the medops CPU image offline and say what it cost: engine up, base image, host
 # wheelhouse, then the classic builder (the docker CLI here has no buildx).
-#   usage: scripts/build-image.sh PYTHON BASE TAG [TAG ...]
+#   usage: [TARGET=cpu|gpu] scripts/build-image.sh PYTHON BASE TAG [TAG ...]
+# gpu takes a wheelhouse with the CUDA torch (TORCH=cuda, scripts/wheelhouse.sh).
 set -euo pipefail
 py=${1:?usage: build-image.sh PYTHON BASE TAG [TAG ...]}
 base=${2:?}
@@ -15,11 +16,13 @@ started=$(date +%s)
 bash scripts/container-engine.sh
 # the offline base is made here; any other base (python:3.11-slim-bookworm) must be pullable
 case "$base" in medops-base:*) bash scripts/base-image.sh "$base" ;; esac
-bash scripts/wheelhouse.sh "$context/wheels" "$py"
+target=${TARGET:-cpu}
+TORCH=$([ "$target" = gpu ] && echo cuda || echo cpu) \
+  bash scripts/wheelhouse.sh "$context/wheels" "$py"
 tags=()
 for tag in "$@"; do tags+=(-t "$tag"); done
 echo "building ${1} from $base (log: $log) ..." >&2
-DOCKER_BUILDKIT=0 $DOCKER build -f components/images/Dockerfile --target cpu \
+DOCKER_BUILDKIT=0 $DOCKER build -f components/images/Dockerfile --target "$target" \
   --build-arg BASE="$base" --build-arg MEDOPS_GIT_COMMIT="$(git rev-parse HEAD)" \
   "${tags[@]}" "$context" >"$log" 2>&1 || { tail -20 "$log" >&2; exit 1; }
 size=$($DOCKER image inspect -f '{{.Size}}' "$1")

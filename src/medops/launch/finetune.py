@@ -57,7 +57,8 @@ def finetune_resource(recipe: Recipe, name: str, tracking_uri: str) -> dict[str,
             },
         },
         "spec": {
-            "recipe": recipe.to_dict(),
+            # the tracking server travels in spec.mlflow, where the operator checks it
+            "recipe": _without_tracking_uri(recipe.to_dict()),
             "image": cluster.images.gpu if resources.use_gpu else cluster.images.cpu,
             "resources": {
                 "workers": resources.num_workers,
@@ -69,6 +70,11 @@ def finetune_resource(recipe: Recipe, name: str, tracking_uri: str) -> dict[str,
             "mlflow": mlflow,
         },
     }
+
+
+def _without_tracking_uri(raw: dict[str, Any]) -> dict[str, Any]:
+    registry = {k: v for k, v in raw["registry"].items() if k != "tracking_uri"}
+    return {**raw, "registry": registry}
 
 
 def create_or_reuse(api: Any, namespace: str, body: dict[str, Any]) -> dict[str, Any]:

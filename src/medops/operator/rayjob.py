@@ -72,7 +72,14 @@ def recipe_yaml(finetune: dict[str, Any], referenced: str | None = None) -> str:
             raise RecipeError(f"recipe is not valid YAML: {error}") from None
         if not isinstance(raw, dict):
             raise RecipeError("recipe: top level must be a mapping of sections")
-    build_recipe(raw, recipe_overrides(finetune))
+    recipe = build_recipe(raw, recipe_overrides(finetune))
+    if recipe.registry.tracking_uri is not None:
+        # the pods' MLflow credentials go to spec.mlflow.trackingUri, which the platform's
+        # allowlist checked; a recipe must not name another server
+        raise RecipeError(
+            "registry.tracking_uri: a FineTune logs to spec.mlflow.trackingUri (checked against "
+            "the platform's allowlist); remove tracking_uri from the recipe"
+        )
     return yaml.safe_dump(raw, sort_keys=False)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from medops.manifest import MANIFEST, Manifest, timed
 from medops.recipe import Recipe
 from medops.registry.gate import decide
-from medops.registry.tracking import client, tracking_uri
+from medops.registry.tracking import client, redacted, tracking_uri
 from medops.results import VOCABULARY, Evaluated, Prepared, Trained
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,6 @@ def register(
             "model_uri": model_uri,
             "version": version,
             "mlflow_run_id": run_id,
-            "tracking_uri": tracking_uri(recipe),
+            "tracking_uri": redacted(tracking_uri(recipe)),
         }
     return manifest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 from medops.recipe import Recipe
 
@@ -12,13 +13,26 @@ TRACKING_ENV = "MEDOPS_MLFLOW_TRACKING_URI"
 
 
 def tracking_uri(recipe: Recipe) -> str:
-    if recipe.registry.tracking_uri:
-        return recipe.registry.tracking_uri
+    """The environment first: on a cluster it is what the platform set (the operator, from
+    an allowlisted FineTune/ModelDeployment field; KFP, from cluster.mlflow_secret), and a
+    recipe's own URI must not redirect a pod's MLflow credentials elsewhere."""
     if os.environ.get(TRACKING_ENV):
         return os.environ[TRACKING_ENV]
+    if recipe.registry.tracking_uri:
+        return recipe.registry.tracking_uri
     store = (recipe.out / "mlflow").resolve()
     store.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def redacted(uri: str) -> str:
+    """``uri`` without a password, for what is stored or shown (manifests, summaries)."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def artifact_location(recipe: Recipe) -> str | None:

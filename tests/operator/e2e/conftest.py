@@ -41,12 +41,6 @@ OPERATOR_USER = f"system:serviceaccount:{RELEASE_NS}:{OPERATOR_SA}"
 START_TIMEOUT = 60.0  # s, for etcd and for the API server to become ready
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "e2e: against a real kube-apiserver + etcd built from Debian packages"
-    )
-
-
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

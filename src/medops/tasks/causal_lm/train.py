@@ -21,7 +21,7 @@ from medops.manifest import Manifest, timed
 from medops.model.base import resolve_base
 from medops.model.causal_lm import load_causal_lm, load_tokenizer, load_trainable
 from medops.recipe import Recipe
-from medops.registry.tracking import client, open_run, tracking_uri
+from medops.registry.tracking import client, open_run, redacted, tracking_uri
 from medops.tasks.causal_lm.loop import STATE_FILE, train_lm_loop
 from medops.tasks.causal_lm.recipe import CausalLMRecipe, CausalLMTrain
 from medops.tasks.spec import load
@@ -125,7 +125,7 @@ def train_generative(
         }
         manifest.extra = {
             "mlflow_run_id": run_id,
-            "tracking_uri": tracking_uri(recipe),
+            "tracking_uri": redacted(tracking_uri(recipe)),
             "method": recipe.train.method,
             "base_model": model_path,
             "workers": recipe.resources.num_workers,

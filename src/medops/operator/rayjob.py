@@ -34,6 +34,10 @@ COMPONENT = "finetune"
 # the stage whose output directory each stage input names
 SUBMITTER = {"cpu": "500m", "memory": "1Gi"}
 FINISHED_TTL_SECONDS = 600  # keep the finished Ray cluster's pods this long for logs
+MODEL_CACHE_DIR = ".medops-model-cache"  # under the shared volume's mount path
+# medops.model.gguf_cache.CACHE_ENV (the operator never imports the model runtime; a test
+# keeps the two names equal)
+MODEL_CACHE_ENV = "MEDOPS_MODEL_CACHE"
 
 
 def rayjob_name(finetune: dict[str, Any]) -> str:
@@ -142,6 +146,15 @@ def _volumes(finetune: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[
     return volumes, mounts
 
 
+def _env(finetune: dict[str, Any]) -> dict[str, Any]:
+    """The medops env, plus the model cache on the shared volume: the driver converts a GGUF
+    base once and every worker node reads that copy (a pod's own /tmp is its node's alone)."""
+    wiring = medops_env(finetune["spec"]["mlflow"])
+    cache = f"{finetune['spec']['storage']['mountPath'].rstrip('/')}/{MODEL_CACHE_DIR}"
+    wiring["env"] = [*wiring["env"], {"name": MODEL_CACHE_ENV, "value": cache}]
+    return wiring
+
+
 def _pod(finetune: dict[str, Any], container_name: str, gpus: int) -> dict[str, Any]:
     spec = finetune["spec"]
     volumes, mounts = _volumes(finetune)
@@ -152,7 +165,7 @@ def _pod(finetune: dict[str, Any], container_name: str, gpus: int) -> dict[str, 
             {
                 "name": container_name,
                 "image": spec["image"],
-                **medops_env(spec["mlflow"]),
+                **_env(finetune),
                 "resources": resource_limits(
                     spec["resources"]["cpu"], spec["resources"]["memory"], gpus
                 ),

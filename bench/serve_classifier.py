@@ -36,7 +36,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pandas as pd
 import uvicorn
 
 from medops.model.base import resolve_base
@@ -44,6 +43,7 @@ from medops.model.classifier import TextClassifier
 from medops.model.encoder import load_encoder
 from medops.recipe import Recipe, load_recipe
 from medops.serve.server import build_app, data_plane
+from medops.tasks.classification.frames import FrameClassifier
 from medops.tasks.classification.serving import ClassifierPredictor
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "condition-demo.yaml"
@@ -51,19 +51,6 @@ CLASSES = ["Depression", "Pain", "Anxiety", "Acne", "Bipolar Disorder", "Insomni
 CLASSES.append("Birth Control")
 LEVELS = (1, 8, 32)
 BURST = 8  # concurrent requests at the limits (each about 8 s of CPU on 2 cores)
-
-
-class _Loaded:
-    """What ``mlflow.pyfunc.load_model`` returns for the registered pyfunc: ``predict(frame)``."""
-
-    def __init__(self, model: TextClassifier) -> None:
-        self.model = model
-
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        probabilities = self.model.predict_proba([str(t) for t in frame["text"]])
-        out = pd.DataFrame(probabilities, columns=self.model.labels)
-        out.insert(0, "label", [self.model.labels[i] for i in probabilities.argmax(axis=1)])
-        return out
 
 
 def classifier(recipe: Recipe) -> TextClassifier:
@@ -77,7 +64,7 @@ def classifier(recipe: Recipe) -> TextClassifier:
 def predictor(model: TextClassifier, overrides: list[str]) -> ClassifierPredictor:
     recipe = load_recipe(RECIPE, overrides)
     served = ClassifierPredictor(recipe, "in-process")
-    served.attach(_Loaded(model), {})
+    served.attach(FrameClassifier(model), {})
     return served
 
 

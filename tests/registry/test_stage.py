@@ -7,6 +7,7 @@ import pytest
 
 from medops.data.dataset import read_split
 from medops.recipe import Recipe
+from medops.registry.integrity import DIGESTS_TAG, tree_digests
 from medops.registry.tracking import client, tracking_uri
 from medops.stages import run_stage
 
@@ -45,6 +46,8 @@ def test_passing_gate_registers_tags_and_sets_alias(
     assert version.tags["dataset_hash"] == "d" * 64
     assert version.tags["gate"] == "passed"
     assert len(version.tags["git_commit"]) >= 7
+    # every served file's digest, taken from the trained files before they were uploaded
+    assert json.loads(version.tags[DIGESTS_TAG])["model"] == tree_digests(trained_dir / "model")
 
     mlflow.set_tracking_uri(tracking_uri(recipe))
     model = mlflow.pyfunc.load_model("models:/condition-classifier@champion")

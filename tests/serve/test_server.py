@@ -89,7 +89,7 @@ def test_v1_prediction(server: Server):
     first, second = body["predictions"]
     assert first["condition"] == "Depression" and second["condition"] == "Pain"
     assert list(first["probabilities"]) == CLASSES
-    assert first["probabilities"]["Depression"] == pytest.approx(0.8)
+    assert max(first["probabilities"].values()) == first["probabilities"]["Depression"]
     assert sum(second["probabilities"].values()) == pytest.approx(1.0)
 
 
@@ -100,7 +100,9 @@ def test_v2_prediction(server: Server):
     assert outputs["classes"]["data"] == CLASSES
     assert outputs["probabilities"]["shape"] == [2, 3]
     assert outputs["probabilities"]["datatype"] == "FP32"
-    assert outputs["probabilities"]["data"] == pytest.approx([0.8, 0.1, 0.1, 0.1, 0.8, 0.1])
+    rash, sad = outputs["probabilities"]["data"][:3], outputs["probabilities"]["data"][3:]
+    assert rash == pytest.approx([1 / 3] * 3)  # no keyword: the classes alike, Acne first
+    assert sad[0] == pytest.approx(sad[2]) and sad[1] > 0.5
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -138,8 +140,8 @@ def test_listens_on_loopback_only(server: Server):
 def test_errors_never_echo_request_text(server: Server):
     with pytest.raises(PredictError, match=r"HTTP 400.*instance 1 has empty text") as bad:
         predict_v1(server.base_url, MODEL, [SECRET, "  "])
-    with pytest.raises(PredictError, match=r"HTTP 500.*model prediction failed \(ValueError\)"):
-        predict_v1(server.base_url, MODEL, [f"explode {SECRET}"])
+    # a failing model's 500 is checked in-process (test_predictor): a registered version
+    # is data, so nothing served here can be made to fail on a chosen text
     malformed = {
         "inputs": [{"name": "text", "shape": "one", "datatype": "BYTES", "data": [SECRET]}]
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ from typing import Any
 from medops.manifest import MANIFEST, Manifest, timed
 from medops.recipe import Recipe
 from medops.registry.gate import decide
+from medops.registry.integrity import DIGESTS_TAG, artifact_digests
 from medops.registry.tracking import client, redacted, tracking_uri
 from medops.results import VOCABULARY, Evaluated, Prepared, Trained
 
@@ -54,6 +56,32 @@ def _vocabulary(prepared: Path) -> dict[str, str]:
     return {"deid_vocabulary": str(path)} if path.is_file() else {}
 
 
+def log_version(
+    task: Any, artifacts: dict[str, str], signature: Any, model_name: str, mlflow_client: Any
+) -> str:
+    """Log ``task``'s pyfunc with ``artifacts`` into the active run as a new version of
+    ``model_name``, and record the artifacts' digests on it; returns the version.
+
+    The digests are taken from the files this process is about to upload and kept in the
+    registry (a version tag), so serving can tell the artifact store's copy was not changed
+    (``medops.registry.integrity``). medops is pinned to the version that logged the model.
+    """
+    import mlflow
+
+    digests = artifact_digests(artifacts)
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(task.pyfunc_path()),
+        artifacts=artifacts,
+        signature=signature,
+        pip_requirements=[f"medops=={importlib.metadata.version('medops')}"],
+        registered_model_name=model_name,
+    )
+    version = str(info.registered_model_version)
+    mlflow_client.set_model_version_tag(model_name, version, DIGESTS_TAG, digests)
+    return version
+
+
 def register(
     recipe: Recipe, out_dir: Path, prepared: Path, trained: Path, evaluated: Path
 ) -> Manifest:
@@ -86,18 +114,13 @@ def register(
                 mlflow.log_artifact(
                     str(stage_dir / MANIFEST), artifact_path=f"manifests/{stage_dir.name}"
                 )
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(task.pyfunc_path()),
-                artifacts={
-                    **task.function("artifacts")(recipe, trained_r, out_dir),
-                    **_vocabulary(prepared),
-                },
-                signature=task.function("signature")(recipe, trained_r),
-                pip_requirements=["medops"],
-                registered_model_name=recipe.registry.model_name,
+            version = log_version(
+                task,
+                {**task.function("artifacts")(recipe, trained_r, out_dir), **_vocabulary(prepared)},
+                task.function("signature")(recipe, trained_r),
+                recipe.registry.model_name,
+                mlflow_client,
             )
-        version = str(info.registered_model_version)
         tags = {
             "recipe_hash": recipe.content_hash(),
             "dataset_hash": prepared_r.dataset_hash,

@@ -80,7 +80,11 @@ class PyfuncPredictor(Model):
 
     def load(self) -> bool:
         """Load the pyfunc, then score one probe text so a broken contract fails at startup
-        rather than on the first request; then start the model thread."""
+        rather than on the first request; then start the model thread.
+
+        MLflow runs the code registered with the version: the default for a plug-in task
+        only. medops' own predictors override this and build their model from the
+        version's data (``medops.tasks.<task>.serving``)."""
         local_path = Path(fetch_model(self.model_uri, self.tracking_uri))
         self.attach(mlflow.pyfunc.load_model(str(local_path)), registered_artifacts(local_path))
         logger.info("loaded %s", self.model_uri)

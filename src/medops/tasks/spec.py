@@ -35,8 +35,11 @@ class Task:
     - ``evaluate(recipe, out_dir, prepared, trained) -> Manifest``
     - ``signature(recipe, trained: Trained) -> mlflow ModelSignature`` of the pyfunc
     - ``artifacts(recipe, trained: Trained, out_dir) -> {name: path}`` the pyfunc loads
-    - ``pyfunc``: a module logged as MLflow "model from code" (no pickle)
-    - ``predictor``: a ``kserve.Model`` factory taking (recipe, model_uri, tracking_uri)
+    - ``pyfunc``: a module logged as MLflow "model from code" (no pickle), for
+      ``mlflow.pyfunc.load_model`` users
+    - ``predictor``: a ``kserve.Model`` factory taking (recipe, model_uri, tracking_uri).
+      The built-in ones build their model from the version's data and never load the
+      pyfunc, so no code from the registry runs in serving
     - ``review``: what clinicians review (``medops review push``): the answer fields and the
       held-out items with the evaluated version's answers
     - ``demo``: a module with ``ask(recipe, base_url, test_rows) -> dict`` (requests to the

@@ -11,6 +11,7 @@ import pytest
 
 from medops.evaluate.generation_metrics import parse_answer
 from medops.recipe import Recipe
+from medops.registry.stage import log_version
 from medops.registry.tracking import TRACKING_ENV, artifact_location, tracking_uri
 from medops.serve.model import Batch
 from medops.tasks import get_task
@@ -37,19 +38,19 @@ def register_versions(recipe: Recipe, base: Path, root: Path, seeds: list[int]) 
             for seed in seeds:
                 adapter = tiny_adapter(base, root / f"adapter-{seed}", seed)
                 with mlflow.start_run(experiment_id=experiment):
-                    info = mlflow.pyfunc.log_model(
-                        name="model",
-                        python_model=str(get_task("causal-lm").pyfunc_path()),
-                        artifacts={
+                    version = log_version(
+                        get_task("causal-lm"),
+                        {
                             "model": str(base),
                             "lm": str(lm),
                             "adapter": str(adapter),
                             "deid_vocabulary": str(vocabulary),
                         },
-                        pip_requirements=["mlflow"],
-                        registered_model_name=recipe.registry.model_name,
+                        None,
+                        recipe.registry.model_name,
+                        client,
                     )
-                versions.append(str(info.registered_model_version))
+                versions.append(version)
         finally:
             mlflow.set_tracking_uri(previous)
     client.set_registered_model_alias(recipe.registry.model_name, "champion", versions[0])

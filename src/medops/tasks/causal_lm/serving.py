@@ -31,16 +31,16 @@ from medops.model.base import resolve_base
 from medops.model.decode import Finished, GenerationParams
 from medops.model.precision import serving_dtype
 from medops.recipe import Recipe
+from medops.registry.integrity import fetch_checked
 from medops.review.store import FeedbackStore, store_url
 from medops.serve.chat_model import Recorder, ServedLM
 from medops.serve.model import (
     Batch,
     PyfuncPredictor,
     Scored,
-    fetch_model,
     load_guard,
-    registered_artifacts,
 )
+from medops.tasks.causal_lm import TASK
 from medops.tasks.causal_lm.examples import prompt_messages
 from medops.tasks.causal_lm.recipe import LanguageTask
 
@@ -97,8 +97,9 @@ def load_generator(
     from medops.model.causal_lm import load_tokenizer
 
     uris = {recipe.serve.model_name: model_uri, **recipe.serve.adapters}
+    # every version checked (no pickle or code, digests as registered) before it is read
     versions = {
-        name: registered_artifacts(Path(fetch_model(uri, tracking_uri)))
+        name: fetch_checked(uri, tracking_uri, TASK.pyfunc_path().name)
         for name, uri in uris.items()
     }
     primary = versions[recipe.serve.model_name]

@@ -1,21 +1,46 @@
-"""Serving a registered classifier: the class and its probabilities, over v1 and v2."""
+"""Serving a registered classifier: the class and its probabilities, over v1 and v2.
+
+A version is built from its data only, as generative versions are: the encoder's
+safetensors weights, tokenizer and config files, the head's safetensors and the labels'
+JSON, once every file has passed ``medops.registry.integrity`` (no pickle, no code, the
+digests registration recorded). The registered MLflow pyfunc is never loaded, so nothing
+a registry writer puts in a version runs in the predictor.
+"""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pandas as pd
 from kserve.protocol.infer_type import InferResponse
 
 from medops.errors import ConfigurationError
+from medops.model.classifier import TextClassifier
 from medops.recipe import Recipe
+from medops.registry.integrity import fetch_checked
 from medops.serve import v1, v2
 from medops.serve.model import PyfuncPredictor, Scored
+from medops.tasks.classification import TASK
+from medops.tasks.classification.frames import FrameClassifier
+
+logger = logging.getLogger("kserve.medops")
 
 
 class ClassifierPredictor(PyfuncPredictor):
-    """The pyfunc answers a ``label`` column and one probability column per class."""
+    """The model answers a ``label`` column and one probability column per class."""
 
     classes: list[str]
+
+    def load(self) -> bool:
+        """The checked version's classifier, built by medops' installed code."""
+        code_file = TASK.pyfunc_path().name  # what MLflow wrote for the pyfunc: never run
+        artifacts = fetch_checked(self.model_uri, self.tracking_uri, code_file)
+        if "model" not in artifacts:
+            raise ConfigurationError(f"{self.model_uri} has no 'model' artifact to serve")
+        self.attach(FrameClassifier(TextClassifier.load(artifacts["model"])), artifacts)
+        logger.info("loaded %s", self.model_uri)
+        return self.ready
 
     def check(self, frame: pd.DataFrame) -> None:
         if "label" not in frame.columns or len(frame.columns) < 3:

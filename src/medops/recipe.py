@@ -464,6 +464,121 @@ class Cluster(Section):
         return self
 
 
+# What each feature entity offers (medops.features computes them); the recipe picks from these.
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "drug": ("reviews_before", "mean_rating_before", "top_condition_before"),
+    "patient": (
+        "age_band",
+        "sex",
+        "conditions_before",
+        "last_observation_code",
+        "last_observation_value",
+    ),
+}
+_FEATURE_SOURCE_FORMATS: dict[str, tuple[str, ...]] = {
+    "drug": ("tsv", "csv", "jsonl", "parquet"),
+    "patient": ("fhir", "fhir-ndjson"),
+}
+
+
+class FeatureColumns(Section):
+    """Source columns the drug history reads; the defaults are the Drugs.com reviews'."""
+
+    drug: str = "drugName"
+    date: str = Field("date", description="when the review was written")
+    rating: str = Field(
+        "rating",
+        description="a number, or positive/neutral/negative (scored +1/0/-1, the demo subset)",
+    )
+    condition: str = "condition"
+
+
+class OnlineStore(Section):
+    """Where served features live: SQLite under output_dir (embedded) or a Redis server."""
+
+    type: Literal["sqlite", "redis"] = "sqlite"
+    connection_string: str | None = Field(
+        None,
+        description="redis only: host:port[,db=N][,ssl=true]; the password comes from "
+        "$REDIS_PASSWORD, never from the recipe",
+    )
+
+    @model_validator(mode="after")
+    def _redis_connection(self) -> OnlineStore:
+        if (self.type == "redis") != (self.connection_string is not None):
+            raise ValueError(
+                "connection_string goes with type redis (e.g. 127.0.0.1:6379,db=0), and type "
+                "redis needs it"
+            )
+        parts = [
+            p.strip().partition("=")[0].lower() for p in (self.connection_string or "").split(",")
+        ]
+        if "password" in parts:
+            raise ValueError(
+                "connection_string holds a password, which would be copied wherever the recipe "
+                "goes: remove it and set REDIS_PASSWORD"
+            )
+        return self
+
+
+class Features(Section):
+    """Point-in-time features from the sources, served by Feast (docs/features.md)."""
+
+    entity: Literal["drug", "patient"] = Field(
+        description="drug: history of each drug from earlier reviews (tsv/csv/jsonl/parquet "
+        "sources); patient: context of each patient from FHIR sources, keyed by patient_key "
+        "(needs MEDOPS_DEID_KEY)"
+    )
+    feature_set: list[str] | None = Field(
+        None, min_length=1, description="features to join and serve; default: all the entity's"
+    )
+    ttl_days: int | None = Field(
+        None, ge=1, description="a feature row older than this is not used; default: no limit"
+    )
+    online_store: OnlineStore = Field(default_factory=OnlineStore)
+    registry: str | None = Field(
+        None,
+        description="default: a file under output_dir; or postgresql://user@host:port/db "
+        "(no password in it: PGPASSWORD)",
+    )
+    columns: FeatureColumns = Field(default_factory=FeatureColumns)
+
+    @model_validator(mode="after")
+    def _known_features(self) -> Features:
+        offered = FEATURE_SETS[self.entity]
+        unknown = [name for name in self.feature_set or () if name not in offered]
+        if unknown:
+            raise ValueError(
+                f"feature_set: {unknown[0]!r} is not a {self.entity} feature; use any of "
+                f"{', '.join(offered)}"
+            )
+        return self
+
+    @field_validator("registry")
+    @classmethod
+    def _postgres_registry(cls, uri: str | None) -> str | None:
+        if uri is None:
+            return uri
+        parts = urlsplit(uri)
+        if parts.scheme not in ("postgresql", "postgresql+psycopg") or not parts.path.strip("/"):
+            raise ValueError(
+                f"{uri!r} is not allowed; leave it unset (a file under output_dir) or give "
+                "postgresql://user@host:port/database"
+            )
+        if parts.password is not None:
+            raise ValueError(
+                "holds a password, which would be copied wherever the recipe goes: remove it "
+                "and set PGPASSWORD"
+            )
+        return uri
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The features this run joins and serves, in the entity's order."""
+        chosen = self.feature_set or FEATURE_SETS[self.entity]
+        return tuple(name for name in FEATURE_SETS[self.entity] if name in chosen)
+
+
 class Recipe(Section):
     """A whole run: task, data, de-identification, model, training, gate, registry, serving.
 
@@ -486,6 +601,9 @@ class Recipe(Section):
     registry: Registry = Field(default_factory=Registry)
     serve: Serve = Field(default_factory=Serve)
     cluster: Cluster = Field(default_factory=Cluster)
+    features: Features | None = Field(
+        None, description="point-in-time features served by Feast; default: none"
+    )
 
     @model_validator(mode="after")
     def _shared_checks(self) -> Recipe:
@@ -499,6 +617,20 @@ class Recipe(Section):
             )
         if not any(s.role == "test" for s in self.data.sources):
             raise ValueError("data.sources needs one source with role: test (held-out rows)")
+        return self
+
+    @model_validator(mode="after")
+    def _features_from_sources(self) -> Recipe:
+        """Each entity is computed from one kind of source: say so before any work starts."""
+        if self.features is None:
+            return self
+        wanted = _FEATURE_SOURCE_FORMATS[self.features.entity]
+        other = sorted({s.format for s in self.data.sources if s.format not in wanted})
+        if other:
+            raise ValueError(
+                f"features.entity {self.features.entity} reads {', '.join(wanted)} sources, "
+                f"not {', '.join(other)}: change data.sources or features.entity"
+            )
         return self
 
     def overlong_handling(self) -> str:

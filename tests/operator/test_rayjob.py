@@ -11,6 +11,7 @@ import sys
 import pytest
 import yaml
 
+from medops.model.gguf_cache import CACHE_ENV
 from medops.operator.rayjob import (
     build_rayjob,
     build_recipe_configmap,
@@ -19,7 +20,6 @@ from medops.operator.rayjob import (
 )
 from medops.operator.schema import validate_resource
 from medops.recipe import RecipeError, build_recipe
-from medops.model.gguf_cache import CACHE_ENV
 from medops.registry.tracking import TRACKING_ENV
 from tests.operator.conftest import example
 

@@ -4,9 +4,10 @@ Prepared rows never hold a patient id. When ``MEDOPS_DEID_KEY`` is set, prepare 
 keyed hash of it instead (``patient_key``), so whoever holds the key can find one
 patient's rows again and nobody else can link them to a person. ``forget`` rewrites the
 split files without those rows, updates each manifest (counts, dataset hash), marks the
-registered model versions trained on the old data for retraining, and appends one audit
-line that names no patient and no patient key. It never reads out, logs or prints a
-record's text. See docs/privacy.md.
+registered model versions trained on the old data for retraining, removes the patient
+from every patient feature store (``medops.features``: offline parquet and online store),
+and appends one audit line that names no patient and no patient key. It never reads out,
+logs or prints a record's text. See docs/privacy.md.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from medops.data.card import CARD, RECIPE, dataset_card
 from medops.data.dataset import dataset_hash
 from medops.data.split import SPLITS
 from medops.errors import MedopsError, MissingInputError
+from medops.features.erasure import FeatureErasure, erase_entity, feature_repos
+from medops.features.store import FeatureRepo
 from medops.manifest import MANIFEST, read_manifest
 from medops.privacy.keys import PATIENT_KEY, key_id, patient_key
 from medops.recipe import build_recipe
@@ -67,15 +70,21 @@ class ForgetReport:
     datasets: list[DatasetErasure]
     models_to_retrain: list[dict[str, Any]] = field(default_factory=list)
     models_checked: bool = False
+    feature_stores: list[FeatureErasure] = field(default_factory=list)
 
     @property
     def rows_removed(self) -> int:
         return sum(d.removed for d in self.datasets)
 
     @property
+    def feature_rows_removed(self) -> int:
+        return sum(f.offline_rows_removed for f in self.feature_stores)
+
+    @property
     def complete(self) -> bool:
-        """Every row of every dataset could be tested against the patient's key."""
-        return not any(d.other_key or d.rows_without_patient_key for d in self.datasets)
+        """Every row of every dataset and feature store could be tested against the key."""
+        datasets = any(d.other_key or d.rows_without_patient_key for d in self.datasets)
+        return not datasets and not any(f.other_key for f in self.feature_stores)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,13 +95,23 @@ class ForgetReport:
             "datasets": [asdict(d) for d in self.datasets],
             "models_checked": self.models_checked,
             "models_to_retrain": self.models_to_retrain,
+            "feature_rows_removed": self.feature_rows_removed,
+            "feature_stores": [asdict(f) for f in self.feature_stores],
         }
 
     def warnings(self) -> list[str]:
         """What an operator must act on; names datasets and models, never the patient."""
         lines = []
-        if not self.rows_removed:
+        if not self.rows_removed and not any(
+            f.offline_rows_removed or f.online_entities_removed for f in self.feature_stores
+        ):
             lines.append("no row of this patient was found in any searchable dataset")
+        for f in self.feature_stores:
+            if f.other_key:
+                lines.append(
+                    f"{f.path}: feature store built under another key, not searched; rerun "
+                    "forget with that key or rebuild the feature store"
+                )
         for d in self.datasets:
             if d.other_key:
                 lines.append(
@@ -323,6 +342,13 @@ def _default_tracking_uri(store: Path) -> str | None:
     return f"sqlite:///{database.resolve()}" if database.is_file() else None
 
 
+def _forget_features(directory: Path, store: Path, wanted: str, key_name: str) -> FeatureErasure:
+    """The patient's rows out of one patient feature store, offline and online."""
+    outcome = erase_entity(FeatureRepo.open(directory), wanted, key_name)
+    outcome.path = directory.relative_to(store).as_posix()
+    return outcome
+
+
 def forget(
     patient_id: str,
     store: Path,
@@ -343,10 +369,12 @@ def forget(
     if not store.is_dir():
         raise MissingInputError(f"store {store}: no such directory")
     datasets = prepared_datasets(store)
-    if not datasets:
+    patient_features = feature_repos(store, entity="patient")
+    if not datasets and not patient_features:
         raise ErasureError(
             f"store {store} holds no prepared dataset (a manifest.json of stage prepare "
-            "beside train/validation/test.jsonl): pass a recipe's output_dir"
+            "beside train/validation/test.jsonl) and no patient feature store: pass a "
+            "recipe's output_dir"
         )
     wanted, key_name = patient_key(key, patient_id), key_id(key)
     report = ForgetReport(
@@ -365,6 +393,10 @@ def forget(
         if uri is not None and hashes:
             report.models_to_retrain = _mark_models(uri, hashes, report.request)
         report.models_checked = uri is not None
+        # before the datasets: an online store that does not answer stops a clean rerun
+        report.feature_stores = [
+            _forget_features(directory, store, wanted, key_name) for directory in patient_features
+        ]
         for directory, outcome in zip(datasets, report.datasets, strict=True):
             if outcome.removed:
                 _erase(directory, wanted, outcome, report.request)

@@ -1,0 +1,58 @@
+"""Online features: fill the online store from the offline rows, and look entities up.
+
+``materialize`` loads each entity's latest row into SQLite or Redis; ``FeatureLookup``
+keeps one Feast store open for repeated lookups (a server holds one). An id the store does
+not know returns no context (every feature None), not an error: a new patient or drug is
+normal at serving time. This module never imports ``medops.data``, so serving can use it
+within its import contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from medops.features.quiet import quiet
+from medops.features.store import FeatureRepo
+
+EPOCH = datetime(1900, 1, 1, tzinfo=UTC)  # before any event medops reads
+
+
+def materialize(repo: FeatureRepo, end: datetime | None = None) -> datetime:
+    """Load every entity's latest feature row up to ``end`` (default now) into the online
+    store; returns ``end``. Checks a Redis store answers first, naming it if not."""
+    end = end or datetime.now(UTC)
+    repo.online_client()
+    with quiet():
+        repo.store.materialize(start_date=EPOCH, end_date=end)
+    return end
+
+
+class FeatureLookup:
+    """Online lookups against one repository, its Feast store opened once."""
+
+    def __init__(self, repo: FeatureRepo) -> None:
+        repo.online_client()  # an unreachable Redis fails here, by name, not per request
+        self.repo = repo
+        self._store = repo.store
+        self._refs = repo.spec.refs
+
+    def __call__(self, entity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """``{id: {feature: value or None}}`` for each distinct id asked."""
+        spec = self.repo.spec
+        unique = list(dict.fromkeys(str(i) for i in entity_ids))
+        if not unique:
+            return {}
+        found = self._store.get_online_features(
+            features=self._refs, entity_rows=[{spec.join_key: i} for i in unique]
+        ).to_dict()
+        return {
+            entity: {name: found[name][position] for name in spec.features}
+            for position, entity in enumerate(unique)
+        }
+
+
+def online_features(repo: FeatureRepo, entity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """One lookup; for many, keep a ``FeatureLookup``."""
+    return FeatureLookup(repo)(entity_ids)

@@ -123,6 +123,7 @@ bench: venv
 	$(PY) bench/deid_throughput.py
 	$(PY) bench/train_throughput.py
 	$(PY) bench/serve_throughput.py
+	$(PY) bench/feature_lookup.py
 
 # The CPU image of the cluster path (components/images/Dockerfile), built with no network in
 # the build: a host-built wheelhouse (scripts/wheelhouse.sh) and, by default, an offline

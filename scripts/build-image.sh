@@ -14,8 +14,13 @@ log=$cache/image-build.log
 started=$(date +%s)
 
 bash scripts/container-engine.sh
-# the offline base is made here; any other base (python:3.11-slim-bookworm) must be pullable
-case "$base" in medops-base:*) bash scripts/base-image.sh "$base" ;; esac
+# the offline base is made here; any other base must be pullable and pinned by digest
+case "$base" in
+  medops-base:*) bash scripts/base-image.sh "$base" ;;
+  *@sha256:*) ;;
+  *) echo "IMAGE_BASE=$base: pin it by digest (name:tag@sha256:...), so a moved tag" \
+       "cannot change what the image is built on" >&2; exit 2 ;;
+esac
 target=${TARGET:-cpu}
 TORCH=$([ "$target" = gpu ] && echo cuda || echo cpu) \
   bash scripts/wheelhouse.sh "$context/wheels" "$py"

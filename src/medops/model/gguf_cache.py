@@ -127,3 +127,11 @@ def _convert(gguf_path: Path, out_dir: Path) -> None:
     plain.generation_config = copy.deepcopy(quantized.generation_config)
     plain.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    # transformers saves only on the main process of a torch distributed group: a copy with
+    # a tokenizer and no weights must never be marked complete
+    if not (out_dir / "config.json").is_file() or not any(out_dir.glob("model*.safetensors")):
+        raise ConfigurationError(
+            f"converting {gguf_path.name} wrote no weights (a non-main process of a "
+            "distributed group saves nothing): convert it before training starts, as the "
+            f"driver does, and give every node that copy through {CACHE_ENV} on a shared volume"
+        )

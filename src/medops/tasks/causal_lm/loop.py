@@ -39,7 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 from transformers import get_linear_schedule_with_warmup
 
 from medops.data.dataset import read_split
-from medops.model.base import resolve_base
+from medops.errors import ConfigurationError
 from medops.model.causal_lm import (
     autocast_dtype,
     load_causal_lm,
@@ -49,6 +49,7 @@ from medops.model.causal_lm import (
     weights_dtype,
 )
 from medops.model.chat import IGNORE, Tokenized
+from medops.model.gguf_cache import CACHE_ENV
 from medops.recipe import build_recipe
 from medops.tasks.causal_lm.recipe import CausalLMRecipe
 from medops.tasks.spec import load
@@ -244,16 +245,22 @@ class _Session:
         return {k: v.to(self.device) for k, v in tensors.items()}
 
 
-def _model_path(config: dict[str, Any], recipe: CausalLMRecipe) -> str:
-    """The base model on this worker's node.
+def _model_path(config: dict[str, Any]) -> str:
+    """The base model the driver prepared, which must be on this worker's node too.
 
-    The driver resolved ``model.base`` on its own node: a GGUF base is converted into that
-    node's model cache, which on a multi-node cluster (a pod's /tmp) no other node sees.
-    A worker that cannot find the driver's path resolves the base itself, converting the
-    same asset once on its node.
+    The driver resolved ``model.base``: a GGUF base is converted into the model cache
+    (``MEDOPS_MODEL_CACHE``), which the operator's RayJob puts on the shared volume. A
+    worker cannot convert it itself: inside the torch process group transformers saves
+    only on rank 0.
     """
     path = config["model_path"]
-    return path if Path(path).exists() else resolve_base(recipe.model.base)
+    if not Path(path).exists():
+        raise ConfigurationError(
+            f"the base model the driver prepared ({path}) is not on this Ray node: set "
+            f"{CACHE_ENV} to a directory on a volume every node mounts (the operator's RayJob "
+            "does), or give model.base as a path every node can read"
+        )
+    return path
 
 
 def _session(config: dict[str, Any]) -> _Session:
@@ -266,7 +273,7 @@ def _session(config: dict[str, Any]) -> _Session:
     torch.manual_seed(recipe.seed + rank)
     random.seed(recipe.seed)
     torch.set_num_threads(recipe.resources.cpus_per_worker)
-    model_path = _model_path(config, recipe)
+    model_path = _model_path(config)
     tokenizer = load_tokenizer(model_path)
     prepared, max_length = Path(config["prepared_dir"]), recipe.model.max_length
     units = {

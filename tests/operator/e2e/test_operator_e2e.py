@@ -100,8 +100,10 @@ def chart_rbac() -> list[dict[str, Any]]:
     show = ["--show-only", "templates/operator-serviceaccount.yaml"]
     show += ["--show-only", "templates/operator-rbac.yaml"]
     chart = str(ROOT / "charts" / "medops")
+    # the one value the chart requires: the API server's address (here, on loopback)
+    required = ["--set", "networkPolicy.apiServerCIDRs={127.0.0.1/32}"]
     rendered = subprocess.run(
-        [helm, "template", "medops", chart, "--namespace", RELEASE_NS, *show],
+        [helm, "template", "medops", chart, "--namespace", RELEASE_NS, *required, *show],
         capture_output=True,
         text=True,
         timeout=60,

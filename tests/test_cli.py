@@ -143,3 +143,12 @@ def test_a_bug_is_not_dressed_as_a_user_error(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr("medops.cli.load_recipe", broken)
     with pytest.raises(KeyError, match="a bug"):
         main(["validate", str(DEMO_RECIPE)])
+
+
+def test_audit_without_a_log_says_where_to_point_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MEDOPS_AUDIT_DB", raising=False)
+    monkeypatch.delenv("MEDOPS_MLFLOW_TRACKING_URI", raising=False)
+    assert main(["audit", "--verify"]) == 2
+    assert "set MEDOPS_AUDIT_DB to the audit database's SQLAlchemy URL" in one_line_error(capsys)

@@ -10,6 +10,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from medops.errors import ConfigurationError, MedopsError, MissingInputError
 from medops.launch.errors import ClusterError
@@ -127,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
         help="MLflow store of the registered models; default $MEDOPS_MLFLOW_TRACKING_URI, "
         "else <store>/mlflow/mlflow.db when it exists",
     )
+    _governance_parsers(commands)
     review = commands.add_parser("review", help="clinician review in Label Studio (docs/review.md)")
     review_commands = review.add_subparsers(dest="review_command", required=True)
     for name, help_text in (
@@ -159,6 +161,104 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, required=True, help="a new directory for this feedback version"
     )
     return parser
+
+
+def _governance_parsers(commands: Any) -> None:
+    """`approve`, `reject`, `audit`: a person's decision on a registered version, and the
+    hash-chained log of every such decision (docs/governance.md)."""
+    where = {
+        "--tracking-uri": "MLflow store holding the version; default $MEDOPS_MLFLOW_TRACKING_URI",
+        "--db": "audit log (SQLAlchemy URL); default $MEDOPS_AUDIT_DB, else audit.db beside an "
+        "SQLite MLflow store",
+    }
+    for name, help_text in (
+        ("approve", "approve a version the gate passed: record it, then move --alias to it"),
+        ("reject", "reject a version: record it; aliases stay where they are"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("model_uri", help="models:/<name>/<version>")
+        sub.add_argument("--reason", required=True, help="why, in your words (no patient text)")
+        sub.add_argument("--actor", help="who decides; default: the OS user")
+        for flag, flag_help in where.items():
+            sub.add_argument(flag, help=flag_help)
+    commands.choices["approve"].add_argument(
+        "--alias",
+        default="champion",  # registry.approval.DEFAULT_ALIAS, not imported: parsing stays light
+        help="the alias that moves to the approved version",
+    )
+    audit = commands.add_parser("audit", help="list the audit log; --verify checks its chain")
+    audit.add_argument(
+        "--verify",
+        action="store_true",
+        help="walk the hash chain (and, given an MLflow store, the hashes its versions hold); "
+        "exit 1 naming the first broken entry",
+    )
+    audit.add_argument("--subject", help="only entries about this, e.g. models:/<name>/<version>")
+    for flag, flag_help in where.items():
+        audit.add_argument(flag, help=flag_help)
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        raise ConfigurationError("cannot tell who you are from the OS: pass --actor") from None
+
+
+def _governance(args: argparse.Namespace) -> int:
+    if not args.verbose:  # alembic logs each plugin and migration step at import and open
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    from medops.registry.approval import approve, parse_version_uri, reject
+    from medops.registry.audit import AuditLog, audit_url
+    from medops.registry.tracking import TRACKING_ENV
+
+    tracking = args.tracking_uri or os.environ.get(TRACKING_ENV)
+    if args.command != "audit":
+        parse_version_uri(args.model_uri)  # before anything is opened
+        if not tracking:
+            raise ConfigurationError(
+                f"{args.command}: which MLflow store? pass --tracking-uri or set {TRACKING_ENV}"
+            )
+    log = AuditLog(args.db or audit_url(tracking), create=False)
+    if args.command == "audit":
+        return _audit(args, log, tracking)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+    actor = args.actor or _os_user()
+    if args.command == "approve":
+        result = approve(client, log, args.model_uri, args.reason, actor, args.alias)
+    else:
+        result = reject(client, log, args.model_uri, args.reason, actor)
+    if "warning" in result:
+        print(f"medops {args.command}: {result['warning']}", file=sys.stderr)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _audit(args: argparse.Namespace, log: Any, tracking: str | None) -> int:
+    """`medops audit`: one line per entry; --verify exits 1 naming the first broken one."""
+    from medops.registry.approval import anchors
+
+    for entry in log.entries(args.subject):
+        print(entry.line())
+    if not args.verify:
+        return 0
+    held: list[str] = []
+    if tracking:
+        from mlflow import MlflowClient
+
+        held = anchors(MlflowClient(tracking_uri=tracking, registry_uri=tracking))
+    result = log.verify(held)
+    if not result.ok:
+        print(f"medops audit: chain BROKEN: {result.problem}", file=sys.stderr)
+        return 1
+    checked = f", {len(held)} registry hashes found in it" if tracking else ""
+    entries = f"{result.entries} entr{'y' if result.entries == 1 else 'ies'}"
+    print(f"audit log intact: {entries}{checked}; head {result.head}")
+    return 0
 
 
 def _review(args: argparse.Namespace, recipe: Recipe) -> None:
@@ -277,6 +377,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _query_run(args)
     if args.command == "data":
         return _forget(args) if args.data_command == "forget" else _deid(args)
+    if args.command in ("approve", "reject", "audit"):
+        return _governance(args)
     recipe = load_recipe(args.recipe, args.overrides)
     if args.command == "validate":
         print(json.dumps({"recipe_hash": recipe.content_hash(), **recipe.to_dict()}, indent=2))

@@ -23,6 +23,7 @@ import yaml
 from medops.data.dataset import read_split
 from medops.errors import MedopsError
 from medops.launch.local import run_local
+from medops.manifest import read_manifest
 from medops.recipe import Recipe
 from medops.results import Evaluated, Ran, Registered
 from medops.serve.client import wait_ready
@@ -99,11 +100,16 @@ def run_demo(recipe: Recipe) -> dict[str, Any]:
     prepared, evaluated = Ran.read(outputs["prepare"]), Evaluated.read(outputs["evaluate"])
     registered = Registered.read(outputs["register"])
     passed = registered.gate_passed
+    # the alias moves once the gate passed and the version is approved (docs/governance.md)
+    register_extra = read_manifest(outputs["register"])["extra"]
+    approval = register_extra.get("approval_summary")
+    promoted = passed and register_extra.get("approval", "approved") == "approved"
     alias_uri = f"models:/{recipe.registry.model_name}@{recipe.registry.alias}"
-    served_uri = alias_uri if passed else registered.model_uri
-    if not passed:
+    served_uri = alias_uri if promoted else registered.model_uri
+    if not promoted:
+        why = f"gate REFUSED ({registered.gate_reason})" if not passed else f"approval {approval}"
         print(
-            f"!! gate REFUSED ({registered.gate_reason}): alias {recipe.registry.alias!r} "
+            f"!! {why}: alias {recipe.registry.alias!r} "
             f"untouched; serving the candidate {served_uri} on loopback for this request only"
         )
 
@@ -132,7 +138,8 @@ def run_demo(recipe: Recipe) -> dict[str, Any]:
         **scores,
         "gate_passed": passed,
         "gate_reason": registered.gate_reason,
-        "model_uri": alias_uri if passed else registered.model_uri,
+        "approval": approval,
+        "model_uri": alias_uri if promoted else registered.model_uri,
         "model_version": registered.version,
         "served_model_uri": served_uri,
         "mlflow_run_id": registered.mlflow_run_id,
@@ -161,6 +168,8 @@ def run_demo(recipe: Recipe) -> dict[str, Any]:
 def _print_footer(summary: dict[str, Any], path: Path) -> None:
     verdict = "PASSED" if summary["gate_passed"] else "REFUSED"
     print(f"gate {verdict} ({summary['gate_reason']})")
+    if summary.get("approval"):
+        print(f"approval: {summary['approval']}")
     print(
         f"rows in {summary['rows_in']} = kept {summary['rows_kept']} + quarantined "
         f"{summary['rows_quarantined']}"

@@ -218,6 +218,18 @@ class Registry(Section):
     model_name: str = "condition-classifier"
     alias: str = "champion"
     experiment: str = "medops"
+    approval: Literal["required", "auto"] = Field(
+        "required",
+        description="required: a version that passed the gate gets the alias only once a "
+        "person runs `medops approve` (docs/governance.md); auto: the gate alone moves it, "
+        "recorded as an automatic approval (demos)",
+    )
+    intended_use: str | None = Field(
+        None,
+        min_length=10,
+        description="the model card's intended use; default: decision support reviewed by "
+        "clinicians, not for autonomous diagnosis",
+    )
 
     @field_validator("tracking_uri")
     @classmethod

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medops.manifest import read_manifest
 from medops.recipe import Recipe
 from medops.results import Evaluated, Ran, Registered
 
@@ -33,6 +34,8 @@ def run_summary(recipe: Recipe, outputs: dict[str, Path]) -> dict[str, Any]:
         "gate_metric": recipe.gate.metric,
         "gate_passed": registered.gate_passed,
         "gate_reason": registered.gate_reason,
+        # approval of the version (docs/governance.md); absent from older register manifests
+        "approval": read_manifest(outputs["register"])["extra"].get("approval_summary"),
         "model_uri": registered.model_uri,
         "mlflow_run_id": registered.mlflow_run_id,
         "tracking_uri": registered.tracking_uri,
@@ -52,5 +55,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         for name, v in summary["metrics"].items()
     ]
     lines.append(f"gate {verdict}: {summary['gate_reason']}")
+    if summary.get("approval"):
+        lines.append(f"approval: {summary['approval']}")
     lines.append(f"model {summary['model_uri']} (MLflow run {summary['mlflow_run_id']})")
     return lines

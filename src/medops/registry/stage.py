@@ -12,10 +12,20 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from medops.errors import MedopsError
 from medops.manifest import MANIFEST, Manifest, timed
 from medops.recipe import Recipe
-from medops.registry.gate import decide
+from medops.registry.approval import Approval, approve_command, settle_registered, version_uri
+from medops.registry.audit import AuditLog, audit_url
+from medops.registry.gate import Decision, decide
 from medops.registry.integrity import DIGESTS_TAG, artifact_digests
+from medops.registry.model_card import (
+    ARTIFACT_PATH,
+    CARD_HTML,
+    CARD_MD,
+    Registration,
+    write_model_card,
+)
 from medops.registry.tracking import client, redacted, tracking_uri
 from medops.results import VOCABULARY, Evaluated, Prepared, Trained
 
@@ -102,6 +112,9 @@ def register(
 
         mlflow.set_tracking_uri(tracking_uri(recipe))
         mlflow_client = client(recipe)
+        # opened before anything is registered: no version without its gate entry
+        audit_db = audit_url(tracking_uri(recipe), recipe.out / "mlflow")
+        audit = AuditLog(audit_db)
         with mlflow.start_run(run_id=run_id):
             mlflow.log_metrics({metric_key(k): v for k, v in evaluated_r.metrics.items()})
             mlflow.log_metrics(
@@ -135,23 +148,37 @@ def register(
         for key, value in tags.items():
             mlflow_client.set_model_version_tag(recipe.registry.model_name, version, key, value)
         mlflow_client.set_tag(run_id, "medops.gate", tags["gate"])
-        if decision.passed:
-            mlflow_client.set_registered_model_alias(
-                recipe.registry.model_name, recipe.registry.alias, version
-            )
+        approval = _settle(recipe, mlflow_client, audit, audit_db, version, decision, tags)
+        registration = Registration(
+            recipe.registry.model_name,
+            version,
+            run_id,
+            tags["git_commit"],
+            decision,
+            approval.summary,
+            approval.audit["gate"].hash,
+        )
+        card = write_model_card(out_dir, recipe, prepared_r, trained_r, evaluated_r, registration)
+        for path in card.values():
+            mlflow_client.log_artifact(run_id, str(path), artifact_path=ARTIFACT_PATH)
         mlflow_client.set_terminated(run_id, status="FINISHED")
 
-        model_uri = f"models:/{recipe.registry.model_name}/{version}"
+        model_uri = version_uri(recipe.registry.model_name, version)
         record = {
             **decision.to_dict(),
             "model_name": recipe.registry.model_name,
             "version": version,
             "model_uri": model_uri,
-            "alias": recipe.registry.alias if decision.passed else None,
+            "alias": recipe.registry.alias if approval.alias_moved else None,
+            "approval": approval.status,
             "tags": tags,
         }
         (out_dir / "decision.json").write_text(json.dumps(record, indent=2) + "\n")
-        manifest.outputs = {"decision": "decision.json"}
+        manifest.outputs = {
+            "decision": "decision.json",
+            "model_card": CARD_MD,
+            "model_card_html": CARD_HTML,
+        }
         manifest.metrics = {decision.metric: decision.value, "baseline": decision.baseline}
         manifest.extra = {
             "gate_passed": decision.passed,
@@ -160,5 +187,59 @@ def register(
             "version": version,
             "mlflow_run_id": run_id,
             "tracking_uri": redacted(tracking_uri(recipe)),
+            "alias": record["alias"],
+            **approval.to_extra(),
+            "audit_db": redacted(audit_db),
         }
     return manifest
+
+
+def _settle(
+    recipe: Recipe,
+    mlflow_client: Any,
+    audit: AuditLog,
+    audit_db: str,
+    version: str,
+    decision: Decision,
+    tags: dict[str, str],
+) -> Approval:
+    """Gate entry in the audit log, then the approval the recipe asks for; says in the log
+    how a person approves a version left pending."""
+    name, alias = recipe.registry.model_name, recipe.registry.alias
+    model_uri = version_uri(name, version)
+    tracking = redacted(tracking_uri(recipe))
+    # the CLI finds the log beside an SQLite MLflow store itself; elsewhere it must be told
+    hint = approve_command(
+        model_uri, tracking, None if _beside(tracking, audit_db) else redacted(audit_db), alias
+    )
+    context = {k: tags[k] for k in ("mlflow_run_id", "recipe_hash", "dataset_hash")}
+    approval = settle_registered(
+        audit,
+        mlflow_client,
+        name,
+        version,
+        decision,
+        recipe.registry.approval,
+        alias,
+        {"model_name": name, "version": version, **context},
+        hint,
+    )
+    if approval.status == "pending":
+        log.info(
+            "register: gate passed, approval required (registry.approval: required): alias %r "
+            "NOT moved to %s until a person approves it: %s",
+            alias,
+            model_uri,
+            hint,
+        )
+    else:
+        log.info("register: approval %s (%s)", approval.status, approval.summary)
+    return approval
+
+
+def _beside(tracking: str, audit_db: str) -> bool:
+    """Whether ``medops approve --tracking-uri`` alone finds this audit log."""
+    try:
+        return audit_url(tracking) == audit_db
+    except MedopsError:
+        return False

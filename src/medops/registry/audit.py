@@ -28,8 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
     Column,
     Engine,
@@ -47,6 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 
 from medops.errors import MedopsError
+from medops.migrations import migrate as upgrade
 from medops.registry.tracking import redacted
 
 DB_ENV = "MEDOPS_AUDIT_DB"
@@ -138,12 +137,8 @@ def audit_url(tracking_uri: str | None, default_dir: Path | None = None) -> str:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the log's schema to the latest migration (a new log is created)."""
-    config = Config()
-    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    """Bring the log's schema to the latest migration (a new one is created)."""
+    upgrade(engine, Path(__file__).parent / "migrations")
 
 
 def _entry(row: Any) -> Entry:

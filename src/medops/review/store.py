@@ -16,8 +16,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
     JSON,
     Column,
@@ -35,6 +33,7 @@ from sqlalchemy import (
     select,
 )
 
+from medops.migrations import migrate as upgrade
 from medops.recipe import Recipe
 
 DB_ENV = "MEDOPS_FEEDBACK_DB"
@@ -76,12 +75,8 @@ def store_url(recipe: Recipe) -> str:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the store's schema to the latest migration (a new store is created)."""
-    config = Config()
-    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    """Bring the store's schema to the latest migration (a new one is created)."""
+    upgrade(engine, Path(__file__).parent / "migrations")
 
 
 class FeedbackStore:

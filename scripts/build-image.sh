@@ -30,5 +30,7 @@ echo "building ${1} from $base (log: $log) ..." >&2
 DOCKER_BUILDKIT=0 $DOCKER build -f components/images/Dockerfile --target "$target" \
   --build-arg BASE="$base" --build-arg MEDOPS_GIT_COMMIT="$(git rev-parse HEAD)" \
   "${tags[@]}" "$context" >"$log" 2>&1 || { tail -20 "$log" >&2; exit 1; }
+# the medops images this build replaced (untagged now); nothing else on the engine
+$DOCKER image prune -f --filter label=org.opencontainers.image.title=medops >/dev/null
 size=$($DOCKER image inspect -f '{{.Size}}' "$1")
 echo "image $* : $((size / 1000000)) MB, built in $(( $(date +%s) - started )) s" >&2

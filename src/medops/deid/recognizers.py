@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 
-from medops.deid.filters import is_not_a_name
+from medops.deid.filters import is_clinical_department, is_not_a_name, is_shorthand
+from medops.deid.places import is_town, region_regex
 
 Scorer = Callable[[str, float], float | None]
 
@@ -60,7 +61,8 @@ _NAME_FIELD = (
     r"|Referring(?:[ \t]+physician)?|Primary[ \t]+care(?:[ \t]+physician)?|Physician"
     r"|Provider|Surgeon|Resident|Intern|Fellow|Nurse|Author|Next[ \t]+of[ \t]+kin|NOK"
     r"|Emergency[ \t]+contact|(?:Electronically[ \t]+)?signed[ \t]+by|Dictated[ \t]+by"
-    r"|Copy[ \t]+to|Nom|Pr[ée]nom|Nom[ \t]+de[ \t]+naissance|Nom[ \t]+d'usage"
+    r"|Copy[ \t]+to|Child|Parent|Guardian|Mother|Father|Enfant|Tuteur|Tutrice"
+    r"|Nom|Pr[ée]nom|Nom[ \t]+de[ \t]+naissance|Nom[ \t]+d'usage"
     r"|Nom[ \t]+marital|Patiente|M[ée]decin(?:[ \t]+(?:traitant|r[ée]f[ée]rent))?"
     r"|Interne|Externe|Chef[ \t]+de[ \t]+clinique|R[ée]dig[ée][ \t]+par|Sign[ée][ \t]+par"
     r"|Dict[ée][ \t]+par|Copie[ \t]+[àa]|Personne[ \t]+(?:[àa][ \t]+pr[ée]venir|de[ \t]+confiance)"
@@ -78,7 +80,8 @@ _MONTH_EN = (
     r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
 )
 _DATE_PREP = (
-    r"(?:on|since|from|until|till|by|before|after|in|le|du|au|depuis|d[èe]s|en|jusqu'(?:au|en))"
+    r"(?:on|since|from|until|till|by|before|after|in|started|began|le|du|au|depuis|d[èe]s"
+    r"|en|jusqu'(?:au|en))"
 )
 _WEEKDAY = (
     r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|(?i:lundi|mardi|mercredi"
@@ -104,9 +107,17 @@ _US_STATE = (
     r"|S[CD]|T[NX]|UT|V[TA]|W[AVIY]"
 )
 _ORG_STOP = r"(?:The|A|An|At|In|To|From|Our|His|Her|Their|This|That|Le|La|Les|Au|Aux|Du|Un|Une)"
-_ORG_WORD = rf"(?:(?:St|Ste|Mt)\.|[{_UP}][\w'’&-]*)"  # a period ends a name, but "St. Mary's"
+# a period ends a name, but "St. Mary's", "D.W. McMillan"
+_ORG_WORD = rf"(?:(?:St|Ste|Mt)\.|(?:[{_UP}]\.){{1,3}}(?=[ \t]*[{_UP}])|[{_UP}][\w'’&-]*)"
+# words of an organisation's name, joined as names are: "Chantiers de l'Atlantique",
+# "Restos du Cœur", "Stanley Black & Decker", then a legal form: "Lidl France SNC"
+_ORG_NAME = (
+    rf"{_ORG_WORD}(?:(?:[ \t]+(?:&|of|and|de|du|des|de[ \t]+la|aux?)[ \t]+|[ \t]+(?:de[ \t]+)?"
+    rf"[dl]['’]|[ \t]+){_ORG_WORD}){{0,5}}(?:,?[ \t]+(?:Inc|LLC|Ltd|inc|SA|SAS|SARL|SNC)\b\.?)?"
+)
 _EN_ORG_SUFFIX = (
-    r"(?:(?i:Hospital|Medical[ \t]+Cent(?:er|re)|Health[ \t]+(?:Cent(?:er|re)|System)|Clinic"
+    r"(?:(?=[A-Z])(?i:Hospital|Medical[ \t]+Cent(?:er|re)|Health[ \t]+(?:Cent(?:er|re)|System)"
+    r"|Clinic"
     r"|Infirmary|Hospice|Nursing[ \t]+Home|Rehabilitation[ \t]+Cent(?:er|re)|Medical[ \t]+Group"
     r"|Cancer[ \t]+Cent(?:er|re)|Emergency[ \t]+Dep(?:artmen)?t|Healthcare|Practice"
     r"|Assisted[ \t]+Living|Care[ \t]+Cent(?:er|re)|School|Library|University|College"
@@ -114,15 +125,25 @@ _EN_ORG_SUFFIX = (
     # capitalised heads only: "Mental health" opening a line is not an organisation
     r"|(?:Primary|Urgent|Senior|Family)[ \t]+(?:Care|Health)|Behavioral[ \t]+Health"
     r"|Center|Centre|Institute|Laborator(?:y|ies)|Lab|Group|Pediatrics|Paediatrics"
-    r"|Credit[ \t]+Union|Bank|Pharmacy|Manor|Schools|Bakery|Logistics|Foundation|Services"
+    r"|Credit[ \t]+Union|Bank|Pharmacy|Manor|Schools|Bakery|Logistics|Foundation|Services?"
+    r"|Health(?:[ \t]+Plan)?|Home[ \t]+(?:Health|Care)|Care[ \t]+Home|Insurance|Mutual"
+    r"|Blue[ \t]+(?:Cross|Shield)|Rehabilitation|Foods|Systems|Bureau|Society|Agency|Council"
+    r"|Church|Cooperative|Co-op|Union|Authority|Association|Federation|Network|Alliance"
+    r"|Enterprises|Industries|Holdings|Technologies|Solutions|Transportation|Transit|Motors"
+    r"|Farms|Dairy|Market|Stores|Restaurant|Hotel|Academy|Daycare|Preschool"
     r")"
+    # "Colorado School of Mines", "Services, Inc."
+    rf"(?:[ \t]+of[ \t]+(?:the[ \t]+)?{_ORG_WORD}(?:[ \t]+{_ORG_WORD}){{0,2}})?"
+    r"(?:,?[ \t]+(?:Inc|LLC|Ltd|Corp)\b\.?)?"
 )
 _FR_ORG_PREFIX = (
     r"(?i:h[ôo]pital|clinique|polyclinique|centre[ \t]+hospitalier(?:[ \t]+(?:universitaire"
     r"|r[ée]gional|intercommunal|sp[ée]cialis[ée]))?|groupe[ \t]+hospitalier|institut|ehpad"
     r"|maison[ \t]+de[ \t]+sant[ée]|centre[ \t]+de[ \t]+sant[ée]|soci[ée]t[ée]|association"
     r"|entreprise|lyc[ée]e|[ée]cole|coll[èe]ge|universit[ée]|mairie|transports"
-    r"|[ée]tablissements)|CHU|CHR|CHI|CH|CHS|EPSM|CMP|ADMR|SARL|SAS"
+    r"|[ée]tablissements|maison[ \t]+m[ée]dicale|h[ôo]tel-dieu|coop[ée]rative|fondation)"
+    r"|CHU|CHR|CHI|CH|CHS|EPSM|CMP|ADMR|SARL|SAS|CPAM|CAF|MSA|CARSAT|CCAS|MDPH|CISSS|CIUSSS"
+    r"|CLSC"
     # capitalised only: "au centre de la lésion", "the centre that ..." are not names
     r"|Cabinet|Centre|Mutuelle|Laboratoire|Pharmacie|R[ée]sidence|Boulangerie|Garage|Banque"
 )
@@ -131,8 +152,49 @@ _FR_ORG_PREFIX = (
 _FR_ORG_LINK = rf"(?:de[ \t]+la|de|du|des|d'|l'|les|le|la|[{_LO}]{{4,}})"
 _WORK = (
     r"works?|worked|working|employed|employee|retired|engineer|teacher|nurse|driver|manager"
-    r"|clerk|technician|chauffeur|travaille|employ[ée]e?|salari[ée]e?|ouvri[èe]re?|retrait[ée]e?"
+    r"|clerk|technician|student|worker|farmer|operator|mechanic|cashier|welder|accountant"
+    r"|officer|volunteer|member|sells|chauffeur|travaille|employ[ée]e?|salari[ée]e?"
+    r"|ouvri[èe]re?|retrait[ée]e?|cariste|soudeu(?:r|se)|camionneur|agricult(?:eur|rice)"
+    r"|vendeu(?:r|se)|caissi[èe]re?|[ée]tudiante?|adh[ée]rente?|ancien(?:ne)?"
 )
+# what follows a work cue before the employer: "engineer at", "employed by", "retraité de
+# la", "soudeur aux"
+_WORK_LINK = (
+    r"at|for|by|with|of|to|chez|pour|de[ \t]+la|de[ \t]+l['’]|du|des|aux|au|[àa][ \t]+la"
+    r"|[àa][ \t]+l['’]"
+)
+_INSURANCE = (
+    r"insurance|insured|coverage|plan|payer|assurance|assur[ée]e?|mutuelle|affili[ée]e?"
+    r"|application"
+)
+_INSURANCE_LINK = r"via|with|through|by|to|for|:|[àa][ \t]+la|aupr[èe]s[ \t]+de|par"
+# where a patient is sent, followed or enrolled: "referred to X", "adressé par X",
+# "suivie au X", "attends X", "scolarisé à X"
+_CARE_CUE = (
+    r"referred[ \t]+(?:to|by)|referral[ \t]+(?:sent[ \t]+)?to|followed[ \t]+(?:at|by)"
+    r"|transferred[ \t]+to|enrolled[ \t]+(?:in|at)|attends|goes[ \t]+to"
+    r"|adress[ée]e?[ \t]+(?:par|[àa]|au|vers)|orient[ée]e?[ \t]+vers"
+    r"|transf[ée]r[ée]e?[ \t]+(?:[àa]|au|vers)"
+    r"|suivie?[ \t]+(?:par|[àa]|au)|pris[ \t]+en[ \t]+charge[ \t]+(?:par|[àa]|au)"
+    r"|scolaris[ée]e?[ \t]+(?:[àa]|au)|inscrite?[ \t]+(?:[àa]|au)"
+)
+_REGION = region_regex()
+# a town: capitalised words, French ones hyphenated or with particles ("Saint-Arsène",
+# "Battle Ground", "Bourg-en-Bresse", "Le Mans")
+_TOWN = (
+    rf"(?:(?:Le|La|Les|Saint|Sainte|St\.|Fort|Mount|Mt\.|New|North|South|East|West)[ \t]+)?"
+    rf"[{_UP}][{_LO}'’]+(?:[- ](?:(?:sur|sous|en|le|la|les|de|du|des|l[èe]s)-)?"
+    rf"[{_UP}][{_LO}'’]+){{0,3}}"
+)
+_RESIDENCE = (
+    r"lives|living|resides|residing|resident|moved|relocated|grew[ \t]+up|born|vit|r[ée]side"
+    r"|habite|domicili[ée]e?|demeurant|originaire|n[ée]e?|install[ée]e?"
+)
+_PLACE_PREPOSITION = (
+    r"(?<![\w])(?:in|at|from|near|to|outside|[àa]|de|d['’]|pr[èe]s[ \t]+de|vers)[ \t]+"
+)
+_TOWN_WORD = rf"[{_UP}][{_LO}'’]+"
+_RESIDENCE_LINK = r"in|at|to|from|of|near|[àa]|au|aux|de|d['’]|en|pr[èe]s[ \t]+de"
 _FR_STREET = (
     r"(?i:rue|avenue|av\.|bd|boulevard|place|pl\.|all[ée]e|impasse|chemin|route|quai|cours"
     r"|square|voie|passage|r[ée]sidence|lieu-dit|rond-point|cit[ée])"
@@ -173,6 +235,11 @@ def _id_score(span: str, score: float) -> float | None:
 
 def _record_score(span: str, score: float) -> float | None:
     return score if sum(ch.isdigit() for ch in span) >= 4 else None
+
+
+def _org_score(span: str, score: float) -> float | None:
+    """Not a clinical department ("Blood Bank") nor shorthand ("ED", "PO QD")."""
+    return None if is_clinical_department(span) or is_shorthand(span) else score
 
 
 def _last_first_score(span: str, score: float) -> float | None:
@@ -457,7 +524,8 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         [
             (
                 rf"(?<![\w])\d{{1,5}}[A-Za-z]?[ \t]+(?:{_ORG_WORD}[ \t]+){{1,3}}{_EN_STREET}"
-                r"(?![\w])(?:,?[ \t]*(?i:Apt|Suite|Unit|#)\.?[ \t]*[\w-]+)?",
+                r"(?![\w])(?:[ \t]+\d{1,4}(?![\w]))?"
+                r"(?:,?[ \t]*(?i:Apt|Suite|Unit|#)\.?[ \t]*[\w-]+)?",
                 0.7,
             ),
             (
@@ -474,12 +542,15 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         "STREET_ADDRESS",
         [
             (
-                r"(?i:\b(?:(?:home|mailing|street|postal)[ \t]+)?address|\badresse)[ \t]*:[ \t]*"
+                r"(?i:\b(?:(?:home|mailing|street|postal)[ \t]+)?address|\badresse|\bdomicile)"
+                r"[ \t]*:[ \t]*"
                 r"(?P<phi>[^\n;:]{5,80}?)(?=[ \t]*(?:\.(?:[ \t]|$)|\n|;|$))",
                 0.7,
             ),
             (
-                rf"(?<![\w])(?i:lieu-dit|hameau|lotissement)[ \t]+(?:{_ORG_WORD}[ \t]*){{1,4}}",
+                rf"(?<![\w])(?i:lieu-dit|hameau|lotissement)[ \t]+"
+                rf"(?:(?:de[ \t]+la|du|des|de|l['’])[ \t]*)?"
+                rf"(?:{_ORG_WORD}[ \t]*){{1,4}}",
                 0.7,
             ),
         ],
@@ -504,17 +575,59 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         None,
     ),
     (
-        # "works as a nurse at X", "software engineer at X", "chauffeur chez X"
+        # "works as a nurse at X", "employed by X", "chauffeur chez X", "retraité de la X"
         "MedopsEmployer",
         "EMPLOYER",
         [
             (
-                rf"(?i:\b(?:{_WORK}))\b[^.\n]{{0,40}}?(?i:\bat|\bfor|\bchez|\bpour)[ \t]+"
-                rf"(?!{_ORG_STOP}\b)(?P<phi>{_ORG_WORD}(?:[ \t]+(?:{_ORG_WORD}|&)){{0,4}})",
+                rf"(?i:\b(?:{_WORK}))\b[^.\n;]{{0,40}}?(?i:\b(?:{_WORK_LINK}))[ \t]+"
+                rf"(?!{_ORG_STOP}\b)(?P<phi>{_ORG_NAME})",
                 0.6,
-            )
+            ),
+            (rf"(?<![\w])chez[ \t]+(?!{_ORG_STOP}\b)(?P<phi>{_ORG_NAME})", 0.6),
+            (
+                rf"(?i:\b(?:{_CARE_CUE}))[ \t]*:?[ \t]*(?:(?i:the|la|le|l['’])[ \t]*)?"
+                rf"(?!{_ORG_STOP}\b|(?:{_TITLE})[ \t])(?P<phi>{_ORG_NAME})",
+                0.6,
+            ),
+            (
+                rf"(?i:\b(?:{_INSURANCE}))\b[^.\n;]{{0,25}}?(?i:(?<![\w])(?:{_INSURANCE_LINK}))"
+                rf"[ \t]*(?!{_ORG_STOP}\b)(?P<phi>{_ORG_NAME})",
+                0.6,
+            ),
+        ],
+        _org_score,
+    ),
+    (
+        # a town before its region, postcode or after a residence cue: "Carthage, MO",
+        # "Fairmont, Minnesota", "Chalindrey (Haute-Marne)", "lives in Golden", "G0L 2K0"
+        "MedopsTownRegion",
+        "TOWN",
+        [
+            (
+                rf"(?<![\w])(?P<phi>{_TOWN},[ \t]*(?!MD|PA)(?:{_US_STATE}))(?![\w])(?![ \t]*\d)",
+                0.6,
+            ),
+            (rf"(?<![\w])(?P<phi>{_TOWN}(?:,[ \t]*|[ \t]*\()(?:{_REGION}))(?![\w])", 0.6),
+            (r"(?<![\w])[A-Z]\d[A-Z][ ]?\d[A-Z]\d(?![\w])", 0.6),
+            (
+                rf"(?i:\b(?:{_RESIDENCE}))(?:[ \t]+[{_LO}]+)?(?:[ \t]+(?i:{_RESIDENCE_LINK}))+"
+                rf"[ \t]*(?:the[ \t]+)?(?P<phi>{_TOWN})",
+                0.6,
+            ),
         ],
         None,
+    ),
+    (
+        # a known town after a place preposition, one to three words: "in Hartford",
+        # "près de Quimper", "from Fort Wayne" (the filters still drop eponyms: "de Parkinson")
+        "MedopsTownGazetteer",
+        "CITY",
+        [
+            (rf"{_PLACE_PREPOSITION}(?P<phi>{_TOWN_WORD}(?:[ \t-]{_TOWN_WORD}){{{n}}})", 0.6)
+            for n in range(3)
+        ],
+        is_town,
     ),
     (
         "MedopsHealthcareOrg",
@@ -533,12 +646,13 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
             (
                 rf"(?<![\w])(?:{_FR_ORG_PREFIX})"
                 rf"(?:[ \t]+{_FR_ORG_LINK}|(?<=['’]){_FR_ORG_LINK}){{0,3}}"
-                rf"[ \t]*{_ORG_WORD}(?:(?:[ \t-]+|[ \t]+(?:de[ \t]+la|de|du|des|et)[ \t]+|[ \t]+d')"
+                rf"[ \t]*{_ORG_WORD}(?:(?:[ \t-]+|[ \t]+(?:de[ \t]+la|de|du|des|et)[ \t]+"
+                rf"|[ \t]+(?:de[ \t]+)?[dl]['’])"
                 rf"(?:{_ORG_WORD}|sur|en)){{0,4}}",
                 0.7,
             ),
         ],
-        None,
+        _org_score,
     ),
 ]
 

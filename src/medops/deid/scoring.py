@@ -13,11 +13,13 @@ predictions by theirs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from medops.deid.spans import CATEGORIES, Category, Span
 
@@ -149,6 +151,40 @@ def load_marked_notes(path: Path) -> list[GoldNote]:
         text, gold = parse_marked(body)
         notes.append(GoldNote(header.group(1), text, gold))
     return notes
+
+
+SAFE_HARBOR_MAX_AGE = 89
+
+
+def safe_harbor(note: GoldNote) -> GoldNote:
+    """The note without gold AGE spans of 89 or less: HIPAA Safe Harbor lists only ages
+    over 89, and medops keeps younger ages on purpose (they carry clinical signal)."""
+
+    def kept(span: Span) -> bool:
+        digits = re.findall(r"\d+", note.text[span.start : span.end])
+        return span.type != "AGE" or not digits or int(digits[0]) > SAFE_HARBOR_MAX_AGE
+
+    return GoldNote(note.id, note.text, [span for span in note.gold if kept(span)])
+
+
+T = TypeVar("T")
+SPLIT_RULE = (
+    "items sorted by the sha256 of their key (UTF-8 hex digest, ties by key); the first "
+    "half, rounded up, is development, the rest is held out"
+)
+
+
+def split_half(items: Sequence[T], key: Callable[[T], str]) -> tuple[list[T], list[T]]:
+    """Development and held-out halves, by a hash of each item's key (``SPLIT_RULE``).
+
+    A hash rather than the file order, so neither half is the notes written first; a
+    sorted cut rather than a hash threshold, so the halves of a small set are equal.
+    """
+    ordered = sorted(
+        items, key=lambda item: (hashlib.sha256(key(item).encode()).hexdigest(), key(item))
+    )
+    middle = (len(ordered) + 1) // 2
+    return ordered[:middle], ordered[middle:]
 
 
 def _overlaps(a: Span, b: Span) -> bool:

@@ -1,0 +1,184 @@
+"""Issue 17: places and organisations found by shape, cue and gazetteer; clinical words kept.
+
+The traps are medical words spaCy or a head-word pattern takes for names, places or
+organisations: drugs, eponyms, anatomy, organisms and lab names.
+"""
+
+from __future__ import annotations
+
+import pytest
+from presidio_analyzer import RecognizerResult
+
+from medops.deid.detect import detect_phi
+from medops.deid.filters import drop_false_positives
+from medops.deid.places import region_names, town_names
+from medops.deid.scoring import GoldNote, safe_harbor, split_half
+from medops.deid.spans import Span
+from medops.deid.terminology import build, normalised, terminology
+from medops.recipe import Deid
+
+DEID = Deid()
+
+
+def found(text: str, language: str = "en") -> list[tuple[str, str]]:
+    model = DEID.spacy_model_fr if language == "fr" else DEID.spacy_model
+    [spans], _ = detect_phi([text], model, language, DEID.score_threshold)
+    return [(text[s.start : s.end], s.type) for s in spans]
+
+
+def covered(text: str, part: str, language: str = "en") -> bool:
+    start = text.index(part)
+    hits = [s for s, _ in found(text, language)]
+    return any(part in hit or hit in part for hit in hits) and all(
+        any(text.find(hit) <= i < text.find(hit) + len(hit) for hit in hits)
+        for i in range(start, start + len(part))
+        if text[i].isalnum()
+    )
+
+
+@pytest.mark.parametrize(
+    "text,place",
+    [
+        ("Family moved from Dearborn, MI last spring.", "Dearborn, MI"),
+        ("He farms near Fairmont, Minnesota and sells hogs.", "Fairmont, Minnesota"),
+        ("She lives in Battle Ground with her son.", "Battle Ground"),
+        ("Her sister drove up from Hartford on Sunday.", "Hartford"),
+        ("Il a travaillé vingt ans près de Quimper.", "Quimper"),
+        ("Adresse postale : Saint-Arsène (Québec) G0L 2K0.", "G0L 2K0"),
+    ],
+)
+def test_towns_are_found_by_region_postcode_or_residence_cue(text: str, place: str) -> None:
+    assert covered(text, place)
+
+
+@pytest.mark.parametrize(
+    "text,organisation",
+    [
+        ("Was employed by Stanley Black & Decker until the stroke.", "Stanley Black & Decker"),
+        ("Student insurance via Anthem Blue Cross, member since May.", "Anthem Blue Cross"),
+        (
+            "Graduate student at Colorado School of Mines, here for a consult.",
+            "Colorado School of Mines",
+        ),
+        ("Claim filed with Sedgwick Claims Management Services, Inc. today.", "Services, Inc"),
+    ],
+)
+def test_organisations_are_found_by_cue_and_head(text: str, organisation: str) -> None:
+    assert covered(text, organisation)
+
+
+def test_french_employers_and_insurers_after_their_cues() -> None:
+    text = "M. Massonnet, retraité de la SNCF, ancien cariste chez Lidl France SNC."
+    assert covered(text, "SNCF", "fr") and covered(text, "Lidl France SNC", "fr")
+
+
+@pytest.mark.parametrize(
+    "text,kept",
+    [
+        ("Known Parkinson's disease, on levodopa.", "Parkinson"),
+        ("History of Crohn disease in remission.", "Crohn"),
+        ("Positive Babinski sign on the left.", "Babinski"),
+        ("Endoscopy showed Barrett oesophagus.", "Barrett"),
+        ("Synovial cyst of popliteal space [Baker]", "Baker"),
+        ("Enteritis due to Yersinia enterocolitica", "Yersinia"),
+        ("Secondary malignant neoplasm of lymph nodes of axilla", "axilla"),
+        ("Angina pectoris, unspecified", "Angina"),
+        ("Blood Group: O positive, Coombs negative.", "Blood Group"),
+        ("Specimen sent to the Blood Bank for crossmatch.", "Blood Bank"),
+        ("Hepatomegaly and splenomegaly on exam.", "Hepatomegaly"),
+        ("Metoprolol 25 mg and Eliquis 5 mg twice daily.", "Eliquis"),
+    ],
+)
+def test_clinical_words_are_not_redacted(text: str, kept: str) -> None:
+    redacted = " ".join(span for span, _ in found(text))
+    assert kept not in redacted, found(text)
+
+
+def test_a_named_person_beside_clinical_words_is_still_redacted() -> None:
+    text = "Mr. Barrett has Barrett oesophagus; his daughter Linda White drove him."
+    hits = [span for span, _ in found(text)]
+    assert "Barrett" in hits and any("Linda" in hit for hit in hits)
+
+
+def test_terminology_separates_vocabulary_from_eponyms() -> None:
+    built = build(
+        ["Barrett esophagus", "Abnormality of the rectum", "Progressive microcephaly"],
+        ["Eliquis"],
+    )
+    assert built.is_term("Rectum") and built.is_term("Microcephaly")
+    assert built.is_eponym("Barrett") and not built.is_term("Barrett")
+    assert built.is_term("ELIQUIS") and not built.is_term("Linda")
+    assert normalised("Oedema") == normalised("edema")
+
+
+def test_the_shipped_terminologies_load_and_know_common_terms() -> None:
+    known = terminology()
+    assert len(known.vocabulary) > 5000 and len(known.terms) > 50000
+    assert known.is_term("splenomegaly") and known.is_term("atorvastatin")
+    assert not known.is_term("Dupont")
+
+
+def test_regions_come_from_iso_3166_2() -> None:
+    names = set(region_names())
+    assert {"Minnesota", "Haute-Marne", "Quebec"} <= names
+
+
+def test_split_is_deterministic_balanced_and_disjoint() -> None:
+    notes = [GoldNote(f"n{i}", "", []) for i in range(9)]
+    dev, held = split_half(notes, lambda n: n.id)
+    again, _ = split_half(list(reversed(notes)), lambda n: n.id)
+    assert [n.id for n in dev] == [n.id for n in again]
+    assert len(dev) == 5 and len(held) == 4 and not {n.id for n in dev} & {n.id for n in held}
+
+
+def test_safe_harbor_gold_drops_only_ages_of_89_or_less() -> None:
+    text = "aged 58, mother 93"
+    note = GoldNote("a", text, [Span(5, 7, "AGE"), Span(16, 18, "AGE"), Span(0, 4, "NAME")])
+    assert sorted((s.start, s.type) for s in safe_harbor(note).gold) == [(0, "NAME"), (16, "AGE")]
+
+
+def test_town_gazetteer_is_geonames_and_eponyms_after_de_are_kept() -> None:
+    assert {"Hartford", "Quimper", "Fort Wayne"} <= town_names()
+    text = "Suivi pour une maladie de Parkinson depuis 2019."
+    assert "Parkinson" not in " ".join(span for span, _ in found(text, "fr"))
+
+
+@pytest.mark.parametrize(
+    "text,entity,span",
+    [
+        (
+            "DISCHARGE SUMMARY - Cardiology\nSeen today.",
+            "ORGANIZATION",
+            "DISCHARGE SUMMARY - Cardiology",
+        ),
+        ("Labs: ESR 40, CRP 31.", "ORGANIZATION", "ESR"),
+        ("Extranodal NK/T-cell lymphoma", "ORGANIZATION", "Extranodal NK/T"),
+        ("Ranson 2 at admission.", "PERSON", "Ranson 2"),
+        ("Lasilix 20 mg le matin.", "PERSON", "Lasilix"),
+        ("Malignant neoplasm: Waldeyer ring", "PERSON", "Waldeyer"),
+    ],
+)
+def test_clinical_shorthand_tagged_by_spacy_is_dropped(text: str, entity: str, span: str) -> None:
+    start = text.index(span)
+    kept, dropped = drop_false_positives(
+        text, [RecognizerResult(entity, start, start + len(span), 0.85)], frozenset()
+    )
+    assert kept == [] and sum(dropped.values()) == 1
+
+
+@pytest.mark.parametrize(
+    "text,entity,span",
+    [
+        ("Employed by Hormel Foods since 2001.", "ORGANIZATION", "Hormel Foods"),
+        ("Referred to CCRM Fertility Lone Tree.", "ORGANIZATION", "CCRM Fertility Lone Tree"),
+        ("Marcus Bell called twice.", "PERSON", "Marcus Bell"),
+        ("Seen today with Mr Wilson and his wife.", "PERSON", "Wilson"),
+    ],
+)
+def test_organisations_and_people_tagged_by_spacy_are_kept(
+    text: str, entity: str, span: str
+) -> None:
+    start = text.index(span)
+    result = RecognizerResult(entity, start, start + len(span), 0.85)
+    kept, _ = drop_false_positives(text, [result], frozenset())
+    assert kept == [result]

@@ -188,6 +188,9 @@ class Resources(Section):
 
 
 class Gate(Section):
+    """When a candidate may be promoted: thresholds on point values, and decisions on the
+    paired interval of its difference from a comparator scored on the same rows."""
+
     metric: str = Field(
         "macro_f1",
         description="a metric the task's evaluate stage reports (the task's recipe lists them)",
@@ -204,9 +207,73 @@ class Gate(Section):
     )
     significant: bool = Field(
         False,
-        description="also require the paired 95% interval of metric minus baseline to lie above "
-        "0 (`<metric>_diff_ci_low > 0`; tasks that report intervals: instruct)",
+        description="shorthand for interval_against: [baseline] (and champion with "
+        "against_champion) with require: better; kept for existing recipes",
     )
+    interval_against: list[Literal["baseline", "champion"]] = Field(
+        default_factory=list,
+        description="decide on the paired interval of metric minus each of these, scored on "
+        "the same rows (champion: with against_champion, once a version holds the alias)",
+    )
+    require: Literal["better", "not_worse"] = Field(
+        "better",
+        description="better: the whole interval of the difference above +margin; not_worse: "
+        "above -margin (worse by at most the margin, non-inferiority)",
+    )
+    margin: float = Field(0.0, ge=0.0, le=1.0, description="in the metric's units")
+    confidence: float = Field(
+        0.95, gt=0.5, lt=1.0, description="level of every interval the evaluate stage computes"
+    )
+    slice_floor: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="refuse when metric on any slice with at least min_slice_rows rows is below "
+        "this (tasks: classification, causal-lm); default: slices do not gate",
+    )
+    min_slice_rows: int = Field(
+        30, ge=1, description="smaller slices are reported and flagged small, never gated on"
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Gate:
+        if self.significant and self.require == "not_worse":
+            raise ValueError(
+                "significant asks for a gain beyond noise; with require: not_worse list the "
+                "comparators in interval_against instead"
+            )
+        if "champion" in self.interval_against and not self.against_champion:
+            raise ValueError("interval_against: champion needs against_champion: true")
+        return self
+
+
+class Evaluation(Section):
+    """How the evaluate stage measures (tasks: classification, causal-lm)."""
+
+    bootstrap_resamples: int = Field(
+        1000, ge=100, description="bootstrap resamples of the held-out rows, seeded by seed"
+    )
+    slice_resamples: int = Field(
+        200,
+        ge=50,
+        description="bootstrap resamples for slice intervals: fairlearn's MetricFrame rescores "
+        "each resample in pandas (about 10 ms each per slice attribute), hence its own count",
+    )
+    slices: list[str] = Field(
+        default_factory=lambda: ["language"],
+        description="per-slice metrics: language (as prepare assigns it: deid.language, or "
+        "guessed per note with auto), or a data.columns.extra name",
+    )
+
+    def check_slices(self, extra: list[str]) -> None:
+        """Each slice must be a value every prepared row carries (the source file is not)."""
+        allowed = ["language", *extra]
+        for name in self.slices:
+            if name not in allowed:
+                raise ValueError(
+                    f"evaluate.slices: {name!r} is not carried in prepared rows; use one of "
+                    f"{', '.join(allowed)} (data.columns.extra)"
+                )
 
 
 class Registry(Section):
@@ -282,7 +349,9 @@ class Serve(Section):
     limits: ServeLimits = Field(default_factory=ServeLimits)
     batching: Batching = Field(default_factory=Batching)
     dtype: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="generative weights; auto = bf16 where the CPU has AMX/AVX512-BF16"
+        "auto",
+        description="served weights (generative model, classifier encoder); auto = bf16 on "
+        "a bf16 GPU or where the CPU has AMX/AVX512-BF16, else fp32",
     )
     deidentify_input: bool = Field(
         True, description="de-identify free text with the data.deid policy before the model"

@@ -1,17 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import pytest
 
 from medops.evaluate import generation_metrics
 from medops.evaluate.chat_metrics import (
     SCORE_NAMES,
-    bootstrap_ci,
     compare,
     is_empty_or_refusal,
-    paired_difference_ci,
     score_answers,
     summarise,
 )
@@ -93,98 +88,6 @@ def test_score_answers_length_mismatch_names_both_lengths() -> None:
 def test_score_answers_refuses_empty_input() -> None:
     with pytest.raises(ValueError, match="no answers to score"):
         score_answers([], [])
-
-
-def test_bootstrap_ci_contains_the_mean() -> None:
-    values = np.random.default_rng(1).random(50).tolist()
-    mean, low, high = bootstrap_ci(values)
-    assert mean == pytest.approx(float(np.mean(values)))
-    assert low < mean < high
-
-
-def test_bootstrap_ci_narrows_with_more_data() -> None:
-    small = bootstrap_ci([0.0, 1.0] * 5)
-    large = bootstrap_ci([0.0, 1.0] * 500)
-    assert small[0] == large[0] == 0.5
-    assert large[2] - large[1] < (small[2] - small[1]) / 5
-
-
-def test_bootstrap_ci_on_two_values_matches_the_exact_distribution() -> None:
-    # Resampled means of [0, 1] are 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4.
-    assert bootstrap_ci([0.0, 1.0]) == (0.5, 0.0, 1.0)
-    assert bootstrap_ci([0.0, 1.0], level=0.4) == (0.5, 0.5, 0.5)
-
-
-def test_bootstrap_ci_widens_with_the_level() -> None:
-    values = np.random.default_rng(2).random(40).tolist()
-    _, low_80, high_80 = bootstrap_ci(values, level=0.8)
-    _, low_99, high_99 = bootstrap_ci(values, level=0.99)
-    assert low_99 < low_80 < high_80 < high_99
-
-
-def test_bootstrap_ci_is_reproducible_for_a_seed() -> None:
-    values = np.random.default_rng(3).random(30).tolist()
-    assert bootstrap_ci(values, seed=7) == bootstrap_ci(values, seed=7)
-    assert bootstrap_ci(values, seed=7) != bootstrap_ci(values, seed=8)
-
-
-@pytest.mark.parametrize("values", [[0.3], [0.1] * 7])
-def test_bootstrap_ci_of_constant_values_is_a_point(values: list[float]) -> None:
-    assert bootstrap_ci(values) == (values[0], values[0], values[0])
-
-
-def test_bootstrap_ci_refuses_empty_input() -> None:
-    with pytest.raises(ValueError, match="no values to bootstrap"):
-        bootstrap_ci([])
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"level": 1.0}, "level must be strictly between 0 and 1"),
-        ({"level": 0.0}, "level must be strictly between 0 and 1"),
-        ({"resamples": 0}, "resamples must be at least 1"),
-    ],
-)
-def test_bootstrap_ci_refuses_bad_options(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        bootstrap_ci([0.0, 1.0], **options)
-
-
-def test_bootstrap_ci_refuses_non_finite_values() -> None:
-    with pytest.raises(ValueError, match="1 of 3 values are not finite"):
-        bootstrap_ci([0.0, float("nan"), 1.0])
-
-
-def test_paired_difference_of_identical_lists_is_zero() -> None:
-    values = np.random.default_rng(4).random(20).tolist()
-    assert paired_difference_ci(values, values) == (0.0, 0.0, 0.0)
-
-
-def test_paired_difference_of_a_clearly_better_list_is_above_zero() -> None:
-    rng = np.random.default_rng(5)
-    base = rng.random(40)
-    tuned = base + 0.3 + rng.normal(0.0, 0.05, size=40)
-    diff, low, high = paired_difference_ci(tuned.tolist(), base.tolist())
-    assert diff == pytest.approx(float(np.mean(tuned - base)))
-    assert 0.0 < low < diff < high
-
-
-def test_paired_difference_cancels_shared_per_example_difficulty() -> None:
-    # Scores spread over [0, 1] but the tuned model is 0.05 better on every single prompt:
-    # the unpaired intervals overlap, the paired one is a point at 0.05.
-    base = np.random.default_rng(6).random(20)
-    tuned = base + 0.05
-    _, tuned_low, _ = bootstrap_ci(tuned.tolist())
-    _, _, base_high = bootstrap_ci(base.tolist())
-    assert tuned_low < base_high
-    diff, low, high = paired_difference_ci(tuned.tolist(), base.tolist())
-    assert (diff, low, high) == pytest.approx((0.05, 0.05, 0.05))
-
-
-def test_paired_difference_length_mismatch_names_both_lengths() -> None:
-    with pytest.raises(ValueError, match="equal lengths: 3 against 2"):
-        paired_difference_ci([1.0, 2.0, 3.0], [1.0, 2.0])
 
 
 def test_summarise_keys_and_values() -> None:

@@ -1,6 +1,7 @@
+import numpy as np
 import pytest
 
-from medops.evaluate.metrics import classification_metrics
+from medops.evaluate.metrics import classification_metrics, label_scores
 
 
 def test_metrics_match_a_hand_computed_example() -> None:
@@ -33,3 +34,26 @@ def test_mismatched_or_empty_inputs_are_refused() -> None:
         classification_metrics(["a", "b"], ["a"], ["a", "b"])
     with pytest.raises(ValueError, match="test split is empty"):
         classification_metrics([], [], ["a"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_label_scores_give_sklearn_summary_from_confusion_counts(seed: int) -> None:
+    """The vectorised summary the bootstrap uses is classification_metrics' summary, with a
+    class that is never predicted and answers outside the classes (as causal-LM has)."""
+    rng = np.random.default_rng(seed)
+    classes = ["Acne", "Depression", "Pain", "Gout"]
+    y_true = [classes[i] for i in rng.integers(0, 3, 80)]
+    y_pred = [
+        "<invalid>" if r < 0.1 else (t if r < 0.7 else classes[int(r * 10) % 3])
+        for t, r in zip(y_true, rng.random(80), strict=True)
+    ]
+    expected = classification_metrics(y_true, y_pred, classes)["summary"]
+    assert label_scores(y_true, y_pred, classes).point() == pytest.approx(expected)
+    rows = np.array([0, 0, 5, 9, 9, 9, 40])  # a resample-like subset, repeats included
+    subset = classification_metrics([y_true[i] for i in rows], [y_pred[i] for i in rows], classes)
+    assert label_scores(y_true, y_pred, classes).on(rows) == pytest.approx(subset["summary"])
+
+
+def test_label_scores_refuse_a_true_label_outside_the_classes() -> None:
+    with pytest.raises(ValueError, match="1 true label"):
+        label_scores(["Acne", "Gout"], ["Acne", "Acne"], ["Acne"])

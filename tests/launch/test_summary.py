@@ -53,3 +53,51 @@ def test_summary_pairs_every_metric_with_its_baseline(tiny_lm_recipe: Recipe, tm
     lines = summary_lines(summary)
     assert "condition_macro_f1: 0.6000 (baseline 0.1000)" in lines
     assert lines[-2].startswith("gate PASSED")
+
+
+def test_summary_words_each_paired_comparison(tiny_lm_recipe: Recipe, tmp_path: Path):
+    tiny_lm_recipe.out.mkdir(parents=True)
+    intervals = {
+        "macro_f1": 0.755,
+        "macro_f1_ci_low": 0.70,
+        "macro_f1_ci_high": 0.80,
+        "baseline_macro_f1": 0.737,
+        "baseline_macro_f1_ci_low": 0.68,
+        "baseline_macro_f1_ci_high": 0.79,
+        "macro_f1_diff": 0.018,
+        "macro_f1_diff_ci_low": -0.03,
+        "macro_f1_diff_ci_high": 0.07,
+        "ci_level": 0.95,
+    }
+    worded = (
+        "macro_f1 0.755 vs baseline 0.737: not distinguishable "
+        "(difference +0.018, 95% CI [-0.030, +0.070])"
+    )
+    outputs = {
+        "prepare": _stage(tmp_path, "prepare"),
+        "evaluate": _stage(tmp_path, "evaluate", metrics=intervals),
+        "register": _stage(
+            tmp_path,
+            "register",
+            extra={
+                "gate_passed": False,
+                "gate_reason": f"macro_f1_diff_ci_low -0.0300 <= 0; {worded}",
+                "gate_verdicts": [worded],
+                "model_uri": "models:/condition-classifier/2",
+                "version": "2",
+                "mlflow_run_id": "abc",
+            },
+        ),
+    }
+    summary = run_summary(tiny_lm_recipe, outputs)
+    assert list(summary["metrics"]) == ["macro_f1"], "intervals are not metrics of their own"
+    entry = summary["metrics"]["macro_f1"]
+    assert entry["model_ci"] == [0.70, 0.80] and entry["difference_ci"] == [-0.03, 0.07]
+    assert entry["verdict"] == "not distinguishable" and entry["text"] == worded
+    assert summary["gate_verdicts"] == [worded]
+    lines = summary_lines(summary)
+    assert lines[0] == (
+        "macro_f1: 0.7550 [0.7000, 0.8000] (baseline 0.7370 [0.6800, 0.7900]): "
+        "not distinguishable (difference +0.018, 95% CI [-0.030, +0.070])"
+    )
+    assert any(line.startswith("gate REFUSED") and worded in line for line in lines)

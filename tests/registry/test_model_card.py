@@ -38,13 +38,21 @@ def test_every_version_gets_a_card_with_the_evaluate_metrics(
     card = (out / "model_card.md").read_text()
     metrics = Evaluated.read(run["evaluated"]).metrics
     assert metrics
-    for name in ("macro_f1", "accuracy", "f1_Acne"):
+    for name in ("macro_f1", "accuracy"):  # bootstrapped by evaluate: each side its interval
         row = _row(card, name)
-        assert f"{metrics[name]:.4f} ({NO_CI})" in row, row
-        if f"baseline_{name}" in metrics:
-            assert f"{metrics[f'baseline_{name}']:.4f} ({NO_CI})" in row
+        for key in (name, f"baseline_{name}", f"{name}_diff"):
+            low, high = metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"]
+            assert f"{metrics[key]:.4f} [{low:.4f}, {high:.4f}]" in row, (key, row)
+    assert f"{metrics['f1_Acne']:.4f} ({NO_CI})" in _row(card, "f1_Acne")
     shown = set(re.findall(r"^\| ([A-Za-z0-9_]+) \|", card, flags=re.M))
-    assert {m for m in metrics if not m.startswith("baseline_")} <= shown
+    primary = {m for m in metrics if not m.startswith(("baseline_", "slice_"))}
+    assert {m for m in primary if not m.endswith(("_ci_low", "_ci_high", "_diff"))} - {
+        "ci_level"
+    } <= shown
+    # the slice the evaluate stage measured (every test row is English), flagged small
+    rows = metrics["slice_language_en_rows"]
+    assert f"| language_en | {rows:.0f} (SMALL) |" in card
+    assert "Subgroups measured: language_en" in card
     assert f"| version | {extra['version']} |" in card
     assert f"| dataset hash | {'d' * 64} |" in card
     assert f"| recipe hash | {recipe.content_hash()} |" in card

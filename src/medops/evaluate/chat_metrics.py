@@ -16,9 +16,8 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-import numpy as np
-
 from medops.evaluate.generation_metrics import normalise, rouge_l, token_f1
+from medops.evaluate.intervals import bootstrap_ci, paired_difference_ci
 
 SCORE_NAMES = ("rouge_l", "exact_match", "token_f1", "answer_chars", "empty_or_refusal")
 
@@ -86,60 +85,6 @@ def score_answers(predictions: Sequence[str], references: Sequence[str]) -> dict
         scores["answer_chars"].append(float(len(predicted.strip())))
         scores["empty_or_refusal"].append(float(is_empty_or_refusal(predicted)))
     return scores
-
-
-def _check_options(resamples: int, level: float) -> None:
-    """Refuse settings that would give a meaningless interval rather than a wrong one silently."""
-    if resamples < 1:
-        raise ValueError(f"resamples must be at least 1, got {resamples}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be strictly between 0 and 1, got {level}")
-
-
-def bootstrap_ci(
-    values: Sequence[float], *, resamples: int = 2000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float, float]:
-    """The mean and its percentile bootstrap interval: how far noise alone could move the mean.
-
-    One ``(resamples, n)`` index draw, so it is vectorised and, for a fixed seed, reproducible.
-    Constant values (one value included) give ``(v, v, v)`` exactly, without float drift.
-    """
-    _check_options(resamples, level)
-    data = np.asarray(values, dtype=float)
-    if data.ndim != 1 or data.size == 0:
-        raise ValueError(f"no values to bootstrap: need a non-empty 1-D sequence, got {data.size}")
-    if not np.all(np.isfinite(data)):
-        raise ValueError(f"{int(np.sum(~np.isfinite(data)))} of {data.size} values are not finite")
-    mean = float(data.mean())
-    if np.all(data == data[0]):
-        value = float(data[0])
-        return value, value, value
-    rng = np.random.default_rng(seed)
-    indices = rng.integers(0, data.size, size=(resamples, data.size))
-    means = data[indices].mean(axis=1)
-    tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.percentile(means, [tail, 100.0 - tail])
-    return mean, float(low), float(high)
-
-
-def paired_difference_ci(
-    a: Sequence[float],
-    b: Sequence[float],
-    *,
-    resamples: int = 2000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> tuple[float, float, float]:
-    """Mean of ``a - b`` and its paired bootstrap interval.
-
-    Resampling the per-example differences keeps each prompt's pair together, so the shared
-    difficulty of a prompt cancels and the interval is much tighter than comparing two
-    independent intervals.
-    """
-    if len(a) != len(b):
-        raise ValueError(f"paired scores need equal lengths: {len(a)} against {len(b)}")
-    differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    return bootstrap_ci(differences.tolist(), resamples=resamples, seed=seed, level=level)
 
 
 def summarise(

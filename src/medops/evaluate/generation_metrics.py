@@ -21,6 +21,8 @@ from rouge_score import rouge_scorer, tokenizers
 from medops.evaluate.metrics import classification_metrics
 
 INVALID_LABEL = "<invalid>"
+# the label field's classification metrics, reported as ``<label_field>_<name>``
+LABEL_METRICS = ("macro_f1", "micro_f1", "macro_precision", "macro_recall", "accuracy")
 
 _FENCE = re.compile(r"^```[^\n]*\n(.*?)\n?```$", re.DOTALL)
 _WORD = re.compile(r"[^\W_]+")
@@ -148,6 +150,32 @@ def _validate(
     return lookup
 
 
+def _label_pairs(
+    parsed: list[dict[str, str] | None],
+    golds: list[dict[str, str]],
+    label_field: str,
+    lookup: dict[str, str],
+) -> tuple[list[str], list[str]]:
+    """Gold class and answered class of each row; an unmatched answer is ``INVALID_LABEL``."""
+    y_true = [lookup[normalise(gold[label_field])] for gold in golds]
+    y_pred = [
+        INVALID_LABEL
+        if answer is None or label_field not in answer
+        else lookup.get(normalise(answer[label_field]), INVALID_LABEL)
+        for answer in parsed
+    ]
+    return y_true, y_pred
+
+
+def label_pairs(
+    generations: list[str], golds: list[dict[str, str]], label_field: str, classes: list[str]
+) -> tuple[list[str], list[str]]:
+    """Gold and answered class of each row, as :func:`extraction_metrics` scores them."""
+    _validate(generations, golds, [label_field], label_field, classes)
+    parsed = [parse_answer(text) for text in generations]
+    return _label_pairs(parsed, golds, label_field, _label_lookup(classes))
+
+
 def _label_metrics(
     parsed: list[dict[str, str] | None],
     golds: list[dict[str, str]],
@@ -158,19 +186,48 @@ def _label_metrics(
 
     The confusion matrix has one extra last column (and row) for ``INVALID_LABEL``.
     """
-    y_true = [lookup[normalise(gold[label_field])] for gold in golds]
-    y_pred = [
-        INVALID_LABEL
-        if answer is None or label_field not in answer
-        else lookup.get(normalise(answer[label_field]), INVALID_LABEL)
-        for answer in parsed
-    ]
+    y_true, y_pred = _label_pairs(parsed, golds, label_field, lookup)
     result = classification_metrics(y_true, y_pred, list(lookup.values()))
-    wanted = ("macro_f1", "micro_f1", "macro_precision", "macro_recall", "accuracy")
-    summary = {f"{label_field}_{name}": result["summary"][name] for name in wanted}
+    summary = {f"{label_field}_{name}": result["summary"][name] for name in LABEL_METRICS}
     labels = [*lookup.values(), INVALID_LABEL]
     confusion = classification_metrics(y_true, y_pred, labels)["confusion"]
     return summary, result["per_class"], confusion
+
+
+def row_scores(
+    generations: list[str],
+    parsed: list[dict[str, str] | None],
+    golds: list[dict[str, str]],
+    fields: list[str],
+) -> dict[str, list[float]]:
+    """Per-row values whose means are :func:`extraction_metrics`' rates, kept per row so
+    they can be bootstrapped and sliced."""
+    scores: dict[str, list[float]] = {
+        "json_validity": [float(answer is not None) for answer in parsed],
+        "field_coverage": [
+            float(answer is not None and all(f in answer for f in fields)) for answer in parsed
+        ],
+    }
+    all_match = [True] * len(parsed)
+    for field in fields:
+        matches: list[bool] = []
+        f1s: list[float] = []
+        for answer, gold in zip(parsed, golds, strict=True):
+            if answer is None or field not in answer:
+                matches.append(False)
+                f1s.append(0.0)
+                continue
+            matches.append(normalise(answer[field]) == normalise(gold[field]))
+            f1s.append(token_f1(answer[field], gold[field]))
+        all_match = [both and match for both, match in zip(all_match, matches, strict=True)]
+        scores[f"exact_match_{field}"] = [float(match) for match in matches]
+        scores[f"token_f1_{field}"] = f1s
+    scores["exact_match_all"] = [float(match) for match in all_match]
+    scores["rouge_l"] = [
+        rouge_l(text, json.dumps(gold, ensure_ascii=False))
+        for text, gold in zip(generations, golds, strict=True)
+    ]
+    return scores
 
 
 def extraction_metrics(
@@ -184,33 +241,10 @@ def extraction_metrics(
     lookup = _validate(generations, golds, fields, label_field, classes)
     rows = len(generations)
     parsed = [parse_answer(text) for text in generations]
-    valid = [answer for answer in parsed if answer is not None]
-    summary: dict[str, float] = {
-        "json_validity": len(valid) / rows,
-        "field_coverage": sum(all(f in answer for f in fields) for answer in valid) / rows,
+    summary = {
+        name: sum(values) / rows
+        for name, values in row_scores(generations, parsed, golds, fields).items()
     }
-    all_match = [True] * rows
-    for field in fields:
-        matches: list[bool] = []
-        f1s: list[float] = []
-        for answer, gold in zip(parsed, golds, strict=True):
-            if answer is None or field not in answer:
-                matches.append(False)
-                f1s.append(0.0)
-                continue
-            matches.append(normalise(answer[field]) == normalise(gold[field]))
-            f1s.append(token_f1(answer[field], gold[field]))
-        all_match = [both and match for both, match in zip(all_match, matches, strict=True)]
-        summary[f"exact_match_{field}"] = sum(matches) / rows
-        summary[f"token_f1_{field}"] = sum(f1s) / rows
-    summary["exact_match_all"] = sum(all_match) / rows
-    summary["rouge_l"] = (
-        sum(
-            rouge_l(text, json.dumps(gold, ensure_ascii=False))
-            for text, gold in zip(generations, golds, strict=True)
-        )
-        / rows
-    )
     per_class: dict[str, dict[str, float]] = {}
     confusion: list[list[int]] = []
     if label_field is not None and lookup is not None:
@@ -220,5 +254,5 @@ def extraction_metrics(
         "summary": summary,
         "per_class": per_class,
         "confusion": confusion,
-        "counts": {"rows": rows, "invalid_json": rows - len(valid)},
+        "counts": {"rows": rows, "invalid_json": sum(answer is None for answer in parsed)},
     }

@@ -10,23 +10,59 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medops.evaluate.verdict import Comparison
 from medops.manifest import read_manifest
 from medops.recipe import Recipe
 from medops.results import Evaluated, Ran, Registered
 
 SUMMARY = "run-summary.json"
+_CI = ("_ci_low", "_ci_high")
+
+
+def _interval(metrics: dict[str, float], key: str) -> list[float] | None:
+    low, high = (metrics.get(f"{key}{suffix}") for suffix in _CI)
+    return None if low is None or high is None else [low, high]
+
+
+def _compared(metrics: dict[str, float], name: str) -> dict[str, Any]:
+    """A metric beside its baseline, with the intervals and the paired verdict where the
+    evaluate stage computed them."""
+    entry: dict[str, Any] = {"model": metrics[name], "baseline": metrics[f"baseline_{name}"]}
+    for side, key in (("model", name), ("baseline", f"baseline_{name}")):
+        if (interval := _interval(metrics, key)) is not None:
+            entry[f"{side}_ci"] = interval
+    comparison = Comparison.read(metrics, name, "baseline")
+    if comparison is not None:
+        entry["difference"] = comparison.difference
+        entry["difference_ci"] = [comparison.ci_low, comparison.ci_high]
+        entry["verdict"] = comparison.verdict
+        entry["text"] = comparison.text()
+    return entry
+
+
+def _metric_line(name: str, entry: dict[str, Any]) -> str:
+    """``macro_f1: 0.7550 [0.7010, 0.8020] (baseline 0.7370): not distinguishable (...)``."""
+
+    def shown(side: str) -> str:
+        ci = entry.get(f"{side}_ci")
+        return f"{entry[side]:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+
+    line = f"{name}: {shown('model')} (baseline {shown('baseline')})"
+    return f"{line}: {entry['text'].partition(': ')[2]}" if "text" in entry else line
 
 
 def run_summary(recipe: Recipe, outputs: dict[str, Path]) -> dict[str, Any]:
-    """Gate decision, every evaluate metric next to its baseline, row counts, stage times."""
+    """Gate decision, every evaluate metric next to its baseline (with intervals and the
+    worded paired verdict where computed), row counts, stage times."""
     ran = {stage: Ran.read(path) for stage, path in outputs.items()}
     metrics = Evaluated.read(outputs["evaluate"]).metrics
     registered = Registered.read(outputs["register"])
     compared = {
-        name: {"model": value, "baseline": metrics[f"baseline_{name}"]}
-        for name, value in sorted(metrics.items())
-        if f"baseline_{name}" in metrics
+        name: _compared(metrics, name)
+        for name in sorted(metrics)
+        if f"baseline_{name}" in metrics and not name.endswith(_CI)
     }
+    register_extra = read_manifest(outputs["register"])["extra"]
     summary = {
         "recipe": recipe.name,
         "task": recipe.task,
@@ -34,8 +70,10 @@ def run_summary(recipe: Recipe, outputs: dict[str, Path]) -> dict[str, Any]:
         "gate_metric": recipe.gate.metric,
         "gate_passed": registered.gate_passed,
         "gate_reason": registered.gate_reason,
+        # the gate's worded comparisons; absent from older register manifests
+        "gate_verdicts": register_extra.get("gate_verdicts", []),
         # approval of the version (docs/governance.md); absent from older register manifests
-        "approval": read_manifest(outputs["register"])["extra"].get("approval_summary"),
+        "approval": register_extra.get("approval_summary"),
         "model_uri": registered.model_uri,
         "mlflow_run_id": registered.mlflow_run_id,
         "tracking_uri": registered.tracking_uri,
@@ -50,10 +88,7 @@ def run_summary(recipe: Recipe, outputs: dict[str, Path]) -> dict[str, Any]:
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     verdict = "PASSED" if summary["gate_passed"] else "REFUSED"
-    lines = [
-        f"{name}: {v['model']:.4f} (baseline {v['baseline']:.4f})"
-        for name, v in summary["metrics"].items()
-    ]
+    lines = [_metric_line(name, entry) for name, entry in summary["metrics"].items()]
     lines.append(f"gate {verdict}: {summary['gate_reason']}")
     if summary.get("approval"):
         lines.append(f"approval: {summary['approval']}")

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medops.evaluate.intervals import CI_LEVEL
+from medops.evaluate.verdict import level_of
 from medops.recipe import Recipe
-from medops.registry.gate import Decision
+from medops.registry.gate import ROWS, SLICE, Decision, interval_comparators, slice_names
 from medops.results import Evaluated, Prepared, Trained
 
 CARD_MD, CARD_HTML = "model_card.md", "model_card.html"
@@ -71,12 +73,13 @@ def _with_ci(metrics: dict[str, float], key: str) -> str:
 
 
 def _is_primary(name: str) -> bool:
-    """A metric of the candidate itself, not a comparator's, an interval or a difference."""
+    """A metric of the candidate itself, not a comparator's, an interval, a difference or a
+    slice's."""
     return not (
-        name.startswith(tuple(_COMPARATORS))
+        name.startswith((*_COMPARATORS, SLICE))
         or name.endswith(_CI)
         or name.endswith(tuple(_DIFFERENCES))
-        or name == "champion_exists"
+        or name in ("champion_exists", CI_LEVEL)
     )
 
 
@@ -123,17 +126,52 @@ def quantitative(metrics: dict[str, float]) -> tuple[list[Block], set[str]]:
     blocks: list[Block] = [
         (
             "p",
-            "Measured by the evaluate stage on the held-out test split; 95% intervals in "
-            f"brackets where the evaluate stage computed them (bootstrap), `{NO_CI}` where it "
-            "did not: such a number is a point estimate only.",
+            f"Measured by the evaluate stage on the held-out test split; {_level(metrics)} "
+            f"intervals in brackets where the evaluate stage computed them (bootstrap), "
+            f"`{NO_CI}` where it did not: such a number is a point estimate only.",
         ),
         ("table", (header, rows)),
     ]
+    if CI_LEVEL in metrics:
+        shown.add(CI_LEVEL)
     if "champion_exists" in metrics:
         scored = "yes" if metrics["champion_exists"] else "no (no version held the alias)"
         blocks.append(("p", f"Champion scored on the same rows in this run: {scored}."))
         shown.add("champion_exists")
     return blocks, shown
+
+
+def _level(metrics: dict[str, float]) -> str:
+    return f"{level_of(metrics) * 100:g}%"
+
+
+def slices(recipe: Recipe, metrics: dict[str, float]) -> tuple[list[Block], set[str]]:
+    """The gate metric per slice with its interval; slices under ``gate.min_slice_rows``
+    are flagged, never left out. Returns the blocks and the metric keys they show."""
+    names = slice_names(metrics)
+    if not names:
+        return [], set()
+    metric, smallest = recipe.gate.metric, recipe.gate.min_slice_rows
+    rows = [
+        (
+            name,
+            f"{metrics[f'{SLICE}{name}{ROWS}']:.0f}"
+            + (" (SMALL)" if metrics[f"{SLICE}{name}{ROWS}"] < smallest else ""),
+            _with_ci(metrics, f"{SLICE}{name}_{metric}"),
+        )
+        for name in names
+    ]
+    shown = {
+        f"{SLICE}{name}{suffix}"
+        for name in names
+        for suffix in (ROWS, f"_{metric}", *(f"_{metric}{ci}" for ci in _CI))
+    }
+    text = (
+        f"`{metric}` per slice of the held-out rows ({_level(metrics)} bootstrap intervals, "
+        f"fairlearn MetricFrame). SMALL: fewer than {smallest} rows (`gate.min_slice_rows`), "
+        "too few to rely on; other metrics per slice are in the evaluation's metrics.json."
+    )
+    return [("p", text), ("table", (("slice", "rows", metric), rows))], shown
 
 
 def _other_metrics(metrics: dict[str, float], shown: set[str]) -> list[Block]:
@@ -229,17 +267,23 @@ def _data(recipe: Recipe, prepared: Prepared, evaluated: Evaluated) -> Section:
 def _gate(recipe: Recipe, decision: Decision) -> Section:
     gate = recipe.gate
     verdict = "Passed" if decision.passed else "Refused"
+    bound = f"{'+' if gate.require == 'better' else '-'}{gate.margin:g}"
+    against = interval_comparators(gate, gate.against_champion)
     rules = [
         f"`{gate.metric}` at least {gate.min_value}",
         f"not below the baseline: {'yes' if gate.not_below_baseline else 'no'}",
         f"also not below the baseline: {', '.join(gate.also_not_below_baseline) or 'none'}",
-        f"paired interval of the gain above 0: {'yes' if gate.significant else 'no'}",
+        f"paired {gate.confidence * 100:g}% interval of the difference above {bound} "
+        f"(require {gate.require}, margin {gate.margin:g}) against: "
+        f"{', '.join(against) or 'none'}",
         f"must beat the champion: {'yes' if gate.against_champion else 'no'}",
+        f"floor for every slice of at least {gate.min_slice_rows} rows: "
+        f"{'none' if gate.slice_floor is None else f'{gate.slice_floor:g}'}",
     ]
-    return Section(
-        "Gate decision",
-        [("p", f"{verdict}: {decision.reason}."), ("p", "The gate's rules:"), ("ul", rules)],
-    )
+    blocks: list[Block] = [("p", f"{verdict}: {decision.reason}.")]
+    if decision.comparisons:
+        blocks += [("p", "Compared on the same rows:"), ("ul", decision.verdicts)]
+    return Section("Gate decision", [*blocks, ("p", "The gate's rules:"), ("ul", rules)])
 
 
 def _approval(reg: Registration) -> Section:
@@ -286,10 +330,17 @@ def _limitations(recipe: Recipe, prepared: Prepared, evaluated: Evaluated) -> Se
         f"{'yes' if serve.deidentify_input else 'NO'}, generated output redacted "
         f"{'yes' if serve.redact_output else 'NO'}."
     )
+    measured = slice_names(evaluated.metrics)
+    subgroups = (
+        f"Subgroups measured: {', '.join(measured)} (see the slices above); performance by "
+        "age, sex, site or note type was not measured."
+        if measured
+        else "No subgroup analysis: performance by age, sex, site or note type was not measured."
+    )
     items = [
         phi,
         size,
-        "No subgroup analysis: performance by age, sex, site or note type was not measured.",
+        subgroups,
         "Labels and references come from the sources and are not clinically verified.",
         "Not validated prospectively; shift to other sites or writing styles is not measured.",
     ]
@@ -304,11 +355,13 @@ def model_card(
     registration: Registration,
 ) -> list[Section]:
     table, shown = quantitative(evaluated.metrics)
+    by_slice, shown_slices = slices(recipe, evaluated.metrics)
+    rest = _other_metrics(evaluated.metrics, shown | shown_slices)
     return [
         _details(recipe, prepared, trained, registration),
         _intended_use(recipe),
         _data(recipe, prepared, evaluated),
-        Section("Quantitative analysis", table + _other_metrics(evaluated.metrics, shown)),
+        Section("Quantitative analysis", table + by_slice + rest),
         _gate(recipe, registration.decision),
         _approval(registration),
         _limitations(recipe, prepared, evaluated),

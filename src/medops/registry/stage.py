@@ -183,6 +183,7 @@ def register(
         manifest.extra = {
             "gate_passed": decision.passed,
             "gate_reason": decision.reason,
+            "gate_verdicts": decision.verdicts,
             "model_uri": model_uri,
             "version": version,
             "mlflow_run_id": run_id,

@@ -65,7 +65,7 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_scores_model_and_base_on_the_same_rows(evaluated, extraction_prepared_dir):
+def test_scores_model_and_base_on_the_same_rows(evaluated, extraction_prepared_dir, tiny_lm_recipe):
     manifest, out = evaluated
     assert manifest.counts == {"test": 9, "test_scored": 9, "test_skipped": 0, "few_shot": 0}
     generations = _rows(out / "generations.jsonl")
@@ -105,6 +105,19 @@ def test_scores_model_and_base_on_the_same_rows(evaluated, extraction_prepared_d
             assert manifest.metrics[f"{prefix}{key}"] == pytest.approx(value), (side, key)
     # model and baseline are the same weights here: the same greedy answers
     assert [g["model"] for g in generations] == [g["baseline"] for g in generations]
+    # so every paired difference is exactly 0, and the intervals say so: not distinguishable
+    for name in ("condition_macro_f1", "json_validity", "field_f1", "field_precision_drug"):
+        for key in (name, f"baseline_{name}"):
+            low, high = manifest.metrics[f"{key}_ci_low"], manifest.metrics[f"{key}_ci_high"]
+            assert low <= manifest.metrics[key] <= high, key
+        diff = [manifest.metrics[f"{name}_diff{s}"] for s in ("", "_ci_low", "_ci_high")]
+        assert diff == [0.0, 0.0, 0.0], name
+    language = json.loads((out / "metrics.json").read_text())["slices"]["language"]
+    assert language["en"]["rows"] == 9 and language["en"]["small"]
+    gate_metric = tiny_lm_recipe.gate.metric
+    assert manifest.metrics[f"slice_language_en_{gate_metric}"] == pytest.approx(
+        manifest.metrics[gate_metric]
+    )
     assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.html").read_text()
     assert "sample generations" in report

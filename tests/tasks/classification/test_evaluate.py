@@ -6,8 +6,9 @@ import pytest
 
 from medops.data.dataset import read_split
 from medops.model.classifier import TextClassifier
-from medops.recipe import Recipe
+from medops.recipe import Recipe, RecipeError, build_recipe
 from medops.stages import run_stage
+from tests.conftest import demo_raw
 
 
 def by_hand(rows: list[dict[str, str]], classes: list[str]) -> dict[str, float]:
@@ -70,6 +71,25 @@ def test_evaluate_writes_metrics_baseline_and_report(
         assert manifest.metrics[name] == value
     for name, value in metrics["baseline"]["summary"].items():
         assert manifest.metrics[f"baseline_{name}"] == value
+    # every summary number has a bootstrap interval around it, both sides, and the paired
+    # difference tuned minus baseline has one around the point difference
+    for name in ("macro_f1", "accuracy", "macro_precision", "macro_recall"):
+        for key in (name, f"baseline_{name}", f"{name}_diff"):
+            low, high = manifest.metrics[f"{key}_ci_low"], manifest.metrics[f"{key}_ci_high"]
+            assert low <= manifest.metrics[key] <= high, key
+        gain = manifest.metrics[name] - manifest.metrics[f"baseline_{name}"]
+        assert manifest.metrics[f"{name}_diff"] == pytest.approx(gain)
+    assert manifest.metrics["ci_level"] == tiny_recipe.gate.confidence
+    assert metrics["intervals"]["macro_f1_diff_ci_low"] == manifest.metrics["macro_f1_diff_ci_low"]
+    # one language slice (the recipe's deid.language), all 9 rows: flagged small, not hidden
+    english = metrics["slices"]["language"]["en"]
+    assert (english["rows"], english["small"]) == (9, True)
+    assert english["macro_f1"]["value"] == pytest.approx(manifest.metrics["macro_f1"])
+    assert manifest.metrics["slice_language_en_rows"] == 9
+    assert manifest.metrics["slice_language_en_macro_f1"] == english["macro_f1"]["value"]
+    assert "vs baseline (paired)" in report and "Slices" in report and "SMALL" in report
+    assert any(v in report for v in ("better (", "not distinguishable (", "worse ("))
+    assert not any(r["text"] in report for r in test), "no note text in the report"
 
 
 def test_evaluate_refuses_a_model_trained_for_other_classes(
@@ -83,3 +103,10 @@ def test_evaluate_refuses_a_model_trained_for_other_classes(
             tmp_path / "e",
             {"prepared": prepared_dir, "trained": trained_dir},
         )
+
+
+def test_slices_must_be_carried_in_prepared_rows() -> None:
+    with pytest.raises(RecipeError, match="evaluate.slices: 'source' is not carried"):
+        build_recipe(demo_raw(), ["evaluate.slices=[language, source]"])
+    recipe = build_recipe(demo_raw(), ["evaluate.slices=[language]"])
+    assert recipe.evaluate.bootstrap_resamples == 1000  # type: ignore[attr-defined]

@@ -3,8 +3,10 @@
 Both models get the same prompts, decoding and scoring in this one run, so the baseline
 answers exactly "did fine-tuning help?". With ``lm.few_shot: N`` the untuned base is scored
 a second time with N worked examples from the train split as prior chat turns, which
-answers "would prompting alone have done it?". Outputs hold row ids, gold fields and
-generated answers (JSON of fields), never the patient's text.
+answers "would prompting alone have done it?". Every summary number gets a bootstrap
+interval and the tuned-minus-base difference a paired one, also per slice
+(``evaluate.slices``). Outputs hold row ids, gold fields and generated answers (JSON of
+fields), never the patient's text.
 """
 
 from __future__ import annotations
@@ -16,14 +18,22 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from medops.data.dataset import read_labels, read_split
 from medops.evaluate.generation_metrics import (
     INVALID_LABEL,
+    LABEL_METRICS,
     extraction_metrics,
+    label_pairs,
     normalise,
     parse_answer,
+    row_scores,
 )
+from medops.evaluate.intervals import RowScores, combine, mean_scores
+from medops.evaluate.metrics import label_scores, ratio
 from medops.evaluate.report import confusion_png, html_report
+from medops.evaluate.uncertainty import measure
 from medops.manifest import Manifest, timed
 from medops.model.base import resolve_base
 from medops.model.causal_lm import load_tokenizer
@@ -35,6 +45,7 @@ log = logging.getLogger(__name__)
 Conversation = list[dict[str, str]]
 SIDES = {"model": "", "baseline": "baseline_", "fewshot": "fewshot_"}  # record key -> prefix
 TITLES = {"model": "fine-tuned", "baseline": "base model", "fewshot": "few-shot base"}
+SLICE_METRICS = ("json_validity", "field_f1")  # per slice, beside the gate's metric
 
 
 def _label_field(recipe: CausalLMRecipe) -> str | None:
@@ -77,43 +88,50 @@ def few_shot_messages(
     return [*turns, *prompt_messages(text, recipe.lm)]
 
 
-def field_prf(
+def field_scores(
     generations: list[str], golds: list[dict[str, str]], fields: list[str]
-) -> dict[str, float]:
+) -> RowScores:
     """Field-level precision, recall and F1 per field, and micro over all fields.
 
     Slot-filling counting: a field is *predicted* when the answer is a JSON object with a
     non-empty value for it, *correct* when that value equals the gold one after
     ``normalise``. Precision = correct / predicted (0 when nothing is predicted), recall =
     correct / gold values. ``exact_match_<field>`` is recall here (gold is never empty); an
-    abstaining model keeps its precision, which exact match cannot show.
+    abstaining model keeps its precision, which exact match cannot show. Kept as per-row
+    counts (predicted, gold, correct per field), so resamples and slices are rescored.
     """
     parsed = [parse_answer(text) for text in generations]
-    totals = {"predicted": 0, "gold": 0, "correct": 0}
-    scores: dict[str, float] = {}
-    for field in fields:
-        counts = {"predicted": 0, "gold": 0, "correct": 0}
-        for answer, gold in zip(parsed, golds, strict=True):
+    counts = np.zeros((len(parsed), len(fields), 3))
+    for row, (answer, gold) in enumerate(zip(parsed, golds, strict=True)):
+        for column, field in enumerate(fields):
             said = normalise((answer or {}).get(field, ""))
             truth = normalise(gold.get(field, ""))
-            counts["predicted"] += bool(said)
-            counts["gold"] += bool(truth)
-            counts["correct"] += bool(said) and said == truth
-        for key, value in counts.items():
-            totals[key] += value
-        scores.update(_prf(counts, f"_{field}"))
-    scores.update(_prf(totals, ""))
-    return scores
+            counts[row, column] = (bool(said), bool(truth), bool(said) and said == truth)
+
+    def metrics(totals: np.ndarray) -> dict[str, np.ndarray]:
+        per_field = totals.reshape(*totals.shape[:-1], len(fields), 3)
+        scores: dict[str, np.ndarray] = {}
+        for column, field in enumerate(fields):
+            scores.update(_prf(per_field[..., column, :], f"_{field}"))
+        scores.update(_prf(per_field.sum(axis=-2), ""))
+        return scores
+
+    return RowScores(counts.reshape(len(parsed), -1), metrics)
 
 
-def _prf(counts: dict[str, int], suffix: str) -> dict[str, float]:
-    precision = counts["correct"] / counts["predicted"] if counts["predicted"] else 0.0
-    recall = counts["correct"] / counts["gold"] if counts["gold"] else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+def field_prf(
+    generations: list[str], golds: list[dict[str, str]], fields: list[str]
+) -> dict[str, float]:
+    """:func:`field_scores` on all rows."""
+    return field_scores(generations, golds, fields).point()
+
+
+def _prf(counts: np.ndarray, suffix: str) -> dict[str, np.ndarray]:
+    predicted, gold, correct = counts[..., 0], counts[..., 1], counts[..., 2]
     return {
-        f"field_precision{suffix}": precision,
-        f"field_recall{suffix}": recall,
-        f"field_f1{suffix}": f1,
+        f"field_precision{suffix}": ratio(correct, predicted),
+        f"field_recall{suffix}": ratio(correct, gold),
+        f"field_f1{suffix}": ratio(2 * correct, predicted + gold),
     }
 
 
@@ -128,6 +146,35 @@ def _score(
     result = extraction_metrics(answers, golds, fields, _label_field(recipe), classes)
     result["summary"].update(field_prf(answers, golds, fields))
     return result
+
+
+def _row_scores(
+    answers: list[str],
+    golds: list[dict[str, str]],
+    recipe: CausalLMRecipe,
+    classes: list[str] | None,
+) -> RowScores:
+    """The same summary as :func:`_score`, as per-row counts to resample and slice."""
+    fields = [f.name for f in recipe.lm.fields]
+    parsed = [parse_answer(answer) for answer in answers]
+    parts = [
+        mean_scores(row_scores(answers, parsed, golds, fields)),
+        field_scores(answers, golds, fields),
+    ]
+    field = _label_field(recipe)
+    if field and classes:
+        labels = label_scores(*label_pairs(answers, golds, field, classes), classes)
+        parts.append(
+            RowScores(
+                labels.counts,
+                lambda totals: {
+                    f"{field}_{name}": values
+                    for name, values in labels.metrics(totals).items()
+                    if name in LABEL_METRICS
+                },
+            )
+        )
+    return combine(*parts)
 
 
 class _Generator:
@@ -239,13 +286,31 @@ def evaluate(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, trained: Pat
             )
         answers = _generate_all(recipe, trained, [r["text"] for r in scored], shots)
         results = {side: _score(answers[side], golds, recipe, classes) for side in answers}
+        measured = measure(
+            {side: _row_scores(answers[side], golds, recipe, classes) for side in answers},
+            scored,
+            SLICE_METRICS,
+            evaluation=recipe.evaluate,
+            gate=recipe.gate,
+            seed=recipe.seed,
+            language=recipe.deid.language,
+        )
         records = [
             {"id": row["id"], "gold": gold, **{side: answers[side][i] for side in answers}}
             for i, (row, gold) in enumerate(zip(scored, golds, strict=True))
         ]
         shot_ids = [s["id"] for s in shots]
         (out_dir / "metrics.json").write_text(
-            json.dumps({**results, "classes": classes, "fewshot_ids": shot_ids}, indent=2)
+            json.dumps(
+                {
+                    **results,
+                    "classes": classes,
+                    "fewshot_ids": shot_ids,
+                    "intervals": measured.intervals,
+                    "slices": measured.slices,
+                },
+                indent=2,
+            )
         )
         (out_dir / "generations.jsonl").write_text(
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
@@ -258,6 +323,13 @@ def evaluate(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, trained: Pat
             matrix = results["model"]["confusion"]
             confusion_png(matrix, labels, out_dir / png, f"{recipe.name}: {field}")
             outputs.append(png)
+        manifest.outputs = {name: name for name in outputs}
+        manifest.metrics = {
+            f"{SIDES[side]}{key}": value
+            for side, result in results.items()
+            for key, value in result["summary"].items()
+        }
+        manifest.metrics.update(measured.manifest_metrics(recipe.gate.metric))
         html_report(
             recipe.name,
             results["model"],
@@ -266,13 +338,9 @@ def evaluate(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, trained: Pat
             out_dir / "report.html",
             extra_html=_comparison_html(results, len(shots))
             + _samples_html(records, recipe.lm.samples_in_report),
+            flat=manifest.metrics,
+            slices=measured.slices,
         )
-        manifest.outputs = {name: name for name in outputs}
-        manifest.metrics = {
-            f"{SIDES[side]}{key}": value
-            for side, result in results.items()
-            for key, value in result["summary"].items()
-        }
         skipped = len(rows) - len(scored)
         manifest.counts = {"test": len(rows), "test_scored": len(scored), "test_skipped": skipped}
         manifest.counts["few_shot"] = len(shots)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from medops.recipe import Recipe, Section, Train
+from medops.recipe import Evaluation, Recipe, Section, Train
 
 
 class CausalLMTrain(Train):
@@ -70,9 +70,11 @@ class CausalLMRecipe(Recipe):
     task: Literal["causal-lm"] = "causal-lm"
     train: CausalLMTrain = Field(default_factory=CausalLMTrain)
     lm: LanguageTask = Field(default_factory=LanguageTask)
+    evaluate: Evaluation = Field(default_factory=Evaluation)
 
     @model_validator(mode="after")
     def _causal_lm_checks(self) -> CausalLMRecipe:
+        self.evaluate.check_slices(list(self.data.columns.extra))
         known = {"label", *self.data.columns.extra}
         if not self.lm.fields:
             raise ValueError("lm.fields: extraction needs at least one target field")

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from medops.recipe import Recipe, Train
+from medops.recipe import Evaluation, Recipe, Train
 
 METRICS = ("macro_f1", "micro_f1", "weighted_f1", "accuracy")
 
@@ -24,6 +24,7 @@ class ClassificationRecipe(Recipe):
 
     task: Literal["classification"] = "classification"
     train: ClassificationTrain = Field(default_factory=ClassificationTrain)
+    evaluate: Evaluation = Field(default_factory=Evaluation)
 
     @model_validator(mode="after")
     def _classification_checks(self) -> ClassificationRecipe:
@@ -32,6 +33,7 @@ class ClassificationRecipe(Recipe):
                 f"gate.metric {self.gate.metric!r} is not a classification metric; "
                 f"use one of {', '.join(METRICS)}"
             )
+        self.evaluate.check_slices(list(self.data.columns.extra))
         if self.model.max_length > 512:
             raise ValueError("model.max_length: a classification encoder takes at most 512")
         if self.train.method == "qlora":

@@ -185,6 +185,11 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="few requests; a .smoke.json")
     parser.add_argument("--dtypes", default="fp32,bf16", help="generative weights, or none")
     parser.add_argument("--no-classifier", action="store_true", help="generative figures only")
+    parser.add_argument(
+        "--classifier-only",
+        action="store_true",
+        help="classifier figures only; the generative ones are kept from the last JSON",
+    )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     recipe = load_recipe(RECIPE)
@@ -199,11 +204,20 @@ def main() -> None:
         for level in LEVELS
     }
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
-    figures = {
-        name: run_dtype(dtypes[name], base, prompts, args.smoke)
-        for name in args.dtypes.split(",")
-        if name in dtypes
-    }
+    path = (
+        ROOT
+        / "results"
+        / ("serve_throughput.smoke.json" if args.smoke else "serve_throughput.json")
+    )
+    figures = (
+        json.loads(path.read_text(encoding="utf-8")).get("generative", {})
+        if args.classifier_only and path.is_file()
+        else {
+            name: run_dtype(dtypes[name], base, prompts, args.smoke)
+            for name in args.dtypes.split(",")
+            if name in dtypes
+        }
+    )
     classifier = {} if args.no_classifier else serve_classifier.figures(texts(4096), args.smoke)
     out = {
         "benchmark": "serve_throughput",
@@ -221,10 +235,9 @@ def main() -> None:
         },
         "generative": figures,
         "classifier": classifier,
-        "reproduce": "make bench (or .venv/bin/python bench/serve_throughput.py)",
+        "reproduce": "make bench (or .venv/bin/python bench/serve_throughput.py; "
+        "--classifier-only for the classifier's figures alone)",
     }
-    name = "serve_throughput.smoke.json" if args.smoke else "serve_throughput.json"
-    path = ROOT / "results" / name
     path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {path}")
 

@@ -40,7 +40,10 @@ class Version:
 def version(tiny_recipe: Recipe, prepared_dir: Path, trained_dir: Path, tmp_path: Path) -> Version:
     """A classifier registered by the register stage, as a pipeline registers one."""
     gate = tiny_recipe.gate.model_copy(update={"min_value": 0.0, "not_below_baseline": False})
-    recipe = tiny_recipe.model_copy(update={"gate": gate})
+    # float32 serving: these tests compare answers with the pyfunc's exactly (bf16 serving,
+    # serve.dtype auto on a bf16 CPU, is tested in tests/serve/test_predictor.py)
+    serve = tiny_recipe.serve.model_copy(update={"dtype": "fp32"})
+    recipe = tiny_recipe.model_copy(update={"gate": gate, "serve": serve})
     stages = {"prepared": prepared_dir, "trained": trained_dir}
     run_stage("evaluate", recipe, tmp_path / "evaluated", stages)
     stages["evaluated"] = tmp_path / "evaluated"

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from kserve.errors import InferenceError, InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 
@@ -43,6 +44,21 @@ def test_load_by_version(registry):
     name = registry.recipe.registry.model_name
     model = ClassifierPredictor(registry.recipe, f"models:/{name}/1", registry.tracking_uri)
     assert model.load() and model.classes == CLASSES
+
+
+@pytest.mark.parametrize(("choice", "dtype"), [("bf16", torch.bfloat16), ("fp32", torch.float32)])
+def test_the_encoder_is_served_in_serve_dtype(registry, choice, dtype):
+    recipe = registry.recipe.model_copy(
+        update={"serve": registry.recipe.serve.model_copy(update={"dtype": choice})}
+    )
+    model = ClassifierPredictor(recipe, registry.model_uri, registry.tracking_uri)
+    assert model.load()
+    try:
+        assert next(model._pyfunc.model.encoder.parameters()).dtype == dtype
+        answer = call(model, {"instances": ["I feel sad all day", "my back pain"]})
+        assert [p["condition"] for p in answer["predictions"]] == ["Depression", "Pain"]
+    finally:
+        model.stop()
 
 
 def test_v1_request(predictor):

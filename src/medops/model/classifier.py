@@ -18,8 +18,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from medops.errors import MissingInputError
 from medops.model.encoder import embed, load_encoder
+from medops.model.side_inputs import Context, SideInputs
 
 CONFIG = "medops_model.json"
+SIDE_INPUTS = "side_inputs.json"
 HEAD = "head.safetensors"
 ENCODER = "encoder"
 
@@ -32,13 +34,21 @@ class TextClassifier:
     bias: np.ndarray  # (n_classes,)
     labels: list[str]
     max_length: int
+    side: SideInputs | None = None  # context features beside the embedding (head columns)
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
+    def logits(self, texts: Sequence[str], contexts: Sequence[Context] | None = None) -> np.ndarray:
+        """``contexts``: each text's point-in-time features, for a model with side inputs;
+        None (or a None entry) scores as "no history", as training saw such rows."""
         features = embed(self.encoder, self.tokenizer, texts, self.max_length)
+        if self.side is not None:
+            side = self.side.transform(contexts or [None] * len(texts))
+            features = np.hstack([features, side])
         return features @ self.weight.T + self.bias
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        logits = self.logits(texts)
+    def predict_proba(
+        self, texts: Sequence[str], contexts: Sequence[Context] | None = None
+    ) -> np.ndarray:
+        logits = self.logits(texts, contexts)
         logits = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
@@ -56,7 +66,16 @@ class TextClassifier:
         )
         config = {"labels": self.labels, "max_length": self.max_length, "pooling": "mean"}
         (directory / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        if self.side is not None:
+            (directory / SIDE_INPUTS).write_text(json.dumps(self.side.to_dict(), indent=2) + "\n")
         return directory
+
+    def to(self, dtype: torch.dtype) -> TextClassifier:
+        """The encoder's weights in ``dtype`` (the head stays float32, on float32 pooling):
+        bf16 roughly doubles batched throughput where the CPU computes it natively."""
+        for parameter in self.encoder.parameters():  # in place: nn.Module.to, untyped here
+            parameter.data = parameter.data.to(dtype)
+        return self
 
     @classmethod
     def load(cls, directory: Path) -> TextClassifier:
@@ -66,6 +85,7 @@ class TextClassifier:
         config = json.loads((directory / CONFIG).read_text())
         encoder, tokenizer = load_encoder(str(directory / ENCODER))
         head = load_file(str(directory / HEAD))
+        side = directory / SIDE_INPUTS
         return cls(
             encoder=encoder.eval(),
             tokenizer=tokenizer,
@@ -73,4 +93,5 @@ class TextClassifier:
             bias=head["bias"].numpy(),
             labels=list(config["labels"]),
             max_length=int(config["max_length"]),
+            side=SideInputs.from_dict(json.loads(side.read_text())) if side.is_file() else None,
         )

@@ -24,7 +24,11 @@ def load_encoder(path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Average token states over real tokens, then L2-normalise (as the encoder was trained)."""
+    """Average token states over real tokens, then L2-normalise (as the encoder was trained).
+
+    In float32 whatever the encoder's dtype: a bf16 sum over hundreds of tokens would lose
+    the precision the head's decision needs."""
+    hidden = hidden.float()
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     summed = (hidden * mask).sum(dim=1)
     pooled = summed / mask.sum(dim=1).clamp(min=1e-9)
@@ -94,6 +98,6 @@ def embed(
                 return_tensors="pt",
             )
             hidden = encoder(**batch).last_hidden_state
-            out[idx] = mean_pool(hidden, batch["attention_mask"]).float().numpy()
+            out[idx] = mean_pool(hidden, batch["attention_mask"]).numpy()
     encoder.train(was_training)
     return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -188,17 +188,27 @@ def _patient_keys(splits: dict[str, list[Record]], key: bytes | None) -> dict[st
     return {"patient_keys": keyed, "patient_keys_unavailable": with_patient - keyed}
 
 
+# the point-in-time context of each row (medops.tasks.context): records give the times,
+# which are never written; rows give the join keys (fields, patient_key)
+ContextJoin = Callable[[Sequence[Record], Sequence[dict[str, Any]]], list[dict[str, Any]]]
+
+
 def _write(
     out_dir: Path,
     splits: dict[str, list[Record]],
     quarantined: list[Quarantined],
     classes: list[str],
     key: bytes | None,
+    context: ContextJoin | None = None,
 ) -> dict[str, str]:
     outputs = {}
     for name in SPLITS:
         file = f"{name}.jsonl"
-        write_jsonl(out_dir / file, (_row(r, key) for r in splits[name]))
+        rows = [_row(r, key) for r in splits[name]]
+        if context is not None:
+            for row, joined in zip(rows, context(splits[name], rows), strict=True):
+                row["context"] = joined
+        write_jsonl(out_dir / file, rows)
         outputs[name] = file
     ordered = sorted(quarantined, key=lambda q: (q.id, q.source, q.reason))
     write_jsonl(out_dir / QUARANTINE, (q.to_dict() for q in ordered))
@@ -251,8 +261,11 @@ def deid_counts(applied: Applied) -> dict[str, int]:
     return counts
 
 
-def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
-    """Run the whole stage into ``out_dir``; the caller writes the returned manifest."""
+def prepare(recipe: Recipe, out_dir: Path, context: ContextJoin | None = None) -> Manifest:
+    """Run the whole stage into ``out_dir``; the caller writes the returned manifest.
+
+    ``context`` adds each row's point-in-time features as its ``context`` (a recipe with
+    ``features:``; the layer above joins them, as this one knows no feature store)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(stage="prepare", recipe_hash=recipe.content_hash())
@@ -280,7 +293,7 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
         quarantined += too_long
         splits = split_rows(kept, classes, recipe.data.validation_fraction, recipe.seed)
         manifest.counts = _counts(rows_in, splits, quarantined, applied)
-        manifest.outputs = _write(out_dir, splits, quarantined, classes, key)
+        manifest.outputs = _write(out_dir, splits, quarantined, classes, key, context)
         manifest.outputs["recipe"] = write_recipe(out_dir, recipe)
         (out_dir / VOCABULARY).write_text(json.dumps(sorted(known)) + "\n", encoding="utf-8")
         manifest.outputs["deid_vocabulary"] = VOCABULARY

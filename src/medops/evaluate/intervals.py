@@ -23,9 +23,19 @@ import numpy as np
 from scipy import sparse
 
 # side of an evaluate run -> prefix of its flat metric keys
-PREFIXES = {"model": "", "baseline": "baseline_", "fewshot": "fewshot_", "champion": "champion_"}
+PREFIXES = {
+    "model": "",
+    "baseline": "baseline_",
+    "fewshot": "fewshot_",
+    "champion": "champion_",
+    "text_only": "text_only_",  # the same model without its context features
+}
 # comparator -> suffix of the candidate-minus-comparator keys
-DIFFERENCES = {"baseline": "_diff", "champion": "_vs_champion_diff"}
+DIFFERENCES = {
+    "baseline": "_diff",
+    "champion": "_vs_champion_diff",
+    "text_only": "_vs_text_only_diff",
+}
 CI_LEVEL = "ci_level"  # the flat key saying at what level the intervals were computed
 
 

@@ -30,8 +30,17 @@ DEFAULT_INTENDED_USE = "decision support reviewed by clinicians; not for autonom
 SMALL_TEST = 100  # below this many held-out rows the card flags the numbers as fragile
 NO_CI = "no CI computed"
 # other models an evaluate stage scores on the same rows, by metric prefix
-_COMPARATORS = {"baseline_": "baseline", "fewshot_": "few-shot base", "champion_": "champion"}
-_DIFFERENCES = {"_diff": "minus baseline", "_vs_champion_diff": "minus champion"}
+_COMPARATORS = {
+    "baseline_": "baseline",
+    "fewshot_": "few-shot base",
+    "champion_": "champion",
+    "text_only_": "text only (no context features)",
+}
+_DIFFERENCES = {
+    "_diff": "minus baseline",
+    "_vs_champion_diff": "minus champion",
+    "_vs_text_only_diff": "minus text only",
+}
 _CI = ("_ci_low", "_ci_high")
 _SPLITS = ("rows_in", "rows_kept", "rows_quarantined", "train", "validation", "test")
 

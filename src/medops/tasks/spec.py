@@ -55,7 +55,7 @@ class Task:
     artifacts: str
     pyfunc: str
     predictor: str
-    prepare: str = "medops.data.prepare:prepare"
+    prepare: str = "medops.tasks.context:prepare"
     review: str | None = None  # (recipe, prepared, evaluated) -> (fields, items): review push
     demo: str | None = None
     resumable: bool = False

@@ -208,7 +208,7 @@ def test_few_shot_messages_are_worked_examples_then_the_question(tiny_lm_recipe)
     recipe = _with_lm(tiny_lm_recipe, few_shot=1)
     shot = {"id": "train:1", "text": "pimples", "label": "Acne"}
     shot["fields"] = {"drug": "Retin-A", "sentiment": "positive"}  # type: ignore[assignment]
-    messages = few_shot_messages([shot], "back ache", recipe)
+    messages = few_shot_messages([shot], {"id": "test:1", "text": "back ache"}, recipe)
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
     assert messages[0] == prompt_messages("pimples", recipe.lm)[0]
     assert json.loads(messages[1]["content"]) == {
@@ -217,6 +217,20 @@ def test_few_shot_messages_are_worked_examples_then_the_question(tiny_lm_recipe)
         "sentiment": "positive",
     }
     assert messages[2:] == prompt_messages("back ache", recipe.lm)
+
+
+def test_a_rows_context_is_a_line_of_its_prompt_in_training_and_few_shot(tiny_lm_recipe):
+    recipe = _with_lm(tiny_lm_recipe, few_shot=1)
+    context = {"reviews_before": 4, "mean_rating_before": None}
+    shot = {"id": "train:1", "text": "pimples", "label": "Acne", "context": context}
+    shot["fields"] = {"drug": "Retin-A", "sentiment": "positive"}  # type: ignore[assignment]
+    question = {"id": "test:1", "text": "back ache", "context": {"reviews_before": 0}}
+    messages = few_shot_messages([shot], question, recipe)
+    first, last = messages[0]["content"], messages[2]["content"]
+    assert "Context known before this text: reviews_before: 4; mean_rating_before: unknown" in first
+    assert first.index("Context known") < first.index("Text:\npimples")
+    assert "reviews_before: 0" in last and last.endswith("Text:\nback ache")
+    assert "Context known" not in prompt_messages("back ache", recipe.lm)[0]["content"]
 
 
 def test_few_shot_baseline_is_scored_on_the_same_rows(
@@ -258,3 +272,24 @@ def test_few_shot_baseline_is_scored_on_the_same_rows(
     assert "few-shot base (2-shot)" in report and "<th>few-shot base</th>" in report
     for name in ("report.html", "metrics.json", "manifest.json", "generations.jsonl"):
         assert PLANTED not in (out / name).read_text()
+
+
+def test_rows_with_context_are_also_scored_without_it(
+    tiny_lm_recipe, extraction_prepared_dir, lm_trained_dir, tmp_path
+):
+    path = extraction_prepared_dir / "test.jsonl"
+    rows = _rows(path)
+    for row in rows:
+        row["context"] = {"reviews_before": 2, "top_condition_before": "Acne"}
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "evaluated-context"
+    inputs = {"prepared": extraction_prepared_dir, "trained": lm_trained_dir}
+    manifest = run_stage("evaluate", tiny_lm_recipe, out, inputs)
+    generations = _rows(out / "generations.jsonl")
+    assert set(generations[0]) == {"id", "gold", "model", "baseline", "text_only"}
+    metric = tiny_lm_recipe.gate.metric
+    difference = manifest.metrics[f"{metric}_vs_text_only_diff"]
+    assert difference == pytest.approx(
+        manifest.metrics[metric] - manifest.metrics[f"text_only_{metric}"]
+    )
+    assert "fine-tuned, no context" in (out / "report.html").read_text()

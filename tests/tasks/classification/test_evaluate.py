@@ -44,6 +44,9 @@ def test_evaluate_writes_metrics_baseline_and_report(
     # the fixture's head *is* a frozen-encoder probe fit on train only; the baseline refits
     # on train + validation: both are real, so they must be numbers from the same rows
     assert manifest.counts == {"test": 9}
+    # served in bf16 where the CPU has it: how often that changes a class, measured here
+    assert 0.0 <= manifest.metrics["bf16_label_agreement"] <= 1.0
+    assert set(metrics["bf16"]) == {"label_agreement", "macro_f1"}
     assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.html").read_text()
     assert "Per class" in report and "baseline" in report
@@ -110,3 +113,41 @@ def test_slices_must_be_carried_in_prepared_rows() -> None:
         build_recipe(demo_raw(), ["evaluate.slices=[language, source]"])
     recipe = build_recipe(demo_raw(), ["evaluate.slices=[language]"])
     assert recipe.evaluate.bootstrap_resamples == 1000  # type: ignore[attr-defined]
+
+
+def test_context_features_are_scored_with_and_without_in_one_run(
+    tiny_recipe: Recipe, prepared_dir: Path, tmp_path: Path
+) -> None:
+    """A feature that names the condition (as a drug's earlier reviews nearly do) lifts the
+    model with side inputs; the same run reports the text-only head beside it, paired."""
+    from medops.model.encoder import load_encoder
+    from medops.tasks.classification.head import fit_probe_on_rows, side_inputs
+
+    classes = json.loads((prepared_dir / "labels.json").read_text())
+    for split in ("train", "validation", "test"):
+        rows = read_split(prepared_dir, split)
+        for number, row in enumerate(rows):  # labels the text does not tell; the context does
+            row["label"] = classes[(number * 2 + len(split)) % len(classes)]
+            row["context"] = {"top_condition_before": row["label"], "reviews_before": 3}  # type: ignore[assignment]
+        (prepared_dir / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    train = read_split(prepared_dir, "train")
+    side = side_inputs(train)
+    assert side is not None and side.names == ["reviews_before", "top_condition_before"]
+    encoder, tokenizer = load_encoder(tiny_recipe.model.base)
+    head = fit_probe_on_rows(encoder, tokenizer, train, classes, tiny_recipe, side)
+    trained = tmp_path / "trained"
+    TextClassifier(encoder, tokenizer, head.coef_, head.intercept_, classes, 32, side).save(
+        trained / "model"
+    )
+    out = tmp_path / "evaluated"
+    manifest = run_stage(
+        "evaluate", tiny_recipe, out, {"prepared": prepared_dir, "trained": trained}
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["context_features"] == ["reviews_before", "top_condition_before"]
+    assert manifest.metrics["macro_f1"] == 1.0 and manifest.metrics["baseline_macro_f1"] == 1.0
+    text_only = manifest.metrics["text_only_macro_f1"]
+    assert text_only == metrics["text_only"]["summary"]["macro_f1"] < 1.0
+    assert manifest.metrics["macro_f1_vs_text_only_diff"] == pytest.approx(1.0 - text_only)
+    low = manifest.metrics["macro_f1_vs_text_only_diff_ci_low"]
+    assert low <= manifest.metrics["macro_f1_vs_text_only_diff"]

@@ -43,8 +43,14 @@ from medops.tasks.causal_lm.recipe import CausalLMRecipe
 
 log = logging.getLogger(__name__)
 Conversation = list[dict[str, str]]
-SIDES = {"model": "", "baseline": "baseline_", "fewshot": "fewshot_"}  # record key -> prefix
-TITLES = {"model": "fine-tuned", "baseline": "base model", "fewshot": "few-shot base"}
+# record key -> metric prefix; text_only: the fine-tuned model prompted without its context
+SIDES = {"model": "", "baseline": "baseline_", "fewshot": "fewshot_", "text_only": "text_only_"}
+TITLES = {
+    "model": "fine-tuned",
+    "baseline": "base model",
+    "fewshot": "few-shot base",
+    "text_only": "fine-tuned, no context",
+}
 SLICE_METRICS = ("json_validity", "field_f1")  # per slice, beside the gate's metric
 
 
@@ -80,12 +86,12 @@ def few_shot_rows(
 
 
 def few_shot_messages(
-    shots: list[dict[str, Any]], text: str, recipe: CausalLMRecipe
+    shots: list[dict[str, Any]], row: dict[str, Any], recipe: CausalLMRecipe
 ) -> Conversation:
     """Each shot as a user turn and its gold JSON answer, then the question itself:
     exactly the format the fine-tuned model was trained on, only as context."""
     turns = [turn for shot in shots for turn in chat_example(shot, recipe.lm)]
-    return [*turns, *prompt_messages(text, recipe.lm)]
+    return [*turns, *prompt_messages(row["text"], recipe.lm, row.get("context"))]
 
 
 def field_scores(
@@ -251,20 +257,28 @@ def _held_out(
 
 
 def _generate_all(
-    recipe: CausalLMRecipe, trained: Path, texts: list[str], shots: list[dict[str, Any]]
+    recipe: CausalLMRecipe, trained: Path, rows: list[dict[str, Any]], shots: list[dict[str, Any]]
 ) -> dict[str, list[str]]:
-    """Answers of each side, keyed as in ``SIDES``; the base is loaded once for both prompts."""
-    log.info("evaluate: %d held-out rows, fine-tuned model", len(texts))
+    """Answers of each side, keyed as in ``SIDES``; the base is loaded once for both prompts.
+
+    Rows prepared with features are prompted with their context line; the fine-tuned model
+    then also answers without it (``text_only``), so the run says what the context added."""
+    log.info("evaluate: %d held-out rows, fine-tuned model", len(rows))
+    prompts = [prompt_messages(r["text"], recipe.lm, r.get("context")) for r in rows]
     tuned = _Generator(str(trained / "model"), recipe)
-    answers = {"model": tuned([prompt_messages(t, recipe.lm) for t in texts], "evaluate model")}
+    answers = {"model": tuned(prompts, "evaluate model")}
+    if any(r.get("context") is not None for r in rows):
+        log.info("evaluate: same rows, fine-tuned model without the context line")
+        bare = [prompt_messages(r["text"], recipe.lm) for r in rows]
+        answers["text_only"] = tuned(bare, "evaluate model, no context")
     del tuned
     log.info("evaluate: same rows, untuned base model (baseline)")
     base = _Generator(resolve_base(recipe.model.base), recipe)
-    answers["baseline"] = base([prompt_messages(t, recipe.lm) for t in texts], "baseline")
+    answers["baseline"] = base(prompts, "baseline")
     if shots:
         ids = ", ".join(s["id"] for s in shots)
         log.info("evaluate: same rows, base model, %d shots (train rows %s)", len(shots), ids)
-        few = [few_shot_messages(shots, t, recipe) for t in texts]
+        few = [few_shot_messages(shots, r, recipe) for r in rows]
         answers["fewshot"] = base(few, "few-shot baseline")
     return answers
 
@@ -284,7 +298,7 @@ def evaluate(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, trained: Pat
                 recipe.lm.few_shot,
                 len(shots),
             )
-        answers = _generate_all(recipe, trained, [r["text"] for r in scored], shots)
+        answers = _generate_all(recipe, trained, scored, shots)
         results = {side: _score(answers[side], golds, recipe, classes) for side in answers}
         measured = measure(
             {side: _row_scores(answers[side], golds, recipe, classes) for side in answers},

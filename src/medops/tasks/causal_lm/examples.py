@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from medops.errors import MedopsError
@@ -42,13 +43,28 @@ def target(row: dict[str, Any], lm: LanguageTask) -> dict[str, str]:
     return {field.name: _field_value(row, field) for field in lm.fields}
 
 
-def prompt_messages(text: str, lm: LanguageTask) -> list[dict[str, str]]:
-    return [{"role": "user", "content": f"{lm.instruction}\n\nText:\n{text}"}]
+def context_line(context: Mapping[str, Any]) -> str:
+    """A row's point-in-time features as one structured line of the prompt (``features:``
+    recipes): what was known before the text was written, ``unknown`` where nothing was."""
+    known = "; ".join(
+        f"{name}: {'unknown' if value is None else value}" for name, value in context.items()
+    )
+    return f"Context known before this text: {known}"
+
+
+def prompt_messages(
+    text: str, lm: LanguageTask, context: Mapping[str, Any] | None = None
+) -> list[dict[str, str]]:
+    """The user turn; with ``context`` (rows prepared with features) a context line sits
+    between the instruction and the text, in training and evaluation alike."""
+    lines = [lm.instruction, *([context_line(context)] if context is not None else [])]
+    return [{"role": "user", "content": "\n\n".join(lines) + f"\n\nText:\n{text}"}]
 
 
 def chat_example(row: dict[str, Any], lm: LanguageTask) -> list[dict[str, str]]:
     answer = json.dumps(target(row, lm), ensure_ascii=False)
-    return [*prompt_messages(row["text"], lm), {"role": "assistant", "content": answer}]
+    prompt = prompt_messages(row["text"], lm, row.get("context"))
+    return [*prompt, {"role": "assistant", "content": answer}]
 
 
 def _shorten(tokenizer: Any, row: dict[str, Any], overflow: int) -> dict[str, Any]:

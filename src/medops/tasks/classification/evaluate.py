@@ -11,6 +11,8 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from medops.data.dataset import read_labels, read_split
 from medops.errors import DataError
@@ -21,29 +23,59 @@ from medops.manifest import Manifest, timed
 from medops.model.base import resolve_base
 from medops.model.classifier import TextClassifier
 from medops.model.encoder import embed, load_encoder
-from medops.tasks.classification.head import fit_probe_on_rows
+from medops.model.side_inputs import SideInputs
+from medops.tasks.classification.head import contexts_of, fit_probe_on_rows
 from medops.tasks.classification.recipe import ClassificationRecipe
 
 log = logging.getLogger(__name__)
 SLICE_METRICS = ("macro_f1", "accuracy")  # per slice, beside the gate's metric
 
 
-def baseline_predictions(
-    recipe: ClassificationRecipe, prepared: Path, classes: list[str]
+def head_predictions(
+    encoder: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    recipe: ClassificationRecipe,
+    prepared: Path,
+    classes: list[str],
+    side: SideInputs | None,
 ) -> list[str]:
-    """Frozen base encoder + the same logistic head recipe, fit on the same development rows.
+    """Test predictions of the recipe's logistic head fit on ``encoder``'s embeddings (and
+    ``side``'s context columns) of the development rows."""
+    development = read_split(prepared, "train") + read_split(prepared, "validation")
+    test = read_split(prepared, "test")
+    probe = fit_probe_on_rows(encoder, tokenizer, development, classes, recipe, side)
+    features = embed(encoder, tokenizer, [r["text"] for r in test], recipe.model.max_length)
+    if side is not None:
+        features = np.hstack([features, side.transform(contexts_of(test))])
+    return [classes[i] for i in probe.predict(features)]
+
+
+def baseline_predictions(
+    recipe: ClassificationRecipe, prepared: Path, classes: list[str], side: SideInputs | None
+) -> list[str]:
+    """Frozen base encoder + the same logistic head recipe (and the same context features),
+    fit on the same development rows.
 
     The only difference from the model is the fine-tuning of the encoder, so the gate's
     "not below baseline" asks exactly whether fine-tuning helped. Predictions, not metrics:
     both sides are resampled on the same rows for the paired interval.
     """
-    development = read_split(prepared, "train") + read_split(prepared, "validation")
-    test = read_split(prepared, "test")
     encoder, tokenizer = load_encoder(resolve_base(recipe.model.base))
-    probe = fit_probe_on_rows(encoder, tokenizer, development, classes, recipe)
-    texts = [r["text"] for r in test]
-    predicted = probe.predict(embed(encoder, tokenizer, texts, recipe.model.max_length))
-    return [classes[i] for i in predicted]
+    return head_predictions(encoder, tokenizer, recipe, prepared, classes, side)
+
+
+def bf16_agreement(
+    model: TextClassifier, test: list[dict[str, str]], predicted: list[str], gold: list[str]
+) -> dict[str, float]:
+    """How the model scores with its encoder in bf16, as ``serve.dtype: auto`` serves it on
+    a CPU with native bf16: the share of test rows whose class is unchanged, and macro-F1.
+    Converts ``model`` in place: call it last."""
+    half = model.to(torch.bfloat16)
+    probabilities = half.predict_proba([r["text"] for r in test], contexts_of(test))
+    labels = [model.labels[i] for i in np.argmax(probabilities, axis=1)]
+    same = sum(a == b for a, b in zip(labels, predicted, strict=True)) / len(labels)
+    summary = classification_metrics(gold, labels, model.labels)["summary"]
+    return {"label_agreement": same, "macro_f1": summary["macro_f1"]}
 
 
 def evaluate(
@@ -62,17 +94,26 @@ def evaluate(
                 "evaluate the model on the dataset it was trained for"
             )
         log.info("evaluate: %d held-out rows", len(test))
-        probabilities = model.predict_proba([r["text"] for r in test])
+        probabilities = model.predict_proba([r["text"] for r in test], contexts_of(test))
         predicted = [classes[i] for i in np.argmax(probabilities, axis=1)]
         gold = [r["label"] for r in test]
         result = classification_metrics(gold, predicted, classes)
         log.info("evaluate: baseline (frozen encoder + logistic head)")
-        baseline_predicted = baseline_predictions(recipe, prepared, classes)
+        baseline_predicted = baseline_predictions(recipe, prepared, classes, model.side)
         baseline = classification_metrics(gold, baseline_predicted, classes)
         sides = {
             "model": label_scores(gold, predicted, classes),
             "baseline": label_scores(gold, baseline_predicted, classes),
         }
+        text_only = None
+        if model.side is not None:
+            log.info("evaluate: the same tuned encoder without context features (text only)")
+            text_only_predicted = head_predictions(
+                model.encoder, model.tokenizer, recipe, prepared, classes, None
+            )
+            text_only = classification_metrics(gold, text_only_predicted, classes)
+            sides["text_only"] = label_scores(gold, text_only_predicted, classes)
+        bf16 = bf16_agreement(model, test, predicted, gold)
         log.info(
             "evaluate: %d bootstrap resamples, slices %s",
             recipe.evaluate.bootstrap_resamples,
@@ -92,6 +133,9 @@ def evaluate(
                 {
                     "model": result,
                     "baseline": baseline,
+                    **({"text_only": text_only} if text_only else {}),
+                    "context_features": model.side.names if model.side else [],
+                    "bf16": bf16,
                     "classes": classes,
                     "intervals": measured.intervals,
                     "slices": measured.slices,
@@ -112,6 +156,9 @@ def evaluate(
         }
         manifest.metrics = dict(result["summary"])
         manifest.metrics.update({f"baseline_{k}": v for k, v in baseline["summary"].items()})
+        manifest.metrics["bf16_label_agreement"] = bf16["label_agreement"]
+        if text_only:
+            manifest.metrics.update({f"text_only_{k}": v for k, v in text_only["summary"].items()})
         manifest.metrics.update({f"f1_{name}": m["f1"] for name, m in result["per_class"].items()})
         manifest.metrics.update(measured.manifest_metrics(recipe.gate.metric))
         html_report(

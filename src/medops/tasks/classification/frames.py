@@ -1,5 +1,5 @@
-"""A TextClassifier answering a frame: ``text`` in; ``label`` plus one probability column
-per class out.
+"""A TextClassifier answering a frame: ``text`` (and optional ``context``) in; ``label``
+plus one probability column per class out.
 
 The one scoring path of the MLflow pyfunc (for ``mlflow.pyfunc.load_model`` users) and of
 the served predictor (which builds the classifier from the version's data, never from the
@@ -24,7 +24,10 @@ class FrameClassifier:
         if "text" not in model_input.columns:
             raise ValueError(f"input needs a 'text' column; got {list(model_input.columns)}")
         texts = [str(t) for t in model_input["text"].tolist()]
-        probabilities = self.model.predict_proba(texts)
+        # a model with side inputs reads each row's context (features as of the note);
+        # rows without one are scored as having no history
+        contexts = model_input["context"].tolist() if "context" in model_input else None
+        probabilities = self.model.predict_proba(texts, contexts)
         frame = pd.DataFrame(probabilities, columns=self.model.labels)
         frame.insert(0, "label", [self.model.labels[i] for i in probabilities.argmax(axis=1)])
         return frame

@@ -18,7 +18,7 @@ from medops.model.base import resolve_base
 from medops.model.classifier import TextClassifier
 from medops.model.encoder import load_encoder
 from medops.registry.tracking import client, open_run, redacted, tracking_uri
-from medops.tasks.classification.head import fit_probe_on_rows
+from medops.tasks.classification.head import fit_probe_on_rows, side_inputs
 from medops.tasks.classification.loop import STATE_FILE, train_loop
 from medops.tasks.classification.recipe import ClassificationRecipe
 from medops.train.launcher import fit
@@ -84,12 +84,18 @@ def train(recipe: ClassificationRecipe, out_dir: Path, prepared: Path) -> Manife
 
         weight = model.head.weight.detach().numpy()
         bias = model.head.bias.detach().numpy()
-        if recipe.train.head_refit:
+        side = side_inputs(train_rows)  # the loop tunes on text; context joins at the head
+        if recipe.train.head_refit or side is not None:
             rows = train_rows + val_rows
-            log.info("train: refitting the head on %d tuned embeddings", len(rows))
-            head = fit_probe_on_rows(tuned, tokenizer, rows, classes, recipe)
+            log.info(
+                "train: refitting the head on %d tuned embeddings%s",
+                len(rows),
+                f" and {len(side.names)} context features" if side else "",
+            )
+            head = fit_probe_on_rows(tuned, tokenizer, rows, classes, recipe, side)
             weight, bias = head.coef_, head.intercept_
-        TextClassifier(tuned, tokenizer, weight, bias, classes, max_length).save(out_dir / "model")
+        classifier = TextClassifier(tuned, tokenizer, weight, bias, classes, max_length, side)
+        classifier.save(out_dir / "model")
         manifest.outputs["model"] = "model"
 
         final = {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)}

@@ -35,6 +35,7 @@ class FeatureLookup:
     def __init__(self, repo: FeatureRepo) -> None:
         repo.online_client()  # an unreachable Redis fails here, by name, not per request
         self.repo = repo
+        self.key = repo.spec.join_key  # how a request names the entity
         self._store = repo.store
         self._refs = repo.spec.refs
 

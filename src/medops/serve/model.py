@@ -13,10 +13,10 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import mlflow
 import numpy as np
@@ -48,6 +48,19 @@ class Batch:
     protocol: Literal["v1", "v2"]
     texts: list[str]
     request_id: str | None = None
+    entities: tuple[str | None, ...] = ()  # per text, for a model that reads context
+
+
+class ContextSource(Protocol):
+    """Online features by entity id (``medops.features.online.FeatureLookup``), under the
+    request key ``key`` that names the entity (``drug``, ``patient_key``)."""
+
+    key: str
+
+    def __call__(self, entity_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+
+Queued = tuple[list[str], tuple[str | None, ...]]  # a request's texts and their entity ids
 
 
 @dataclass(frozen=True)
@@ -76,7 +89,9 @@ class PyfuncPredictor(Model):
         self.tracking_uri = tracking_uri
         self._pyfunc: Any = None
         self._guard: Guard | None = None
-        self._queue: BatchQueue[list[str]] | None = None
+        self._queue: BatchQueue[Queued] | None = None
+        # set by a task whose model reads context (features looked up per request)
+        self.context: ContextSource | None = None
 
     def load(self) -> bool:
         """Load the pyfunc, then score one probe text so a broken contract fails at startup
@@ -155,7 +170,10 @@ class PyfuncPredictor(Model):
     ) -> Batch:
         if isinstance(payload, InferRequest):
             return Batch("v2", v2.decode(payload), payload.id)
-        return Batch("v1", v1.decode(payload))
+        texts = v1.decode(payload)
+        if self.context is None:
+            return Batch("v1", texts)
+        return Batch("v1", texts, entities=tuple(v1.entities(payload, self.context.key)))
 
     async def predict(self, payload: Batch, headers: dict[str, str] | None = None) -> Scored:
         """Queue the texts for the model thread (429 when the queue is full); the event loop
@@ -163,14 +181,15 @@ class PyfuncPredictor(Model):
         self.check_limits(payload)
         if self._queue is None:
             raise InferenceError(f"model {self.name!r} is not loaded")
-        ticket = self._queue.put(payload.texts, size=len(payload.texts))
+        entities = payload.entities or (None,) * len(payload.texts)
+        ticket = self._queue.put((payload.texts, entities), size=len(payload.texts))
         try:
             frame = await ticket.result()
         except RuntimeError as error:  # set by the model thread: a type-only message
             raise InferenceError(str(error)) from None
         return Scored(payload, frame)
 
-    def _score(self, batch: list[Ticket[list[str]]]) -> None:
+    def _score(self, batch: list[Ticket[Queued]]) -> None:
         """One pyfunc call for every queued request of the batch. When it fails, each
         request is scored alone, so one unscorable text fails only its own request."""
         try:
@@ -185,22 +204,27 @@ class PyfuncPredictor(Model):
         for ticket, frame in zip(batch, frames, strict=True):
             ticket.future.set_result(frame)
 
-    def _run(self, requests: list[list[str]]) -> list[pd.DataFrame]:
+    def _run(self, requests: list[Queued]) -> list[pd.DataFrame]:
         if self._guard is None:
             raise RuntimeError("scoring before load(): the guard is not set")
         # the model reads at most model.max_length tokens: de-identifying the rest of a long
         # text would cost seconds of CPU per request for nothing
         seen = CHARS_PER_TOKEN * self.recipe.model.max_length
-        texts = self._guard.clean([text[:seen] for request in requests for text in request])
-        frame = self._pyfunc.predict(pd.DataFrame({"text": texts}))
-        bounds = np.cumsum([0, *(len(request) for request in requests)])
+        texts = self._guard.clean([text[:seen] for texts, _ in requests for text in texts])
+        inputs = pd.DataFrame({"text": texts})
+        if self.context is not None:
+            ids = [entity for _, entities in requests for entity in entities]
+            found = self.context([entity for entity in ids if entity is not None])
+            inputs["context"] = [found.get(entity) if entity else None for entity in ids]
+        frame = self._pyfunc.predict(inputs)
+        bounds = np.cumsum([0, *(len(texts) for texts, _ in requests)])
         return [
             frame.iloc[start:end].reset_index(drop=True)
             for start, end in itertools.pairwise(bounds)
         ]
 
     @staticmethod
-    def _fail(ticket: Ticket[list[str]], error: Exception) -> None:
+    def _fail(ticket: Ticket[Queued], error: Exception) -> None:
         # the original message may quote inputs: log and answer only its type
         logger.error("prediction failed: %s", type(error).__name__)
         failure = RuntimeError(f"model prediction failed ({type(error).__name__})")

@@ -72,6 +72,21 @@ def decode(body: Any) -> list[str]:
     return [_text(instance, index) for index, instance in enumerate(instances)]
 
 
+def entities(body: dict[str, Any], key: str) -> list[str | None]:
+    """Each instance's entity id under ``key`` (``{"text": ..., "drug": "Zoloft"}``), None
+    where an instance names none; ``decode`` has already checked the body's shape."""
+    ids: list[str | None] = []
+    for index, instance in enumerate(body["instances"]):
+        value = instance.get(key) if isinstance(instance, dict) else None
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise InvalidInput(
+                f"instance {index}: {key!r} must be a non-empty string (the id whose features "
+                "the model reads), or left out"
+            )
+        ids.append(value.strip() if value is not None else None)
+    return ids
+
+
 def _text(instance: Any, index: int) -> str:
     text = instance.get("text") if isinstance(instance, dict) else instance
     if not isinstance(text, str):

@@ -5,7 +5,8 @@ A recipe with ``features:`` builds its Feast store from the sources
 (``medops.features.training``): a row sees only what was known before it was written.
 The row's time is read from ``data.columns.timestamp`` and never written; the features
 land in the row's ``context``, which the task's model reads (the classifier as side
-inputs of its head). Without ``features:`` this is plain prepare.
+inputs of its head). The online store is then filled with each entity's latest features,
+for the endpoint. Without ``features:`` this is plain prepare.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from medops.data.ingest import Record
 from medops.data.prepare import prepare as prepare_rows
 from medops.errors import ConfigurationError
 from medops.features.build import prepare_features
+from medops.features.online import materialize
 from medops.features.store import FeatureRepo
 from medops.features.training import historical_features
 from medops.manifest import Manifest
@@ -94,6 +96,8 @@ def prepare(recipe: Recipe, out_dir: Path) -> Manifest:
     log.info("prepare: building the %s feature store", recipe.features.entity)
     joiner = ContextJoiner(prepare_features(recipe))
     manifest = prepare_rows(recipe, out_dir, joiner)
+    # the online store serves each entity's latest features to the endpoint (classifier)
+    manifest.extra["features_materialized_to"] = materialize(joiner.repo).isoformat()
     manifest.counts.update(
         context_rows_with_history=joiner.with_history,
         context_rows_without_history=joiner.without_history,

@@ -17,6 +17,10 @@ import pandas as pd
 from kserve.protocol.infer_type import InferResponse
 
 from medops.errors import ConfigurationError
+from medops.features.online import FeatureLookup
+from medops.features.spec import FEATURE_STORE_YAML
+from medops.features.store import DIRECTORY as FEATURES_DIRECTORY
+from medops.features.store import FeatureRepo
 from medops.model.classifier import TextClassifier
 from medops.model.precision import serving_dtype
 from medops.recipe import Recipe
@@ -47,8 +51,30 @@ class ClassifierPredictor(PyfuncPredictor):
         """Serve ``model`` in ``serve.dtype`` (auto: bf16 where the CPU has it natively; the
         evaluate stage reports how often bf16 and float32 agree on the held-out rows)."""
         dtype = serving_dtype(self.recipe.serve.dtype)
+        self.context = self._feature_lookup(model)
         self.attach(FrameClassifier(model.to(dtype)), artifacts)
         logger.info("loaded %s (encoder in %s)", self.model_uri, str(dtype).removeprefix("torch."))
+
+    def _feature_lookup(self, model: TextClassifier) -> FeatureLookup | None:
+        """The online store a model with context features reads, per request, by the id each
+        instance names (``{"text": ..., "drug": "Zoloft"}``); the recipe's store
+        (``features:``, built and materialized by prepare). Without one, every request is
+        scored as "no history", which the log says once."""
+        if model.side is None:
+            return None
+        directory = self.recipe.out / FEATURES_DIRECTORY
+        if self.recipe.features is None or not (directory / FEATURE_STORE_YAML).is_file():
+            logger.warning(
+                "%s reads context features (%s) but the recipe names no feature store at %s: "
+                "every request is scored as having no history",
+                self.model_uri,
+                ", ".join(model.side.names),
+                directory,
+            )
+            return None
+        lookup = FeatureLookup(FeatureRepo.open(directory))
+        logger.info("context features by request key %r from %s", lookup.key, directory)
+        return lookup
 
     def check(self, frame: pd.DataFrame) -> None:
         if "label" not in frame.columns or len(frame.columns) < 3:

@@ -9,7 +9,6 @@ calls, no Secret values in the chart.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -33,16 +32,6 @@ VALUES = {
 }
 DANGEROUS = {"delete", "deletecollection", "escalate", "bind", "impersonate", "update"}
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
-
-
-@pytest.fixture(scope="session")
-def helm() -> str:
-    path = Path(os.environ.get("MEDOPS_HELM", ROOT / ".venv" / "bin" / "helm"))
-    if not path.is_file():
-        pytest.fail(
-            f"helm not found at {path}: run `make venv` (it fetches Helm) or set MEDOPS_HELM"
-        )
-    return str(path)
 
 
 def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:

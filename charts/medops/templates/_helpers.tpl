@@ -68,3 +68,16 @@ seccompProfile:
 {{- end -}}
 {{- join "," $uris -}}
 {{- end -}}
+
+{{/* Image repositories resources may name: those next to image.repository, plus
+operator.allowedImages, comma-separated (the operator's check and the admission policy) */}}
+{{- define "medops.allowedImages" -}}
+{{- prepend (.Values.operator.allowedImages | default list) (printf "%s/" (dir .Values.image.repository)) | join "," -}}
+{{- end -}}
+
+{{/* A comma-separated helper's values as a CEL list literal (JSON strings are CEL strings) */}}
+{{- define "medops.celList" -}}
+{{- $items := list -}}
+{{- range (splitList "," .) }}{{ if . }}{{ $items = append $items . }}{{ end }}{{ end -}}
+{{- toJson $items -}}
+{{- end -}}

@@ -101,3 +101,35 @@ def test_summary_words_each_paired_comparison(tiny_lm_recipe: Recipe, tmp_path: 
         "not distinguishable (difference +0.018, 95% CI [-0.030, +0.070])"
     )
     assert any(line.startswith("gate REFUSED") and worded in line for line in lines)
+
+
+def test_summary_says_what_context_features_added(tiny_lm_recipe: Recipe, tmp_path: Path):
+    tiny_lm_recipe.out.mkdir(parents=True)
+    key = tiny_lm_recipe.gate.metric
+    metrics = {
+        key: 0.812,
+        f"baseline_{key}": 0.851,
+        f"text_only_{key}": 0.762,
+        f"{key}_vs_text_only_diff": 0.05,
+        f"{key}_vs_text_only_diff_ci_low": -0.003,
+        f"{key}_vs_text_only_diff_ci_high": 0.113,
+        "ci_level": 0.95,
+    }
+    register = {
+        "gate_passed": True,
+        "gate_reason": "ok",
+        "model_uri": "models:/m/1",
+        "version": "1",
+    }
+    outputs = {
+        "prepare": _stage(tmp_path, "prepare"),
+        "evaluate": _stage(tmp_path, "evaluate", metrics=metrics),
+        "register": _stage(tmp_path, "register", extra={**register, "mlflow_run_id": "r"}),
+    }
+    summary = run_summary(tiny_lm_recipe, outputs)
+    assert list(summary["metrics"]) == [key], "text-only numbers are not metrics of their own"
+    assert f"context features: {key} 0.812 vs text_only 0.762: not distinguishable" in "\n".join(
+        summary_lines(summary)
+    )
+    outputs["evaluate"] = _stage(tmp_path, "evaluate", metrics={key: 0.8, f"baseline_{key}": 0.7})
+    assert run_summary(tiny_lm_recipe, outputs)["context_verdict"] is None

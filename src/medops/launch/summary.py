@@ -78,6 +78,10 @@ def run_summary(recipe: Recipe, outputs: dict[str, Path]) -> dict[str, Any]:
         "mlflow_run_id": registered.mlflow_run_id,
         "tracking_uri": registered.tracking_uri,
         "metrics": compared,
+        # with context features: the gate's metric against the same model without them
+        "context_verdict": (
+            c.text() if (c := Comparison.read(metrics, recipe.gate.metric, "text_only")) else None
+        ),
         "counts": {stage: r.counts for stage, r in ran.items() if r.counts},
         "stage_seconds": {stage: r.wall_seconds for stage, r in ran.items()},
         "outputs": {stage: str(path) for stage, path in outputs.items()},
@@ -89,6 +93,8 @@ def run_summary(recipe: Recipe, outputs: dict[str, Path]) -> dict[str, Any]:
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     verdict = "PASSED" if summary["gate_passed"] else "REFUSED"
     lines = [_metric_line(name, entry) for name, entry in summary["metrics"].items()]
+    if summary.get("context_verdict"):
+        lines.append(f"context features: {summary['context_verdict']}")
     lines.append(f"gate {verdict}: {summary['gate_reason']}")
     if summary.get("approval"):
         lines.append(f"approval: {summary['approval']}")

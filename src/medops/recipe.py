@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
@@ -265,14 +266,16 @@ class Evaluation(Section):
         "guessed per note with auto), or a data.columns.extra name",
     )
 
-    def check_slices(self, extra: list[str]) -> None:
-        """Each slice must be a value every prepared row carries (the source file is not)."""
-        allowed = ["language", *extra]
+    def check_slices(self, extra: list[str], features: Sequence[str] = ()) -> None:
+        """Each slice must be a value every prepared row carries (the source file is not):
+        its language, a ``data.columns.extra`` field or a categorical context feature."""
+        allowed = ["language", *extra, *features]
         for name in self.slices:
             if name not in allowed:
                 raise ValueError(
                     f"evaluate.slices: {name!r} is not carried in prepared rows; use one of "
-                    f"{', '.join(allowed)} (data.columns.extra)"
+                    f"{', '.join(allowed)} (data.columns.extra, or a categorical feature of "
+                    "features:)"
                 )
 
 
@@ -556,6 +559,10 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
         "last_observation_value",
     ),
 }
+# the string-valued features, which evaluate.slices may group held-out rows by
+CATEGORICAL_FEATURES = frozenset(
+    {"top_condition_before", "age_band", "sex", "last_observation_code"}
+)
 _FEATURE_SOURCE_FORMATS: dict[str, tuple[str, ...]] = {
     "drug": ("tsv", "csv", "jsonl", "parquet"),
     "patient": ("fhir", "fhir-ndjson"),
@@ -658,6 +665,11 @@ class Features(Section):
         """The features this run joins and serves, in the entity's order."""
         chosen = self.feature_set or FEATURE_SETS[self.entity]
         return tuple(name for name in FEATURE_SETS[self.entity] if name in chosen)
+
+    @property
+    def sliceable(self) -> tuple[str, ...]:
+        """The categorical ones (age band, sex...): evaluate can report metrics per value."""
+        return tuple(name for name in self.names if name in CATEGORICAL_FEATURES)
 
 
 class Recipe(Section):

@@ -86,3 +86,12 @@ def test_slice_values_follow_prepare_for_language_and_read_carried_fields() -> N
     assert slice_values(rows, "language", "auto") == ["fr", "en"]
     assert slice_values(rows, "language", "en") == ["en", "en"], "a fixed language wins"
     assert slice_values(rows, "drug", "en") == ["unknown", "Advil"]
+
+
+def test_slice_values_read_a_context_feature_when_no_field_carries_it() -> None:
+    rows = [
+        {"text": "a", "context": {"age_band": "60-69", "conditions_before": 2}},
+        {"text": "b", "context": {"age_band": None}},
+        {"text": "c"},
+    ]
+    assert slice_values(rows, "age_band", "en") == ["60-69", "unknown", "unknown"]

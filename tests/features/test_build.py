@@ -13,7 +13,7 @@ import yaml
 from medops.errors import MedopsError
 from medops.features.build import prepare_features
 from medops.features.spec import ENTITIES, read_spec
-from medops.recipe import FEATURE_SETS, Recipe, RecipeError, build_recipe
+from medops.recipe import CATEGORICAL_FEATURES, FEATURE_SETS, Recipe, RecipeError, build_recipe
 from tests.features.test_drug_history import REVIEWS
 
 AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
@@ -111,3 +111,22 @@ def test_a_password_never_reaches_the_error(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(RecipeError) as error:
         _recipe({"entity": "drug", "online_store": online})
     assert "hunter2" not in str(error.value)
+
+
+def test_the_categorical_features_are_the_string_typed_ones() -> None:
+    strings = {n for _, types in ENTITIES.values() for n, kind in types.items() if kind == "string"}
+    assert strings == CATEGORICAL_FEATURES
+
+
+def test_evaluate_may_slice_by_a_categorical_feature_only() -> None:
+    sources = [{"uri": "x", "format": "fhir", "role": r} for r in ("train", "test")]
+    raw: dict[str, Any] = {
+        "name": "r",
+        "data": {"sources": sources, "columns": {"id": "i", "text": "t", "label": "l"}},
+        "features": {"entity": "patient"},
+        "evaluate": {"slices": ["language", "age_band", "sex"]},
+    }
+    assert build_recipe(raw).evaluate.slices == ["language", "age_band", "sex"]
+    raw["evaluate"] = {"slices": ["conditions_before"]}
+    with pytest.raises(RecipeError, match="'conditions_before' is not carried"):
+        build_recipe(raw)

@@ -28,10 +28,14 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 def slice_values(rows: Sequence[Mapping[str, Any]], name: str, language: str) -> list[str]:
     """Each row's group: ``language`` as prepare assigned it (``deid.language``, or guessed
-    from the de-identified note when ``auto``), else the row's carried field ``name``."""
+    from the de-identified note when ``auto``), else the row's carried field ``name``, else
+    its context feature ``name`` as of the note (age band, sex: ``features:``)."""
     if name == "language":
         return [guess_language(str(r["text"])) if language == "auto" else language for r in rows]
-    return [str(r.get("fields", {}).get(name) or MISSING) for r in rows]
+    return [
+        str(r.get("fields", {}).get(name) or (r.get("context") or {}).get(name) or MISSING)
+        for r in rows
+    ]
 
 
 def metric_safe(values: Sequence[str]) -> dict[str, str]:

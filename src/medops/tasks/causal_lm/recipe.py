@@ -74,7 +74,8 @@ class CausalLMRecipe(Recipe):
 
     @model_validator(mode="after")
     def _causal_lm_checks(self) -> CausalLMRecipe:
-        self.evaluate.check_slices(list(self.data.columns.extra))
+        sliceable = self.features.sliceable if self.features else ()
+        self.evaluate.check_slices(list(self.data.columns.extra), sliceable)
         known = {"label", *self.data.columns.extra}
         if not self.lm.fields:
             raise ValueError("lm.fields: extraction needs at least one target field")

@@ -33,7 +33,8 @@ class ClassificationRecipe(Recipe):
                 f"gate.metric {self.gate.metric!r} is not a classification metric; "
                 f"use one of {', '.join(METRICS)}"
             )
-        self.evaluate.check_slices(list(self.data.columns.extra))
+        sliceable = self.features.sliceable if self.features else ()
+        self.evaluate.check_slices(list(self.data.columns.extra), sliceable)
         if self.model.max_length > 512:
             raise ValueError("model.max_length: a classification encoder takes at most 512")
         if self.train.method == "qlora":

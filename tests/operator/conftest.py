@@ -55,8 +55,8 @@ def deployment(medops_crds: list[dict[str, Any]]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def mlflow_registry(tmp_path_factory) -> tuple[str, Any]:
-    """A real MLflow registry (SQLite) with condition-classifier versions 1 and 2,
-    alias champion on version 1."""
+    """A real MLflow registry (SQLite) with condition-classifier versions 1 and 2, both
+    approved (as `medops approve` tags them), alias champion on version 1."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow import MlflowClient
 
@@ -65,6 +65,7 @@ def mlflow_registry(tmp_path_factory) -> tuple[str, Any]:
     client.create_registered_model("condition-classifier")
     for version in (1, 2):
         client.create_model_version("condition-classifier", f"s3://models/condition/{version}")
+        client.set_model_version_tag("condition-classifier", str(version), "approval", "approved")
     client.set_registered_model_alias("condition-classifier", "champion", "1")
     return uri, client
 

@@ -331,6 +331,7 @@ async def test_generative_deployment_names_the_keys_secret_it_waits_for(
     client.create_registered_model("condition-extractor")
     client.create_model_version("condition-extractor", "s3://models/extractor/1")
     client.set_model_version_tag("condition-extractor", "1", "task", "causal-lm")
+    client.set_model_version_tag("condition-extractor", "1", "approval", "approved")
     client.set_registered_model_alias("condition-extractor", "champion", "1")
     deployment = validate_resource(example("modeldeployment-generative.yaml"), medops_crds)
     deployment["metadata"]["uid"] = "gen-uid"

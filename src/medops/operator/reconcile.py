@@ -26,7 +26,7 @@ from medops.operator.inferenceservice import (
 )
 from medops.operator.objects import API_KEYS_KEY
 from medops.operator.rayjob import build_rayjob, build_recipe_configmap, rayjob_name, recipe_yaml
-from medops.operator.registry import RegistryError, resolve_alias
+from medops.operator.registry import RegistryError, check_approved, resolve_alias
 from medops.operator.status import (
     TERMINAL,
     deployment_phase,
@@ -187,6 +187,7 @@ def _reconcile_deployment(
         return conditions.stop(previous, "Failed", str(error))
     try:
         resolved = resolve_alias(spec["mlflow"]["trackingUri"], spec["modelName"], spec["alias"])
+        check_approved(spec["modelName"], resolved)
     except RegistryError as error:
         conditions.set("VersionResolved", False, error.reason, str(error))
         return conditions.stop(previous, phase, str(error))

@@ -6,11 +6,16 @@ from the chart's Secret), so the operator never needs to read users' Secrets.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from medops.errors import MedopsError
+from medops.registry.audit import DB_ENV, AuditError, AuditLog
+from medops.registry.tags import APPROVAL_AUDIT_TAG, APPROVAL_TAG, version_uri
 
 # the timer asks again every sync period: fail fast instead of MLflow's minutes of retries
 _HTTP_DEFAULTS = {
@@ -38,6 +43,8 @@ class ResolvedVersion:
     storage_uri: str | None  # None when KServe could not fetch the artifacts directly
     # the version's ``task`` tag (set by medops' register stage); None when untagged
     task: str | None = None
+    approval: str | None = None  # the version's approval tag: approved | pending | rejected
+    approval_hash: str | None = None  # its audit entry's hash (the chain's anchor)
 
 
 def allowed_tracking_uris() -> frozenset[str] | None:
@@ -88,8 +95,53 @@ def resolve_alias(tracking_uri: str, model_name: str, alias: str) -> ResolvedVer
     except OSError as error:  # connection refused, DNS, TLS
         raise RegistryError("RegistryUnavailable", _unavailable(error)) from None
     fetchable = urlparse(location).scheme in FETCHABLE_SCHEMES
-    task = (version.tags or {}).get("task")
-    return ResolvedVersion(str(version.version), location if fetchable else None, task)
+    tags = version.tags or {}
+    return ResolvedVersion(
+        str(version.version),
+        location if fetchable else None,
+        tags.get("task"),
+        tags.get(APPROVAL_TAG),
+        tags.get(APPROVAL_AUDIT_TAG),
+    )
+
+
+@functools.cache
+def _audit_log(url: str) -> AuditLog:
+    """One open (and migrated) log per database for the operator's lifetime."""
+    return AuditLog(url, create=False)
+
+
+def check_approved(model_name: str, resolved: ResolvedVersion) -> None:
+    """Deploy only what medops promoted: the gate passed and someone (or ``registry.approval:
+    auto``) approved, as the version's tags say. An alias moved by hand in MLflow, to a
+    version nobody approved, is refused. With ``MEDOPS_AUDIT_DB`` (the audit database,
+    written under other credentials than MLflow's), the approval must also be an intact
+    entry of the hash-chained log, so a forged tag is refused too."""
+    uri = version_uri(model_name, resolved.version)
+    if resolved.approval != "approved":
+        raise RegistryError(
+            "NotApproved",
+            f"{uri} holds the alias but its approval is {resolved.approval or 'not recorded'}: "
+            f"only a version promoted by medops is deployed; run `medops approve {uri} "
+            "--reason ...` (or move the alias back)",
+        )
+    url = os.environ.get(DB_ENV)
+    if not url:
+        return
+    try:
+        log = _audit_log(url)
+        checked = log.verify([resolved.approval_hash] if resolved.approval_hash else [])
+        approved = [e for e in log.entries(uri) if e.action == "approve"]
+    except (AuditError, SQLAlchemyError) as error:
+        raise RegistryError(
+            "AuditLogUnavailable", f"the audit log could not be read ({type(error).__name__})"
+        ) from None
+    if not checked.ok or not any(e.hash == resolved.approval_hash for e in approved):
+        raise RegistryError(
+            "ApprovalNotInAuditLog",
+            f"{uri} is tagged approved, but no intact approval of it is in the audit log "
+            f"({checked.problem or 'no approve entry with the tagged hash'}): not deployed",
+        )
 
 
 def _unavailable(error: Exception) -> str:

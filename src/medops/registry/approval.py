@@ -17,11 +17,14 @@ from typing import Any
 from medops.errors import MedopsError
 from medops.registry.audit import AuditLog, Entry
 from medops.registry.gate import Decision
+from medops.registry.tags import (
+    APPROVAL_AUDIT_TAG,
+    APPROVAL_TAG,
+    AUDIT_TAGS,
+    GATE_AUDIT_TAG,
+    version_uri,
+)
 
-APPROVAL_TAG = "approval"
-GATE_AUDIT_TAG = "gate_audit_hash"
-APPROVAL_AUDIT_TAG = "approval_audit_hash"
-AUDIT_TAGS = (GATE_AUDIT_TAG, APPROVAL_AUDIT_TAG)  # hashes kept outside the audit database
 STAGE_ACTOR = "medops (register stage)"
 DEFAULT_ALIAS = "champion"  # what `medops approve` moves unless told --alias
 AUTO_ACTOR = "medops (auto: recipe registry.approval=auto)"
@@ -52,10 +55,6 @@ class Approval:
             "approved_by": self.audit["approve"].actor if "approve" in self.audit else None,
             "audit": {action: entry.hash for action, entry in self.audit.items()},
         }
-
-
-def version_uri(name: str, version: str) -> str:
-    return f"models:/{name}/{version}"
 
 
 def parse_version_uri(model_uri: str) -> tuple[str, str]:

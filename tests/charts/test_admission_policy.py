@@ -47,6 +47,9 @@ SPECS: list[tuple[str, dict[str, Any]]] = [
     ("a foreign ServiceAccount", {"serviceAccountName": "cluster-admin-sa"}),
     ("a foreign Secret", {"mlflow": {"secretRef": "database-root"}}),
     ("a foreign registry", {"mlflow": {"trackingUri": "http://attacker.example:8080"}}),
+    ("a claim of the platform", {"storage": {"pvc": "medops-runs"}}),
+    ("a foreign claim", {"storage": {"pvc": "radiology-archive"}}),
+    ("a foreign claim that contains an allowed name", {"storage": {"pvc": "x-medops-runs"}}),
 ]
 
 
@@ -77,7 +80,10 @@ def admitted(policy: dict[str, Any], spec: dict[str, Any]) -> list[str]:
         v["name"]: env.compile(v["expression"]).eval(data={}).value()
         for v in policy["spec"]["variables"]
     }
-    plain = {name: [item.value() for item in value] for name, value in variables.items()}
+    plain = {
+        name: [item.value() for item in value] if isinstance(value, list) else value
+        for name, value in variables.items()
+    }
     data = {"object": {"spec": spec}, "variables": plain}
     return [
         rule["message"]

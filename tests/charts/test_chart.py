@@ -377,3 +377,21 @@ def test_the_pods_the_operator_creates_are_fenced_in_each_watched_namespace(rend
     assert not [
         d for d in rendered["clusterwide"] if d["metadata"].get("namespace") == "medops-runs"
     ]
+
+
+def test_the_operator_reads_the_audit_log_when_given_one(helm):
+    url = "postgresql+psycopg://audit_ro@db.example:5432/audit"
+    given = ["--set", f"operator.auditDatabase.url={url}"]
+    secret = ["--set", "operator.auditDatabase.passwordSecret=audit-db"]
+    done = run_helm(helm, "template", "medops", str(CHART), *API_SERVER, *given, *secret)
+    assert done.returncode == 0, done.stderr
+    docs = [d for d in yaml.safe_load_all(done.stdout) if d and d["kind"] == "Deployment"]
+    operator = next(d for d in docs if d["metadata"]["name"].endswith("operator"))
+    env = {e["name"]: e for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MEDOPS_AUDIT_DB"]["value"] == url
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "audit-db", "key": "password"}
+    no_secret = run_helm(helm, "template", "medops", str(CHART), *API_SERVER, *given)
+    assert no_secret.returncode != 0 and "operator.auditDatabase.passwordSecret" in no_secret.stderr
+    password = ["--set", "operator.auditDatabase.url=postgresql://audit:hunter2@db/audit"]
+    refused = run_helm(helm, "template", "medops", str(CHART), *API_SERVER, *password, *secret)
+    assert refused.returncode != 0 and "operator.auditDatabase.url" in refused.stderr

@@ -17,6 +17,7 @@ CHART = {
     "MEDOPS_ALLOWED_SERVICE_ACCOUNTS": "",
     "MEDOPS_ALLOWED_CREDENTIAL_REFS": "medops-mlflow-credentials",
     "MEDOPS_ALLOWED_TRACKING_URIS": "http://medops-mlflow.medops-system.svc:5000",
+    "MEDOPS_ALLOWED_CLAIM_PATTERN": "^medops-[a-z0-9.-]*$",
 }
 
 
@@ -77,3 +78,11 @@ def test_allowed_values_pass_and_prefixes_match_whole_repositories():
     assert not image_allowed("ghcr.io/medops/medops-cpu-evil:1", exact)
     with pytest.raises(NotAllowed, match="leave it out"):
         allowlist.check({"serviceAccountName": "default"})
+
+
+def test_a_finetune_may_mount_only_the_claims_the_pattern_allows():
+    allowlist = Allowlist.from_env(CHART)
+    allowlist.check({"storage": {"pvc": "medops-runs"}})
+    for claim in ("radiology-archive", "x-medops-runs", "medops-runs/../etc"):
+        with pytest.raises(NotAllowed, match="operator.allowedClaimPattern"):
+            allowlist.check({"storage": {"pvc": claim}})

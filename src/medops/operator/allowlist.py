@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 IMAGES_ENV = "MEDOPS_ALLOWED_IMAGE_PREFIXES"
 ACCOUNTS_ENV = "MEDOPS_ALLOWED_SERVICE_ACCOUNTS"
 SECRETS_ENV = "MEDOPS_ALLOWED_CREDENTIAL_REFS"
+CLAIMS_ENV = "MEDOPS_ALLOWED_CLAIM_PATTERN"  # an RE2-compatible regex, searched as CEL does
 _warned: list[bool] = []
 
 
@@ -49,11 +51,16 @@ class Allowlist:
     images: frozenset[str] | None
     service_accounts: frozenset[str] | None
     secrets: frozenset[str] | None
+    claims: re.Pattern[str] | None = None  # PVCs a FineTune may mount
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Allowlist:
+        claims = env.get(CLAIMS_ENV)
         allowlist = cls(
-            _listed(env, IMAGES_ENV), _listed(env, ACCOUNTS_ENV), _listed(env, SECRETS_ENV)
+            _listed(env, IMAGES_ENV),
+            _listed(env, ACCOUNTS_ENV),
+            _listed(env, SECRETS_ENV),
+            re.compile(claims) if claims else None,
         )
         if allowlist.images is None and not _warned:
             _warned.append(True)
@@ -62,6 +69,12 @@ class Allowlist:
 
     def check(self, spec: dict[str, Any]) -> None:
         """Refuse ``spec`` (a FineTune's or a ModelDeployment's) naming what is not allowed."""
+        claim = (spec.get("storage") or {}).get("pvc")
+        if self.claims is not None and claim and not self.claims.search(claim):
+            raise NotAllowed(
+                f"spec.storage.pvc {claim!r} is not a claim the platform team lets training "
+                "mount; use one matching operator.allowedClaimPattern (chart values)"
+            )
         image = spec.get("image")
         if self.images is not None and image and not image_allowed(image, self.images):
             raise NotAllowed(

@@ -72,6 +72,8 @@ def test_each_instance_is_scored_with_its_entitys_latest_features(served):
             ]
         },
     )
+    said = [p["context"] for p in out["predictions"]]
+    assert said == ["found", "found", "no id", "unknown id"]  # an unknown id is not an error
     zoloft, advil, none, unknown = (p["probabilities"] for p in out["predictions"])
     assert out["predictions"][0]["condition"] == "Pain"
     assert zoloft["Pain"] > advil["Pain"] > 0.34  # 5 earlier reviews, then 2

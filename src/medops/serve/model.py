@@ -79,6 +79,15 @@ def load_guard(recipe: Recipe, artifacts: dict[str, Path], known: Iterable[str] 
     return Guard(recipe.deid, frozenset(vocabulary), serve.deidentify_input, serve.redact_output)
 
 
+def context_status(entity: str | None, found: dict[str, dict[str, Any]]) -> str:
+    """``found``: the store knew something of the entity; ``unknown id``: it knew nothing
+    (scored as no history, not an error); ``no id``: the instance named none."""
+    if entity is None:
+        return "no id"
+    known = found.get(entity) or {}
+    return "found" if any(value is not None for value in known.values()) else "unknown id"
+
+
 class PyfuncPredictor(Model):
     """Serves ``models:/<name>@<alias>`` (or any MLflow model URI) for one task."""
 
@@ -212,11 +221,14 @@ class PyfuncPredictor(Model):
         seen = CHARS_PER_TOKEN * self.recipe.model.max_length
         texts = self._guard.clean([text[:seen] for texts, _ in requests for text in texts])
         inputs = pd.DataFrame({"text": texts})
+        found: dict[str, dict[str, Any]] = {}
         if self.context is not None:
             ids = [entity for _, entities in requests for entity in entities]
             found = self.context([entity for entity in ids if entity is not None])
             inputs["context"] = [found.get(entity) if entity else None for entity in ids]
         frame = self._pyfunc.predict(inputs)
+        if self.context is not None:  # said in the answer: what the model knew of the entity
+            frame["context"] = [context_status(entity, found) for entity in ids]
         bounds = np.cumsum([0, *(len(texts) for texts, _ in requests)])
         return [
             frame.iloc[start:end].reset_index(drop=True)

@@ -98,14 +98,22 @@ def _text(instance: Any, index: int) -> str:
     return text
 
 
-def encode(labels: Sequence[str], classes: Sequence[str], probabilities: np.ndarray) -> dict:
-    """One ``{"condition", "probabilities": {class: p}}`` per instance, in request order."""
-    return {
-        "predictions": [
-            {
-                "condition": label,
-                "probabilities": {name: float(p) for name, p in zip(classes, row, strict=True)},
-            }
-            for label, row in zip(labels, probabilities, strict=True)
-        ]
-    }
+def encode(
+    labels: Sequence[str],
+    classes: Sequence[str],
+    probabilities: np.ndarray,
+    context: Sequence[str] | None = None,
+) -> dict:
+    """One ``{"condition", "probabilities": {class: p}}`` per instance, in request order;
+    with ``context`` (a model that reads features) each also says what was known of its
+    entity: ``found``, ``unknown id`` or ``no id``."""
+    predictions: list[dict[str, Any]] = [
+        {
+            "condition": label,
+            "probabilities": {name: float(p) for name, p in zip(classes, row, strict=True)},
+        }
+        for label, row in zip(labels, probabilities, strict=True)
+    ]
+    for prediction, status in zip(predictions, context or (), strict=False):
+        prediction["context"] = status
+    return {"predictions": predictions}

@@ -95,7 +95,8 @@ class ClassifierPredictor(PyfuncPredictor):
                 model_name=self.name,
                 request_id=result.batch.request_id,
             )
-        return v1.encode(labels, self.classes, probabilities)
+        context = result.frame["context"].tolist() if "context" in result.frame else None
+        return v1.encode(labels, self.classes, probabilities, context)
 
     def get_output_types(self) -> list[dict]:
         """v2 metadata has no room for names: the class count is in the shapes, the names

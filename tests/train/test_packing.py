@@ -87,7 +87,7 @@ def test_without_position_resets_the_examples_would_leak(tiny_lm):
 
 def test_answer_loss_uses_only_answer_positions_and_matches_full_logits(tiny_lm):
     """The loop's loss (LM head on answer positions only) equals the textbook computation."""
-    from medops.tasks.causal_lm.loop import answer_loss_sum
+    from medops.model.loss import answer_loss_sum
 
     examples = _examples(4, seed=3)
     batch = collate_packed([examples[:2], examples[2:]], pad_id=0)

@@ -27,8 +27,10 @@ class Training(Adaptation, Protocol):
 
 
 def autocast_dtype(precision: str, on_gpu: bool, bf16_supported: bool) -> torch.dtype | None:
-    """None for fp32; bf16/fp16 autocast only on a GPU (CPU autocast is slower here)."""
-    if not on_gpu or precision == "fp32":
+    """None for fp32. ``auto``: bf16 where the device computes it natively (a bf16 GPU, or a
+    CPU with AMX / AVX512-BF16: ``precision.cpu_has_bf16``), else fp32, since emulated bf16
+    is slower than fp32. fp16 autocast only on a GPU (a CPU has no fast fp16 matmul)."""
+    if precision == "fp32" or (precision == "fp16" and not on_gpu):
         return None
     if precision == "auto":
         return torch.bfloat16 if bf16_supported else None

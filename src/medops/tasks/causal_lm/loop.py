@@ -48,13 +48,16 @@ from medops.model.causal_lm import (
     trainable_tensors,
     weights_dtype,
 )
-from medops.model.chat import IGNORE, Tokenized
+from medops.model.chat import Tokenized
 from medops.model.gguf_cache import CACHE_ENV
+from medops.model.loss import answer_loss_sum
+from medops.model.precision import cpu_has_bf16
 from medops.recipe import build_recipe
 from medops.tasks.causal_lm.recipe import CausalLMRecipe
 from medops.tasks.spec import load
 from medops.train.batches import global_batches, shard
 from medops.train.packing import collate_packed, collate_padded, pack
+from medops.train.timing import PhaseClock
 
 STATE_FILE = "trainable.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -94,26 +97,6 @@ def collate(
 ) -> dict[str, torch.Tensor]:
     rows = [units.rows[i] for i in indices]
     return collate_packed(rows, pad_id) if packing else collate_padded([r[0] for r in rows], pad_id)
-
-
-def answer_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Summed next-token cross-entropy over answer tokens (labels shifted here, not in HF).
-
-    Only positions that predict an answer token in some row go through the LM head
-    (``logits_to_keep``): the prompt is most of every example, and the head over a 49k-token
-    vocabulary is a fifth of a small model's compute.
-    """
-    labels = batch["labels"]
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    targets = labels[:, 1:]
-    keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(1)
-    logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits.float()
-    return torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]),
-        targets[:, keep].reshape(-1),
-        ignore_index=IGNORE,
-        reduction="sum",
-    )
 
 
 def _micro_batches(units: Units, recipe: CausalLMRecipe, world: int, epoch: int) -> list[list[int]]:
@@ -239,6 +222,7 @@ class _Session:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     total_steps: int
+    clock: PhaseClock
 
     def batch(self, units: Units, indices: list[int]) -> dict[str, torch.Tensor]:
         tensors = collate(units, indices, self.pad_id, self.recipe.lm.packing)
@@ -286,7 +270,8 @@ def _session(config: dict[str, Any]) -> _Session:
     }
     device = ray.train.torch.get_device()
     on_gpu = device.type == "cuda"
-    cast = autocast_dtype(recipe.train.precision, on_gpu, on_gpu and torch.cuda.is_bf16_supported())
+    native_bf16 = torch.cuda.is_bf16_supported() if on_gpu else cpu_has_bf16()
+    cast = autocast_dtype(recipe.train.precision, on_gpu, native_bf16)
     base = load_causal_lm(model_path, recipe.train, weights_dtype(recipe.train, cast))
     base.train()  # from_pretrained returns eval mode: LoRA dropout would stay off
     model = ray.train.torch.prepare_model(base)
@@ -313,6 +298,7 @@ def _session(config: dict[str, Any]) -> _Session:
         optimizer=optimizer,
         scheduler=get_linear_schedule_with_warmup(optimizer, warmup, total),
         total_steps=total,
+        clock=PhaseClock(),
     )
 
 
@@ -322,8 +308,10 @@ def _optimizer_step(session: _Session, window: list[list[int]]) -> tuple[float, 
     cast = s.cast
     denominator = sum(s.units.answer_tokens(b) for b in window)
     loss_value, tokens = 0.0, 0
+    s.clock.start()
     for micro in window:
         batch = s.batch(s.units, shard(micro, s.rank, s.world))
+        s.clock.lap("data")
         # gradients are all-reduced once per step, on its last micro-batch
         last = micro is window[-1]
         sync = (
@@ -333,13 +321,16 @@ def _optimizer_step(session: _Session, window: list[list[int]]) -> tuple[float, 
         )
         with sync, torch.autocast(s.device.type, dtype=cast, enabled=cast is not None):
             loss = answer_loss_sum(s.model, batch) * s.world / denominator
+            s.clock.lap("forward")
             loss.backward()
         loss_value += float(loss.detach()) / s.world  # this rank's share of the step loss
         tokens += s.units.tokens(micro)
+        s.clock.lap("backward")
     torch.nn.utils.clip_grad_norm_(s.params, 1.0)
     s.optimizer.step()
     s.scheduler.step()
     s.optimizer.zero_grad(set_to_none=True)
+    s.clock.lap("optimizer")
     return _global_sum(loss_value, s.world, s.device), tokens
 
 
@@ -389,6 +380,7 @@ def train_lm_loop(config: dict[str, Any]) -> None:
                     "epoch": epoch,
                     "train_loss": float(np.mean(losses)),
                     "tokens_per_second": tokens_seen / (time.perf_counter() - started),
+                    **s.clock.metrics(),
                 }
                 if last or epoch_end:
                     metrics["val_loss"] = _validation_loss(s)

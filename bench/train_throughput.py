@@ -6,7 +6,7 @@ repeated ``--rounds`` times; every figure is a median over the rounds with its m
 (a) ``medops_local``: ``medops.tasks.causal_lm.loop.train_lm_loop`` (packed rows, LM head on
     answer positions only, ``train.precision: auto`` = bf16 autocast where the CPU has native
     bf16) under Ray Train V2's local mode (``ScalingConfig(num_workers=0)``): the loop runs in
-    this process with the ``ray.train`` API working, and no Ray cluster is started.
+    a fresh process with the ``ray.train`` API working, and no Ray cluster is started.
 (b) ``trainer_fp32`` / ``trainer_bf16``: transformers ``Trainer`` + peft ``get_peft_model``,
     one example per row, padded per batch by ``DataCollatorForSeq2Seq``: what one writes
     without medops, as is and with ``bf16=True`` (CPU autocast). The ratio is taken against
@@ -16,6 +16,8 @@ repeated ``--rounds`` times; every figure is a median over the rounds with its m
 ``medops_fp32`` (round 1 only) is the loop at ``train.precision: fp32``: the loss check of
 bf16 (per-step training losses and validation loss against fp32). ``--two-workers`` adds
 ``medops_ray_2workers`` (two workers, one CPU each, DDP over gloo), information only.
+Every arm trains in a new process (the Ray arm in its new worker), so none reuses the
+kernels an earlier arm compiled for the same shapes: each pays a user's cold start.
 
 Why the comparison is fair: every arm trains the same base model (SmolLM2-135M-Instruct of
 ``recipes/extraction-demo.yaml``) with the same LoRA config and initial seed, on the
@@ -42,6 +44,7 @@ import gc
 import io
 import json
 import math
+import multiprocessing
 import os
 import platform
 import re
@@ -51,7 +54,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -226,7 +231,25 @@ def _loop_config(recipe: Recipe, model_path: str, prepared: Path, storage: Path)
     }
 
 
-def _run_local(recipe: Recipe, model_path: str, prepared: Path, work: Path) -> Any:
+def _fresh(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` in a new Python process: every arm starts cold, as a user's run
+    does (a process that already ran an arm keeps oneDNN's kernels for the same shapes, and
+    the Ray arm's worker is always new)."""
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        return pool.submit(function, *args).result()
+
+
+@dataclass
+class _LocalResult:
+    """What ``_medops_arm`` reads of a ``ray.train.Result``, sent back from the fresh process."""
+
+    metrics: dict[str, Any]
+    checkpoint: ray.train.Checkpoint
+    step_losses: list[float]
+
+
+def _local_fit(recipe: Recipe, model_path: str, prepared: Path, work: Path) -> _LocalResult:
     storage = Path(tempfile.mkdtemp(dir=work, prefix="local-"))
     trainer = TorchTrainer(
         medops_loop,
@@ -237,8 +260,12 @@ def _run_local(recipe: Recipe, model_path: str, prepared: Path, work: Path) -> A
     tee = _Tee(sys.stdout)
     with _persisted_reports(storage), contextlib.redirect_stdout(tee):
         result = trainer.fit()
-    result.step_losses = [float(m[2]) for m in STEP_LINE.finditer(tee.text.getvalue())]
-    return result
+    losses = [float(m[2]) for m in STEP_LINE.finditer(tee.text.getvalue())]
+    return _LocalResult(dict(result.metrics), result.checkpoint, losses)
+
+
+def _run_local(recipe: Recipe, model_path: str, prepared: Path, work: Path) -> _LocalResult:
+    return _fresh(_local_fit, recipe, model_path, prepared, work)
 
 
 def _run_ray(recipe: Recipe, model_path: str, prepared: Path, work: Path) -> Any:
@@ -524,7 +551,8 @@ def main() -> None:
             runs.setdefault(name, []).append(arm)
 
         def trainer(bf16: bool) -> None:
-            arm = _trainer_arm(base, model_path, examples["train"], args.steps, val, work, bf16)
+            train = examples["train"]
+            arm = _fresh(_trainer_arm, base, model_path, train, args.steps, val, work, bf16)
             runs.setdefault("trainer_bf16" if bf16 else "trainer_fp32", []).append(arm)
 
         for round_ in range(args.rounds):

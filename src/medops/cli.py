@@ -129,6 +129,31 @@ def _parser() -> argparse.ArgumentParser:
         "else <store>/mlflow/mlflow.db when it exists",
     )
     _governance_parsers(commands)
+    drift = with_recipe(
+        "drift",
+        "compare recorded traffic with the training data (docs/governance.md); exit 1 on drift",
+    )
+    drift.add_argument(
+        "--since",
+        help="7d, 24h, 30m or an ISO date; default monitor.drift.window_days, else every "
+        "unexpired recorded exchange",
+    )
+    drift.add_argument(
+        "--run-summary",
+        type=Path,
+        help="run-summary.json of the served version's run; default <output_dir>/run-summary.json",
+    )
+    drift.add_argument(
+        "--prepared", type=Path, help="instead of --run-summary: the prepared dataset directory"
+    )
+    drift.add_argument(
+        "--evaluated",
+        type=Path,
+        help="with --prepared: the evaluate stage's directory (the answer statistics need it)",
+    )
+    drift.add_argument(
+        "--out", type=Path, help="drift.json and drift.md; default <output_dir>/drift"
+    )
     review = commands.add_parser("review", help="clinician review in Label Studio (docs/review.md)")
     review_commands = review.add_subparsers(dest="review_command", required=True)
     for name, help_text in (
@@ -196,6 +221,15 @@ def _governance_parsers(commands: Any) -> None:
     audit.add_argument("--subject", help="only entries about this, e.g. models:/<name>/<version>")
     for flag, flag_help in where.items():
         audit.add_argument(flag, help=flag_help)
+    access = commands.add_parser(
+        "registry-access",
+        help="as the MLflow admin: create or update the pipeline, approver and operator "
+        "identities (MEDOPS_MLFLOW_<ROLE>_USERNAME/PASSWORD) and their grants",
+    )
+    access.add_argument("--tracking-uri", required=True, help="the MLflow server (basic-auth)")
+    access.add_argument(
+        "--model", action="append", default=[], help="a registered model to create (repeat)"
+    )
 
 
 def _os_user() -> str:
@@ -293,6 +327,28 @@ def _review(args: argparse.Namespace, recipe: Recipe) -> None:
     print(json.dumps({"feedback": str(args.out), **manifest.extra["summary"]}, indent=2))
 
 
+def _drift(args: argparse.Namespace, recipe: Recipe) -> int:
+    """`medops drift`: the table on stdout, drift.json and drift.md in --out; 1 on drift."""
+    if not args.verbose:  # alembic logs each migration step when the store opens
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    from medops.monitor.report import drift_report, exit_code, table_lines, write_report
+    from medops.monitor.traffic import window_start
+    from medops.review.push import SUMMARY, RunOutputs
+
+    if args.evaluated and not args.prepared:
+        raise ConfigurationError("--evaluated goes with --prepared; or pass --run-summary alone")
+    if args.prepared:
+        prepared, evaluated = args.prepared, args.evaluated
+    else:
+        run = RunOutputs.read(args.run_summary or recipe.out / SUMMARY)
+        prepared, evaluated = run.prepared, run.evaluated
+    report = drift_report(recipe, prepared, evaluated, window_start(recipe, args.since))
+    written = write_report(report, args.out or recipe.out / "drift")
+    print("\n".join(table_lines(report)))
+    print(f"report {written[1]}")
+    return exit_code(report)
+
+
 def _token(variable: str | None) -> str | None:
     """The bearer token named by ``--token-env``; never printed."""
     if variable is None:
@@ -379,6 +435,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _forget(args) if args.data_command == "forget" else _deid(args)
     if args.command in ("approve", "reject", "audit"):
         return _governance(args)
+    if args.command == "registry-access":
+        from medops.registry.permissions import bootstrap, identities_from_env
+
+        bootstrap(args.tracking_uri, identities_from_env(os.environ), args.model)
+        return 0
     recipe = load_recipe(args.recipe, args.overrides)
     if args.command == "validate":
         print(json.dumps({"recipe_hash": recipe.content_hash(), **recipe.to_dict()}, indent=2))
@@ -412,6 +473,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(
             json.dumps({"stage": "train", "counts": manifest.counts, "metrics": manifest.metrics})
         )
+    elif args.command == "drift":
+        return _drift(args, recipe)
     elif args.command == "review":
         _review(args, recipe)
     elif args.command == "serve":

@@ -279,6 +279,54 @@ class Evaluation(Section):
                 )
 
 
+CanaryFormat = Literal["mrn", "phone", "name_date"]
+_CANARY_FORMATS: list[CanaryFormat] = ["mrn", "phone", "name_date"]
+
+
+class Canaries(Section):
+    """Obviously fake PHI-shaped secrets planted into the audited run's training rows."""
+
+    count: int = Field(3, ge=1, le=64, description="canaries planted, formats taken in turn")
+    formats: list[CanaryFormat] = Field(
+        default_factory=lambda: list(_CANARY_FORMATS),
+        min_length=1,
+        description="mrn (ZZ + 7 digits), phone (555-...), name_date (invented name, born 18xx)",
+    )
+    repeats: int = Field(1, ge=1, le=1000, description="copies of each canary trained on")
+    references: int = Field(
+        100,
+        ge=20,
+        le=10_000,
+        description="unplanted candidates per format whose log-perplexities the exposure is "
+        "measured against",
+    )
+
+
+class Regurgitation(Section):
+    """Training conversations prompted with all but their answer; generations scanned."""
+
+    probes: int = Field(8, ge=0, description="training conversations probed (canaries too)")
+    max_new_tokens: int = Field(32, ge=1)
+    overlap_words: int = Field(
+        16,
+        ge=4,
+        description="a generation repeating this many consecutive words of a training text "
+        "(other than its own prompt) counts as a verbatim overlap",
+    )
+
+
+class PrivacyAudit(Section):
+    """Memorisation audit of a generative model before approval (docs/privacy.md)."""
+
+    enabled: bool = Field(True, description="false: no canaries, no audit; approval not blocked")
+    max_exposure_bits: float = Field(
+        12.0, gt=0.0, description="approval is refused when a canary's exposure is above this"
+    )
+    batch_size: int = Field(32, ge=1, description="sequences scored or generated at once")
+    canaries: Canaries = Field(default_factory=Canaries)
+    regurgitation: Regurgitation = Field(default_factory=Regurgitation)
+
+
 class Registry(Section):
     tracking_uri: str | None = Field(
         None,
@@ -672,6 +720,65 @@ class Features(Section):
         return tuple(name for name in self.names if name in CATEGORICAL_FEATURES)
 
 
+class DriftThresholds(Section):
+    """How far past chance each statistic may go before it counts as drift (docs/governance.md)."""
+
+    input_length_psi: float = Field(
+        0.2, gt=0.0, description="PSI of input length (characters) over the training deciles"
+    )
+    vocabulary_oov: float = Field(
+        0.02, gt=0.0, lt=1.0, description="share of traffic words the training text never has"
+    )
+    vocabulary_jsd: float = Field(
+        0.02, gt=0.0, le=1.0, description="Jensen-Shannon divergence (base 2) of word frequencies"
+    )
+    answer_length_psi: float = Field(
+        0.2, gt=0.0, description="PSI of answer length against the version's evaluated answers"
+    )
+    answer_category_psi: float = Field(
+        0.2, gt=0.0, description="PSI of the answers' label field against the evaluated answers"
+    )
+
+
+class Drift(Section):
+    """``medops drift``: recorded traffic (``serve.review_queue``) against the training data.
+
+    A statistic drifts when it exceeds what chance gives at these sample sizes (the mean
+    over permutations of the pooled rows) by more than its threshold AND the permutation
+    p-value is below ``alpha``: small samples never fire on noise alone.
+    """
+
+    min_rows: int = Field(
+        100, ge=10, description="fewer recorded exchanges than this: insufficient data"
+    )
+    window_days: int | None = Field(
+        None, ge=1, description="only exchanges of the last N days; default: all unexpired"
+    )
+    alpha: float = Field(
+        0.01, gt=0.0, lt=0.5, description="permutation p-value below which a shift is real"
+    )
+    permutations: int = Field(200, ge=20, le=10_000, description="permutations per statistic")
+    max_rows: int = Field(
+        5000, ge=100, description="each side is sampled down to this many rows (seeded)"
+    )
+    thresholds: DriftThresholds = Field(default_factory=DriftThresholds)
+
+    @model_validator(mode="after")
+    def _resolvable(self) -> Drift:
+        if (self.permutations + 1) * self.alpha > 1:  # the smallest p is 1/(n+1)
+            return self
+        raise ValueError(
+            f"permutations {self.permutations} cannot show a p-value below alpha {self.alpha}: "
+            f"raise permutations to at least {int(1 / self.alpha)}"
+        )
+
+
+class Monitor(Section):
+    """Watching a served model: ``drift`` (``medops drift``)."""
+
+    drift: Drift = Field(default_factory=Drift)
+
+
 class Recipe(Section):
     """A whole run: task, data, de-identification, model, training, gate, registry, serving.
 
@@ -697,6 +804,7 @@ class Recipe(Section):
     features: Features | None = Field(
         None, description="point-in-time features served by Feast; default: none"
     )
+    monitor: Monitor = Field(default_factory=Monitor)
 
     @model_validator(mode="after")
     def _shared_checks(self) -> Recipe:

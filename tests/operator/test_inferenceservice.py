@@ -14,6 +14,7 @@ import pytest
 from medops.operator.inferenceservice import (
     SPEC_HASH_ANNOTATION,
     DeploymentSpecError,
+    FeastWiring,
     api_keys_secret,
     build_inferenceservice,
     knative_annotations,
@@ -269,3 +270,68 @@ def test_keys_on_the_huggingface_runtime_or_too_long_a_name_say_why(hf_deploymen
     generative["metadata"]["name"] = "x" * 250
     with pytest.raises(DeploymentSpecError, match="longer than 253"):
         build_inferenceservice(generative, "5", task="causal-lm")
+
+
+# --- the chart's Feast: config and passwords for medops predictors, only when enabled ---
+
+FEAST = FeastWiring("medops-feast", "medops-feast-redis", "medops-feast-registry")
+
+
+def test_feast_wiring_comes_from_the_operators_environment_only_when_enabled():
+    assert FeastWiring.from_env({}) is None
+    assert FeastWiring.from_env({"MEDOPS_FEAST_REDIS_CREDENTIAL_REF": "r"}) is None  # no ConfigMap
+    env = {
+        "MEDOPS_FEAST_CONFIGMAP": "medops-feast",
+        "MEDOPS_FEAST_REDIS_CREDENTIAL_REF": "medops-feast-redis",
+        "MEDOPS_FEAST_REGISTRY_CREDENTIAL_REF": "medops-feast-registry",
+    }
+    assert FeastWiring.from_env(env) == FEAST
+    assert FeastWiring.from_env({"MEDOPS_FEAST_CONFIGMAP": "c"}) == FeastWiring("c")
+
+
+def test_with_feast_the_predictor_mounts_the_charts_config_and_reads_passwords_from_secrets(
+    generative, upstream_crds
+):
+    isvc = validate_resource(
+        build_inferenceservice(generative, "5", task="causal-lm", feast=FEAST), upstream_crds
+    )
+    container = _container(isvc)
+    assert _volumes(isvc)["feast"]["configMap"] == {
+        "name": "medops-feast",
+        "items": [{"key": "feature_store.yaml", "path": "feature_store.yaml"}],
+    }
+    mount = _mounts(container)["feast"]
+    assert mount == {"name": "feast", "mountPath": "/etc/medops-feast", "readOnly": True}
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MEDOPS_FEATURE_STORE_CONFIG"]["value"] == "/etc/medops-feast/feature_store.yaml"
+    assert env["REDIS_PASSWORD"] == {
+        "name": "REDIS_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "medops-feast-redis", "key": "password"}},
+    }
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "medops-feast-registry"
+    # the API keys stay as they were, and no mount sits inside another
+    assert _mounts(container)["api-keys"]["mountPath"] == "/etc/medops-api-keys"
+    paths = [m["mountPath"] for m in container["volumeMounts"]]
+    assert all(not a.startswith(b + "/") for a in paths for b in paths)
+
+
+def test_without_feast_or_passwords_nothing_of_it_is_added(deployment, hf_deployment):
+    plain = build_inferenceservice(deployment, "7")
+    assert "feast" not in json.dumps(plain["spec"])
+    assert "MEDOPS_FEATURE_STORE_CONFIG" not in _env(_container(plain))
+    bare = _container(build_inferenceservice(deployment, "7", feast=FeastWiring("medops-feast")))
+    assert {"MEDOPS_FEATURE_STORE_CONFIG"} <= set(_env(bare))
+    assert not {"REDIS_PASSWORD", "PGPASSWORD"} & set(_env(bare))
+    # KServe's Hugging Face runtime does not run medops: it gets none of it
+    hf = build_inferenceservice(hf_deployment, "3", "s3://models/discharge/3", feast=FEAST)
+    assert hf == build_inferenceservice(hf_deployment, "3", "s3://models/discharge/3")
+
+
+def test_the_spec_cannot_name_the_feature_store(deployment, medops_crds):
+    """The store's address comes from the chart, never from whoever writes a ModelDeployment."""
+    written = copy.deepcopy(deployment)
+    written["spec"]["featureStore"] = {"configMap": "someone-elses"}
+    with pytest.raises(SchemaError):
+        validate_resource(written, medops_crds)
+    isvc = build_inferenceservice(written, "7", feast=FEAST)
+    assert "someone-elses" not in json.dumps(isvc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 import pytest
@@ -178,6 +179,10 @@ class _Registry:
 
     def get_model_version_by_alias(self, name: str, alias: str):
         raise mlflow.exceptions.MlflowException("no alias")
+
+    def get_run(self, run_id: str) -> SimpleNamespace:
+        """A training run with no privacy audit due (a classifier's)."""
+        return SimpleNamespace(data=SimpleNamespace(tags={}, params={}))
 
 
 def test_an_approval_recorded_for_this_run_moves_the_alias(tmp_path: Path) -> None:

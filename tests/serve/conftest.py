@@ -22,11 +22,15 @@ import yaml
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from medops.assets import resolve_uri
+from medops.features.build import prepare_features
+from medops.features.online import materialize
 from medops.model.classifier import TextClassifier
 from medops.recipe import Recipe, build_recipe
 from medops.registry.stage import log_version
 from medops.registry.tracking import TRACKING_ENV, artifact_location, tracking_uri
 from medops.tasks import get_task
+from tests.features.conftest import write_reviews
+from tests.features.test_drug_history import REVIEWS
 
 CLASSES = ["Acne", "Depression", "Pain"]
 # one embedding per token, each already what LayerNorm gives (mean 0, variance 1), so a
@@ -120,3 +124,27 @@ def _register(root: Path) -> Registry:
     client.set_registered_model_alias(recipe.registry.model_name, recipe.registry.alias, version)
     model_uri = f"models:/{recipe.registry.model_name}@{recipe.registry.alias}"
     return Registry(recipe, recipe_path, uri, model_uri)
+
+
+def drug_context_recipe(directory: Path, feature_set: list[str]) -> Recipe:
+    """A recipe whose drug feature store is built and materialized, as prepare leaves it:
+    Zoloft has 5 earlier reviews (mean rating 5.5, top condition Anxiety), Advil 2."""
+    train = write_reviews(directory / "train.tsv", REVIEWS)
+    test = write_reviews(directory / "test.tsv", REVIEWS[:1])
+    recipe = build_recipe(
+        {
+            "name": "context-serve",
+            "output_dir": str(directory / "run"),
+            "data": {
+                "sources": [
+                    {"uri": str(train), "format": "tsv", "role": "train"},
+                    {"uri": str(test), "format": "tsv", "role": "test"},
+                ],
+                "columns": {"id": "", "text": "review", "label": "condition"},
+            },
+            "features": {"entity": "drug", "feature_set": feature_set},
+            "serve": {"deidentify_input": False},
+        }
+    )
+    materialize(prepare_features(recipe))
+    return recipe

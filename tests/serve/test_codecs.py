@@ -102,3 +102,51 @@ def test_v2_encode_round_trips_through_rest_json():
 def test_v2_encode_invents_an_id_when_the_request_had_none():
     response = v2.encode(["Pain"], CLASSES, PROBS[:1], model_name="m", request_id=None)
     assert response.id  # v2 responses must carry a non-empty id
+
+
+def drug_input(data: list, **changes) -> dict:
+    return text_input(data, name="drug") | changes
+
+
+def test_v2_entity_ids_come_from_an_input_named_after_the_key():
+    request = v2_request([text_input(["a", "b", "c"]), drug_input(["Zoloft", "", " Advil "])])
+    assert v2.decode(request, "drug") == ["a", "b", "c"]
+    assert v2.entities(request, "drug") == ["Zoloft", None, "Advil"]
+    alone = v2_request([text_input(["a", "b"])])
+    assert v2.decode(alone, "drug") == ["a", "b"] and v2.entities(alone, "drug") == [None, None]
+    with pytest.raises(InvalidInput, match="has 2 inputs"):  # a model without context
+        v2.decode(request)
+
+
+@pytest.mark.parametrize(
+    ("ids", "where"),
+    [
+        (drug_input([SECRET]), "one element per text"),
+        (drug_input([1.0, 2.0], datatype="FP32"), "input 'drug' has another datatype"),
+        (drug_input([SECRET, 7]), "input 'drug': element 1 is not a string"),
+        (drug_input([SECRET, "x"], name="patient_key"), "has 2 inputs"),
+    ],
+)
+def test_v2_bad_entity_inputs_are_refused_by_name(ids, where):
+    request = v2_request([text_input(["a", "b"]), ids])
+    with pytest.raises(InvalidInput) as caught:
+        v2.decode(request, "drug")
+        v2.entities(request, "drug")
+    message = str(caught.value)
+    assert "optionally a BYTES input 'drug'" in message and where in message
+    assert "Jane" not in message and "4412" not in message
+
+
+def test_v2_encode_says_the_context_per_text():
+    response = v2.encode(
+        ["Pain", "Acne"],
+        CLASSES,
+        PROBS,
+        model_name="m",
+        request_id="r1",
+        context=["found", "unknown id"],
+    )
+    parsed = InferResponse.from_rest(response.to_rest()[0])
+    assert parsed.get_output_by_name("context").data == ["found", "unknown id"]
+    plain = v2.encode(["Pain"], CLASSES, PROBS[:1], model_name="m", request_id="r1")
+    assert [output.name for output in plain.outputs] == ["condition", "probabilities", "classes"]

@@ -8,40 +8,19 @@ import asyncio
 import numpy as np
 import pytest
 from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferInput, InferRequest
 
-from medops.features.build import prepare_features
-from medops.features.online import materialize
 from medops.model.classifier import TextClassifier
 from medops.model.side_inputs import SideInputs
-from medops.recipe import build_recipe
 from medops.tasks.classification.serving import ClassifierPredictor
-from tests.features.conftest import write_reviews
-from tests.features.test_drug_history import REVIEWS
 
-from .conftest import CLASSES, keyword_classifier
+from .conftest import CLASSES, drug_context_recipe, keyword_classifier
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> ClassifierPredictor:
     directory = tmp_path_factory.mktemp("context")
-    train = write_reviews(directory / "train.tsv", REVIEWS)
-    test = write_reviews(directory / "test.tsv", REVIEWS[:1])
-    recipe = build_recipe(
-        {
-            "name": "context-serve",
-            "output_dir": str(directory / "run"),
-            "data": {
-                "sources": [
-                    {"uri": str(train), "format": "tsv", "role": "train"},
-                    {"uri": str(test), "format": "tsv", "role": "test"},
-                ],
-                "columns": {"id": "", "text": "review", "label": "condition"},
-            },
-            "features": {"entity": "drug", "feature_set": ["reviews_before"]},
-            "serve": {"deidentify_input": False},
-        }
-    )
-    materialize(prepare_features(recipe))  # as prepare does: Zoloft 5 reviews, Advil 2
+    recipe = drug_context_recipe(directory, ["reviews_before"])  # Zoloft 5 reviews, Advil 2
     model = TextClassifier.load(keyword_classifier(directory / "model", 32))
     side = SideInputs.fit([{"reviews_before": 0}, {"reviews_before": 2}])  # mean 1, std 1
     weight = np.hstack([model.weight, np.zeros((len(CLASSES), side.width))])
@@ -98,3 +77,13 @@ def test_a_model_with_context_but_no_store_scores_no_history(served, caplog):
         assert out["predictions"][0]["probabilities"]["Pain"] == pytest.approx(1 / 3, abs=1e-3)
     finally:
         model.stop()
+
+
+def test_v2_requests_name_their_entities_in_an_input_named_after_the_key(served):
+    texts = InferInput("text", [3], "BYTES", ["hello there"] * 3)
+    ids = InferInput("drug", [3], "BYTES", ["Zoloft", "", "Never reviewed"])
+    response = call(served, InferRequest(served.name, [texts, ids], request_id="r1"))
+    outputs = {output.name: output for output in response.outputs}
+    assert list(outputs["context"].data) == ["found", "no id", "unknown id"]
+    pain = np.asarray(outputs["probabilities"].data).reshape(3, -1)[:, CLASSES.index("Pain")]
+    assert pain[0] > 0.34 and pain[1] == pytest.approx(pain[2]) == pytest.approx(1 / 3, abs=1e-3)

@@ -28,7 +28,7 @@ from openai.types.chat import ChatCompletionContentPartTextParam, ChatCompletion
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from medops.recipe import ServeLimits
-from medops.serve.generation import Finished, GenerationParams, Refused
+from medops.serve.generation import EntityContext, Finished, GenerationParams, Refused
 from medops.serve.openai import install_openai
 
 TOKENS = ["The ", "patient ", "should ", "rest ", "and ", "drink ", "water."]
@@ -54,6 +54,7 @@ class FakeGenerator:
     fail with the prompt in their exception message."""
 
     names = ("med", "busy", "slow", "stall", "broken", "crash", "crash-late")
+    context_key: str | None = None  # trained without context: test_prompt_context.py
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
@@ -61,11 +62,21 @@ class FakeGenerator:
     def model_names(self) -> list[str]:
         return list(self.names)
 
-    async def chat_prompt(self, model: str, messages: Sequence[dict[str, str]]) -> str:
+    async def context(self, entity: str | None) -> EntityContext | None:
+        return None
+
+    async def chat_prompt(
+        self,
+        model: str,
+        messages: Sequence[dict[str, str]],
+        context: EntityContext | None = None,
+    ) -> str:
         self._known(model)
         return "\n".join(f"<{m['role']}>{m['content']}" for m in messages)
 
-    async def text_prompt(self, model: str, prompt: str) -> str:
+    async def text_prompt(
+        self, model: str, prompt: str, context: EntityContext | None = None
+    ) -> str:
         self._known(model)
         return prompt
 

@@ -81,3 +81,85 @@ operator.allowedImages, comma-separated (the operator's check and the admission 
 {{- range (splitList "," .) }}{{ if . }}{{ $items = append $items . }}{{ end }}{{ end -}}
 {{- toJson $items -}}
 {{- end -}}
+
+{{/* MLflow's basic-auth config: deny by default, medops' approver-only guard (docs/security.md).
+No secret in it: the admin comes from MLFLOW_AUTH_ADMIN_*, the database password from
+PGPASSWORD (libpq reads it) */}}
+{{- define "medops.mlflowAuthIni" -}}
+[mlflow]
+default_permission = NO_PERMISSIONS
+database_uri = {{ required "mlflow.auth.database.url: the auth database (users, grants), postgresql+psycopg://user@host:5432/db" .Values.mlflow.auth.database.url }}
+authorization_function = medops.registry.permissions:authenticate
+grant_default_workspace_access = false
+{{- end -}}
+
+{{/* The namespaces whose medops pods may call MLflow: the release's, the watched ones, the
+pipeline runner's and networkPolicy.registryClientNamespaces, as a namespaceSelector */}}
+{{- define "medops.registryClientNamespaces" -}}
+{{- $names := list .Release.Namespace -}}
+{{- if not .Values.operator.clusterWide -}}
+{{- $names = concat $names .Values.operator.watchNamespaces -}}
+{{- end -}}
+{{- $names = concat $names (.Values.pipelineRunner.namespaces | default list) (.Values.networkPolicy.registryClientNamespaces | default list) -}}
+matchExpressions:
+  - key: kubernetes.io/metadata.name
+    operator: In
+    values: {{ $names | uniq | toJson }}
+{{- end -}}
+
+{{/* The feature_store.yaml every medops pod of a Feast-enabled release opens its store with
+(MEDOPS_FEATURE_STORE_CONFIG): Feast's SQL registry on PostgreSQL, the duckdb offline store
+(it reads the parquet each run's build wrote on its volume, by absolute path) and Redis.
+No secret in it: libpq reads the registry's password from PGPASSWORD, and Feast substitutes
+${REDIS_PASSWORD} from the container's environment when it reads the file */}}
+{{- define "medops.feastStoreYaml" -}}
+{{- $feast := .Values.feast -}}
+{{- if not (regexMatch "^postgresql(\\+psycopg)?://[^:@/]+@[^/]+/.+$" $feast.registry) -}}
+{{- fail (printf "feast.registry %q: Feast's SQL registry on PostgreSQL as postgresql+psycopg://user@host:5432/db, without a password (put it in the Secret feast.registryPasswordSecret names, key password)" $feast.registry) -}}
+{{- end -}}
+{{- $redis := printf "%s:%v,db=%v" $feast.redis.host $feast.redis.port $feast.redis.db -}}
+{{- if $feast.redis.existingSecret -}}
+{{- $redis = printf "%s,password=${REDIS_PASSWORD}" $redis -}}
+{{- end -}}
+project: {{ $feast.project }}
+provider: local
+registry:
+  registry_type: sql
+  path: {{ regexReplaceAll "^postgresql(\\+psycopg)?://" $feast.registry "postgresql+psycopg://" | quote }}
+  cache_ttl_seconds: 60
+offline_store:
+  type: duckdb
+online_store:
+  type: redis
+  connection_string: {{ $redis | quote }}
+entity_key_serialization_version: 3
+{{- end -}}
+
+{{/* Where the Feast ConfigMap is rendered: the release's namespace (the feature server) and
+each watched one (the predictors mount it: a pod reads ConfigMaps of its own namespace only) */}}
+{{- define "medops.feastNamespaces" -}}
+{{- $names := list .Release.Namespace -}}
+{{- if not .Values.operator.clusterWide -}}
+{{- $names = concat $names .Values.operator.watchNamespaces -}}
+{{- end -}}
+{{- $names | uniq | toJson -}}
+{{- end -}}
+
+{{/* The peers (a NetworkPolicy ingress rule's `from`) that may call MLflow or Feast: medops
+pods of the medops.registryClientNamespaces, and, cluster-wide, of namespaces labelled
+medops.dev/registry-client: "true" */}}
+{{- define "medops.registryClients" -}}
+- namespaceSelector:
+    {{- include "medops.registryClientNamespaces" . | nindent 4 }}
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/name: medops
+{{- if .Values.operator.clusterWide }}
+- namespaceSelector:
+    matchLabels:
+      medops.dev/registry-client: "true"
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/name: medops
+{{- end }}
+{{- end -}}

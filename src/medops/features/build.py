@@ -25,7 +25,7 @@ from medops.features.definitions import GENERATED, feast_objects
 from medops.features.errors import FeatureConfigError
 from medops.features.files import write_parquet
 from medops.features.quiet import quiet
-from medops.features.spec import ENTITIES, RepoSpec
+from medops.features.spec import recipe_spec
 from medops.features.store import DIRECTORY, FeatureRepo
 from medops.manifest import Manifest, sha256_path, timed, write_manifest
 from medops.privacy.keys import key_id, load_key
@@ -69,30 +69,13 @@ def compute(recipe: Recipe, key: bytes | None, as_of: pd.Timestamp) -> Computed:
     return Computed(patient_context(context, key, as_of), dict(context.counts))
 
 
-def project_name(recipe: Recipe) -> str:
-    """Feast project names take letters, digits and underscores; recipe names also dashes."""
-    return recipe.name.replace("-", "_")
-
-
 def write_repo(recipe: Recipe, frame: pd.DataFrame, key: bytes | None) -> FeatureRepo:
     """Write the parquet, ``feature_store.yaml``, the spec and ``definitions.py``."""
     features = _features(recipe)
     directory = (recipe.out / DIRECTORY).resolve()
-    join_key, types = ENTITIES[features.entity]
-    view = f"{features.entity}_features"
-    data = directory / "data" / f"{view}.parquet"
-    columns = [join_key, "event_timestamp", *features.names]
-    write_parquet(frame[columns], data)
-    spec = RepoSpec(
-        project=project_name(recipe),
-        entity=features.entity,
-        join_key=join_key,
-        view=view,
-        features={name: types[name] for name in features.names},
-        ttl_seconds=(features.ttl_days or 0) * 86_400,
-        data=str(data),
-        key_id=key_id(key) if key is not None else None,
-    )
+    spec = recipe_spec(recipe, directory, key_id(key) if key is not None else None)
+    columns = [spec.join_key, "event_timestamp", *spec.features]
+    write_parquet(frame[columns], Path(spec.data))
     write_config(features, spec.project, directory)
     spec.write(directory)
     (directory / "definitions.py").write_text(GENERATED)

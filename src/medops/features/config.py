@@ -18,6 +18,10 @@ from medops.features.spec import FEATURE_STORE_YAML
 from medops.recipe import Features
 
 REDIS_PASSWORD_ENV = "REDIS_PASSWORD"  # noqa: S105 (the variable's name, no secret)
+# set on a cluster (the Helm chart's Feast): the feature_store.yaml every medops pod opens
+# its store with instead of the repository's own, so registry and online store are the
+# platform's; the spec and the offline parquet stay where the build wrote them
+CLUSTER_CONFIG_ENV = "MEDOPS_FEATURE_STORE_CONFIG"
 REGISTRY_FILE = "registry.db"
 ONLINE_FILE = "online.db"
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from medops.features.quiet import quiet
-from medops.features.store import FeatureRepo
+from medops.features.spec import FEATURE_STORE_YAML, recipe_spec
+from medops.features.store import DIRECTORY, FeatureRepo, cluster_config
+from medops.recipe import Recipe
 
 EPOCH = datetime(1900, 1, 1, tzinfo=UTC)  # before any event medops reads
 
@@ -52,6 +55,26 @@ class FeatureLookup:
             entity: {name: found[name][position] for name in spec.features}
             for position, entity in enumerate(unique)
         }
+
+
+def serving_repo(recipe: Recipe) -> Path:
+    """Where a server looks for the recipe's feature repository (prepare built it there)."""
+    return recipe.out / DIRECTORY
+
+
+def serving_lookup(recipe: Recipe) -> FeatureLookup | None:
+    """The lookup a server holds for a model trained with context: None when the recipe has
+    no ``features:`` or no repository was built at ``serving_repo`` (the caller says what
+    that means for its answers). On a cluster (``MEDOPS_FEATURE_STORE_CONFIG``) the store is
+    the chart's and the spec follows from the recipe: a predictor mounts no run volume."""
+    if recipe.features is None:
+        return None
+    directory = serving_repo(recipe)
+    if cluster_config() is not None:
+        return FeatureLookup(FeatureRepo(directory, recipe_spec(recipe, directory)))
+    if not (directory / FEATURE_STORE_YAML).is_file():
+        return None
+    return FeatureLookup(FeatureRepo.open(directory))
 
 
 def online_features(repo: FeatureRepo, entity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from medops.features.errors import FeatureStoreMissing
+from medops.recipe import Recipe
 
 SPEC = "medops_features.json"
 FEATURE_STORE_YAML = "feature_store.yaml"
@@ -61,7 +62,9 @@ class RepoSpec:
 
     def write(self, directory: Path) -> Path:
         path = directory / SPEC
-        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        # not sorted: ``features`` keeps its order, the order of the context line training
+        # wrote, which a server reading this file must write the same way
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
         return path
 
 
@@ -74,3 +77,31 @@ def read_spec(directory: Path) -> RepoSpec:
             "build of the recipe (medops.features.build.prepare_features) first"
         )
     return RepoSpec(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def project_name(recipe: Recipe) -> str:
+    """Feast project names take letters, digits and underscores; recipe names also dashes."""
+    return recipe.name.replace("-", "_")
+
+
+def recipe_spec(recipe: Recipe, directory: Path, key_id: str | None = None) -> RepoSpec:
+    """The spec the build writes for ``recipe`` into ``directory``: everything in it follows
+    from the recipe, so a server without the volume the build wrote to (a cluster predictor
+    reading the chart's registry and Redis) derives the same one."""
+    if recipe.features is None:
+        raise FeatureStoreMissing(
+            f"recipe {recipe.name} has no features: section, so it names no feature store"
+        )
+    features = recipe.features
+    join_key, types = ENTITIES[features.entity]
+    view = f"{features.entity}_features"
+    return RepoSpec(
+        project=project_name(recipe),
+        entity=features.entity,
+        join_key=join_key,
+        view=view,
+        features={name: types[name] for name in features.names},
+        ttl_seconds=(features.ttl_days or 0) * 86_400,
+        data=str(directory / "data" / f"{view}.parquet"),
+        key_id=key_id,
+    )

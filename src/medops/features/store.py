@@ -2,7 +2,9 @@
 
 ``FeatureRepo`` is the handle every other module takes: the directory and its spec. It
 opens Feast's ``FeatureStore`` from the generated ``feature_store.yaml`` (so what runs is
-what the file says), after checking the one environment variable the file may need.
+what the file says), or, on a cluster, from the chart's file that
+``MEDOPS_FEATURE_STORE_CONFIG`` names, after checking the one environment variable the file
+may need and, for the chart's file, that it is the spec's Feast project.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medops.features.config import REDIS_PASSWORD_ENV
+import yaml
+
+from medops.features.config import CLUSTER_CONFIG_ENV, REDIS_PASSWORD_ENV
 from medops.features.errors import FeatureConfigError, FeatureStoreMissing
 from medops.features.quiet import quiet
 from medops.features.redis_store import redis_client
@@ -42,7 +46,7 @@ class FeatureRepo:
     def store(self) -> Any:
         """Feast's ``FeatureStore`` for this repository, opened once."""
         if self._store is None:
-            self._store = open_store(self.directory)
+            self._store = open_store(self.directory, self.spec.project)
         return self._store
 
     def online_client(self) -> Any:
@@ -53,15 +57,44 @@ class FeatureRepo:
         return redis_client(online.connection_string)
 
 
-def open_store(directory: Path) -> Any:
-    """``FeatureStore(repo_path=directory)``; Feast substitutes ``${REDIS_PASSWORD}``."""
-    text = (directory / FEATURE_STORE_YAML).read_text(encoding="utf-8")
+def cluster_config() -> Path | None:
+    """The chart's ``feature_store.yaml`` when ``MEDOPS_FEATURE_STORE_CONFIG`` names one."""
+    value = os.environ.get(CLUSTER_CONFIG_ENV)
+    return Path(value) if value else None
+
+
+def _check_project(config: Path, text: str, project: str) -> None:
+    """Feast namespaces registry entries and online keys by project: the chart's file must
+    name the recipe's, or the store would apply, materialize and look up somewhere else."""
+    configured = (yaml.safe_load(text) or {}).get("project")
+    if configured != project:
+        raise FeatureConfigError(
+            f"{CLUSTER_CONFIG_ENV} names {config}, whose Feast project is {configured!r}, "
+            f"but this feature store's project is {project!r} (the recipe's name, - as _): "
+            f"set the chart's feast.project to {project!r}, or name the recipe after it"
+        )
+
+
+def open_store(directory: Path, project: str) -> Any:
+    """Feast's ``FeatureStore`` for the repository at ``directory``, configured by the
+    chart's file when ``MEDOPS_FEATURE_STORE_CONFIG`` is set, else by the repository's own;
+    Feast substitutes ``${REDIS_PASSWORD}`` from the environment."""
+    config = cluster_config()
+    path = config or directory / FEATURE_STORE_YAML
+    if config is not None and not config.is_file():
+        raise FeatureConfigError(
+            f"{CLUSTER_CONFIG_ENV} names {config}, which is not a file: mount the chart's "
+            "Feast ConfigMap there, or unset it for the embedded store"
+        )
+    text = path.read_text(encoding="utf-8")
     if f"${{{REDIS_PASSWORD_ENV}}}" in text and not os.environ.get(REDIS_PASSWORD_ENV):
         raise FeatureConfigError(
-            f"{REDIS_PASSWORD_ENV} is not set, and the feature store at {directory} was "
-            "generated for a Redis that asks for a password: set it"
+            f"{REDIS_PASSWORD_ENV} is not set, and the feature store configuration {path} "
+            "names a Redis that asks for a password: set it"
         )
+    if config is not None:
+        _check_project(config, text, project)
     with quiet():
         from feast import FeatureStore
 
-        return FeatureStore(repo_path=str(directory))
+        return FeatureStore(repo_path=str(directory), fs_yaml_file=path)

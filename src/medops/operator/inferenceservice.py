@@ -10,15 +10,24 @@ A generative version (its ``task`` tag, set by medops' register stage) served by
 ``medops`` also gets Knative's concurrency autoscaling annotations and, unless
 ``spec.auth.apiKeys`` is false, the API keys file from a Secret whose name the operator
 derives from the ModelDeployment's: the spec can turn keys off, never point elsewhere.
+
+Where the chart enabled Feast, a medops predictor also gets the chart's
+``feature_store.yaml`` (a ConfigMap of its namespace) and the Redis and registry passwords
+from the Secrets the chart names: the operator's environment says which, never the spec.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from medops.errors import MedopsError
+from medops.features.config import CLUSTER_CONFIG_ENV, REDIS_PASSWORD_ENV
+from medops.features.spec import FEATURE_STORE_YAML
 from medops.operator.objects import (
     RECIPE_DIR,
     RECIPE_FILE,
@@ -45,6 +54,11 @@ KNATIVE = "autoscaling.knative.dev"
 KPA = "kpa.autoscaling.knative.dev"
 KPA_METRICS = ("concurrency", "rps")  # what Knative's own autoscaler scales on
 NAME_MAX = 253  # a Secret name is a DNS subdomain
+# the chart's Feast wiring, in the operator's environment (operator-deployment.yaml)
+FEAST_CONFIGMAP_ENV = "MEDOPS_FEAST_CONFIGMAP"
+FEAST_REDIS_SECRET_ENV = "MEDOPS_FEAST_REDIS_CREDENTIAL_REF"  # noqa: S105 (a variable's name)
+FEAST_REGISTRY_SECRET_ENV = "MEDOPS_FEAST_REGISTRY_CREDENTIAL_REF"  # noqa: S105 (a variable's name)
+FEAST_DIR = "/etc/medops-feast"  # beside the recipe: a ConfigMap volume takes no mount inside
 
 
 class DeploymentSpecError(MedopsError, ValueError):
@@ -60,7 +74,10 @@ def model_uri(deployment: dict[str, Any], version: str) -> str:
 
 
 def _medops_predictor(
-    deployment: dict[str, Any], version: str, keys_secret: str | None
+    deployment: dict[str, Any],
+    version: str,
+    keys_secret: str | None,
+    feast: FeastWiring | None,
 ) -> dict[str, Any]:
     spec = deployment["spec"]
     missing = [key for key in ("image", "recipeRef") if not spec.get(key)]
@@ -87,9 +104,55 @@ def _medops_predictor(
     predictor = {"containers": [container], "volumes": [recipe, tmp]}
     if keys_secret:
         _mount_api_keys(predictor, keys_secret)
+    if feast is not None:
+        _mount_feast(predictor, feast)
     if spec["resources"]["gpus"]:
         predictor["tolerations"] = gpu_tolerations()
     return predictor
+
+
+@dataclass(frozen=True)
+class FeastWiring:
+    """The chart's Feast: its ConfigMap, and the Secrets (key ``password``) of its Redis and
+    registry, each in the predictor's namespace; a Secret name is empty when none is asked."""
+
+    configmap: str
+    redis_secret: str = ""
+    registry_secret: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> FeastWiring | None:
+        """None unless the chart enabled Feast (it sets the ConfigMap's name)."""
+        configmap = env.get(FEAST_CONFIGMAP_ENV)
+        if not configmap:
+            return None
+        return cls(
+            configmap, env.get(FEAST_REDIS_SECRET_ENV, ""), env.get(FEAST_REGISTRY_SECRET_ENV, "")
+        )
+
+
+def _secret_env(name: str, secret: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}
+
+
+def _mount_feast(predictor: dict[str, Any], feast: FeastWiring) -> None:
+    """The chart's feature_store.yaml read-only, its path in MEDOPS_FEATURE_STORE_CONFIG, and
+    the passwords as the variables Feast (``${REDIS_PASSWORD}``) and libpq (PGPASSWORD) read.
+    Not optional: a pod whose ConfigMap or Secret is missing waits rather than serving
+    without its features."""
+    (container,) = predictor["containers"]
+    container["env"].append(
+        {"name": CLUSTER_CONFIG_ENV, "value": f"{FEAST_DIR}/{FEATURE_STORE_YAML}"}
+    )
+    if feast.redis_secret:
+        container["env"].append(_secret_env(REDIS_PASSWORD_ENV, feast.redis_secret))
+    if feast.registry_secret:
+        container["env"].append(_secret_env("PGPASSWORD", feast.registry_secret))
+    container["volumeMounts"].append({"name": "feast", "mountPath": FEAST_DIR, "readOnly": True})
+    items = [{"key": FEATURE_STORE_YAML, "path": FEATURE_STORE_YAML}]
+    predictor["volumes"].append(
+        {"name": "feast", "configMap": {"name": feast.configmap, "items": items}}
+    )
 
 
 def _mount_api_keys(predictor: dict[str, Any], secret: str) -> None:
@@ -184,14 +247,18 @@ def knative_annotations(scaling: dict[str, Any]) -> dict[str, str]:
 
 
 def _predictor(
-    deployment: dict[str, Any], version: str, storage_uri: str | None, task: str | None
+    deployment: dict[str, Any],
+    version: str,
+    storage_uri: str | None,
+    task: str | None,
+    feast: FeastWiring | None,
 ) -> dict[str, Any]:
     spec = deployment["spec"]
     keys_secret = api_keys_secret(deployment, task)
     _check_auth(spec, keys_secret)
     if spec["runtime"] != "medops":
         return _huggingface_predictor(deployment, storage_uri)
-    predictor = _medops_predictor(deployment, version, keys_secret)
+    predictor = _medops_predictor(deployment, version, keys_secret, feast)
     annotations = knative_annotations(spec["autoscaling"]) if is_generative(task) else {}
     if annotations:
         predictor["annotations"] = annotations
@@ -203,14 +270,15 @@ def build_inferenceservice(
     version: str,
     storage_uri: str | None = None,
     task: str | None = None,
+    feast: FeastWiring | None = None,
 ) -> dict[str, Any]:
     """The InferenceService serving ``version`` (of ``task``, from the registry's tag); with
     ``canaryTrafficPercent`` set, KServe sends that share to the new revision and the rest
-    to the last ready one."""
+    to the last ready one. ``feast``: the chart's feature store, for runtime medops."""
     spec = deployment["spec"]
     scaling = spec["autoscaling"]
     _check_scaling(scaling)
-    predictor = _predictor(deployment, version, storage_uri, task)
+    predictor = _predictor(deployment, version, storage_uri, task, feast)
     predictor.update(
         labels=labels(deployment, COMPONENT),  # on the pods: NetworkPolicies select them
         minReplicas=scaling["minReplicas"],

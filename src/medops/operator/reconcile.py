@@ -20,6 +20,7 @@ from medops.operator.allowlist import Allowlist, NotAllowed
 from medops.operator.inferenceservice import (
     SPEC_HASH_ANNOTATION,
     DeploymentSpecError,
+    FeastWiring,
     api_keys_secret,
     build_inferenceservice,
     inferenceservice_name,
@@ -194,7 +195,11 @@ def _reconcile_deployment(
     conditions.set("VersionResolved", True, "Resolved", f"{wanted} is version {resolved.version}")
     try:
         desired = build_inferenceservice(
-            deployment, resolved.version, resolved.storage_uri, resolved.task
+            deployment,
+            resolved.version,
+            resolved.storage_uri,
+            resolved.task,
+            FeastWiring.from_env(),
         )
     except DeploymentSpecError as error:
         conditions.set("SpecValid", False, "InvalidSpec", str(error))

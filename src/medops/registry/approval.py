@@ -5,7 +5,9 @@ out loud as the actor) decides the version may reach patients. Every step is an 
 the audit log (``registry.audit``) before it takes effect in the registry, so nothing moves
 without a record: the gate decision, the approval or rejection, the alias move. The
 version's tags mirror the latest decision (``approval``, ``approved_by``, ``approved_at``,
-``approval_audit_hash``) so MLflow's UI and serving tools can show it.
+``approval_audit_hash``) so MLflow's UI and serving tools can show it. A version whose
+training recipe required a privacy audit (``medops.privacy.audit``) must have passed it:
+a failed or missing audit makes it not eligible, whoever asks.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from medops.registry.tags import (
     APPROVAL_TAG,
     AUDIT_TAGS,
     GATE_AUDIT_TAG,
+    PRIVACY_REASON_RUN_TAG,
+    PRIVACY_REASON_TAG,
+    PRIVACY_REQUIRED_PARAM,
+    PRIVACY_RUN_TAG,
+    PRIVACY_TAG,
     version_uri,
 )
 
@@ -73,6 +80,38 @@ def approve_command(model_uri: str, tracking: str, audit_db: str | None, alias: 
     if alias != DEFAULT_ALIAS:
         command += f" --alias {alias}"
     return command + (f" --db {audit_db}" if audit_db else "")
+
+
+@dataclass(frozen=True)
+class PrivacyVerdict:
+    """The privacy audit as the version's training run records it."""
+
+    status: str  # passed | failed | missing | not_required
+    reason: str
+
+    @property
+    def blocks(self) -> bool:
+        """Anything but a pass or no audit due: an unknown tag value blocks too."""
+        return self.status not in ("passed", "not_required")
+
+
+def privacy_verdict(client: Any, run_id: str) -> PrivacyVerdict:
+    """Read from the training run: its tags (the audit's verdict, set by the train stage) and
+    its params (the recipe it ran, which says whether an audit was due)."""
+    data = client.get_run(run_id).data
+    status = data.tags.get(PRIVACY_RUN_TAG)
+    if status is not None:
+        return PrivacyVerdict(status, data.tags.get(PRIVACY_REASON_RUN_TAG, "no reason recorded"))
+    if data.params.get(PRIVACY_REQUIRED_PARAM) == "True":
+        return PrivacyVerdict(
+            "missing",
+            "its recipe requires a privacy audit (privacy_audit.enabled) and its training run "
+            "records none; train it again with this medops",
+        )
+    return PrivacyVerdict(
+        "not_required",
+        "no privacy audit due (not a generative recipe, or privacy_audit.enabled: false)",
+    )
 
 
 def _tag_decision(client: Any, name: str, version: str, status: str, entry: Entry) -> None:
@@ -138,9 +177,13 @@ def settle_registered(
     )
     client.set_model_version_tag(name, version, GATE_AUDIT_TAG, gate.hash)
     entries = {"gate": gate}
-    if not decision.passed:
+    privacy = privacy_verdict(client, run_id)
+    client.set_model_version_tag(name, version, PRIVACY_TAG, privacy.status)
+    client.set_model_version_tag(name, version, PRIVACY_REASON_TAG, privacy.reason)
+    if not decision.passed or privacy.blocks:
+        why = "the gate refused it" if not decision.passed else privacy.reason
         client.set_model_version_tag(name, version, APPROVAL_TAG, "not_eligible")
-        return Approval("not_eligible", "not eligible: the gate refused it", False, entries)
+        return Approval("not_eligible", f"not eligible: {why}", False, entries)
     if approval == "auto":
         entries["approve"] = log.append(
             AUTO_ACTOR, "approve", subject, AUTO_REASON, {**context, "gate": "passed"}
@@ -204,7 +247,15 @@ def approve(
             f"{model_uri} cannot be approved: {why}. Only a version that passed the gate can "
             "get an alias; train a better one, or reject this one (medops reject)"
         )
-    entry = log.append(actor, "approve", model_uri, reason, _run_details(found, name, version))
+    details = _run_details(found, name, version)
+    privacy = privacy_verdict(client, details["mlflow_run_id"])
+    if privacy.blocks:
+        raise ApprovalError(
+            f"{model_uri} cannot be approved: {privacy.reason}. Train again with less "
+            "memorisation (fewer epochs or repeats, a lower learning rate, deduplicated data), "
+            "or reject this one (medops reject)"
+        )
+    entry = log.append(actor, "approve", model_uri, reason, details)
     _tag_decision(client, name, version, "approved", entry)
     moved = move_alias(
         client, log, name, version, alias, actor, f"approved in audit entry {entry.seq}"

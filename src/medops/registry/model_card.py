@@ -295,6 +295,48 @@ def _gate(recipe: Recipe, decision: Decision) -> Section:
     return Section("Gate decision", [*blocks, ("p", "The gate's rules:"), ("ul", rules)])
 
 
+def _privacy(audit: dict[str, Any]) -> Section:
+    """The train stage's privacy audit (``medops.privacy.audit``): figures, never a canary."""
+    if audit["status"] == "disabled":
+        text = "Not run: the recipe sets `privacy_audit.enabled: false`; approval is not blocked."
+        return Section("Privacy audit", [("p", text)])
+    rows = [
+        (
+            c["canary"],
+            c["copies"],
+            f"{c['exposure_bits']:.1f}",
+            f"{c['rank_exposure_bits']:.1f} (of at most {math.log2(c['references'] + 1):.1f})",
+        )
+        for c in audit["canaries"]
+    ]
+    found = audit["regurgitation"]
+    probes = [
+        f"generations probed: {found['probes']} (training prompts without their answer, and "
+        "every canary's question)",
+        f"with an identifier of the training set not in their prompt: "
+        f"{found['generations_with_identifier']} (of {found['identifiers_in_training']} such "
+        "identifiers, canaries included)",
+        f"with a verbatim overlap with a training text: {found['generations_with_overlap']}",
+        f"canaries emitted: {found['canaries_emitted']}",
+    ]
+    return Section(
+        "Privacy audit",
+        [
+            ("p", f"{audit['reason']}."),
+            (
+                "p",
+                "Canaries: obviously fake identifiers planted in this run's training rows only. "
+                "Exposure in bits (Carlini et al. 2019): how much likelier the model finds the "
+                "canary than unplanted candidates of its format, from a skew-normal fit of "
+                "theirs; the rank among the candidates scored is shown beside it.",
+            ),
+            ("table", (("canary", "copies", "exposure (bits)", "rank exposure (bits)"), rows)),
+            ("p", "Regurgitation probe:"),
+            ("ul", probes),
+        ],
+    )
+
+
 def _approval(reg: Registration) -> Section:
     blocks: list[Block] = [
         ("p", f"At registration: {reg.approval}."),
@@ -371,6 +413,7 @@ def model_card(
         _intended_use(recipe),
         _data(recipe, prepared, evaluated),
         Section("Quantitative analysis", table + by_slice + rest),
+        *([_privacy(trained.extra["privacy_audit"])] if "privacy_audit" in trained.extra else []),
         _gate(recipe, registration.decision),
         _approval(registration),
         _limitations(recipe, prepared, evaluated),

@@ -6,7 +6,8 @@ queued (429 when the queue is full) and decoded together by one model thread
 champion and a challenger): a request's ``model`` picks its adapter, row by row, inside
 one batch. Streams are redacted segment by segment before they leave. With a recorder
 (``serve.review_queue``), each answered chat is handed over as de-identified turns and the
-released answer, for clinician review.
+released answer, for clinician review. A model trained with a context line (``features:``)
+gets it per request from the online store, by the entity id the request names.
 """
 
 from __future__ import annotations
@@ -19,20 +20,29 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from medops.model.chat import render_prompt
 from medops.model.decode import Finished, GenerationParams, Sequence_, decode
 from medops.recipe import Batching, ServeLimits
 from medops.serve import metrics
 from medops.serve.batcher import BatchQueue, Ticket, start_worker
-from medops.serve.generation import Refused
+from medops.serve.generation import EntityContext, Refused
 from medops.serve.guard import Guard
 
 logger = logging.getLogger("kserve.medops")
 # (served name, de-identified turns, released answer) -> stored (serve.review_queue)
 Recorder = Callable[[str, list[dict[str, str]], str], None]
 ASKED_KEPT = 4096  # prompts awaiting their answer; older ones are forgotten unrecorded
+
+
+class ContextLines(Protocol):
+    """An entity's online features as the context line training wrote (the task supplies
+    it: ``medops.tasks.causal_lm.serving.PromptContext``); a blocking store lookup."""
+
+    key: str  # how a request names the entity
+
+    def __call__(self, entity: str | None) -> EntityContext: ...
 
 
 @dataclass(eq=False)
@@ -54,6 +64,7 @@ class ServedLM:
         batching: Batching,
         system_prompt: str | None = None,
         recorder: Recorder | None = None,
+        context: ContextLines | None = None,
     ) -> None:
         if not names:
             raise ValueError("ServedLM needs at least one served name")
@@ -63,6 +74,8 @@ class ServedLM:
         self.guard = guard
         self.limits = limits
         self.system_prompt = system_prompt  # the task's, before any caller system text
+        self._context = context
+        self.context_key = context.key if context is not None else None
         # serve.review_queue: chat prompt -> (served name, de-identified turns) until answered
         self.recorder = recorder
         self._asked: OrderedDict[str, tuple[str, list[dict[str, str]]]] = OrderedDict()
@@ -82,7 +95,18 @@ class ServedLM:
     def model_names(self) -> list[str]:
         return list(self.names)
 
-    async def chat_prompt(self, model: str, messages: Sequence[dict[str, str]]) -> str:
+    async def context(self, entity: str | None) -> EntityContext | None:
+        if self._context is None:
+            return None
+        # a store lookup (Redis or SQLite) off the event loop
+        return await asyncio.to_thread(self._context, entity)
+
+    async def chat_prompt(
+        self,
+        model: str,
+        messages: Sequence[dict[str, str]],
+        context: EntityContext | None = None,
+    ) -> str:
         self._served(model)
         for i, message in enumerate(messages):
             self._check_chars(message.get("content", ""), f"messages[{i}].content")
@@ -95,6 +119,8 @@ class ServedLM:
             )
         cleaned = await self._clean([m.get("content", "") for m in messages])
         turns = [{"role": m["role"], "content": c} for m, c in zip(messages, cleaned, strict=True)]
+        if context is not None:
+            turns = _with_context(turns, context)
         prompt = render_prompt(self.tokenizer, _with_task_system(turns, self.system_prompt))
         if self.recorder is not None:
             self._asked[prompt] = (model, turns)
@@ -102,12 +128,15 @@ class ServedLM:
                 self._asked.popitem(last=False)
         return prompt
 
-    async def text_prompt(self, model: str, prompt: str) -> str:
+    async def text_prompt(
+        self, model: str, prompt: str, context: EntityContext | None = None
+    ) -> str:
         self._served(model)
         self._check_chars(prompt, "prompt")
         if not _visible(prompt):
             raise Refused(422, "the prompt has no text", "invalid_request", "prompt")
-        return (await self._clean([prompt]))[0]
+        cleaned = (await self._clean([prompt]))[0]
+        return cleaned if context is None else context.place(cleaned)
 
     async def stream(
         self, model: str, prompt: str, params: GenerationParams
@@ -249,6 +278,13 @@ def _with_task_system(turns: list[dict[str, str]], system: str | None) -> list[d
     if turns and turns[0]["role"] == "system":
         return [{"role": "system", "content": f"{system}\n\n{turns[0]['content']}"}, *turns[1:]]
     return [{"role": "system", "content": system}, *turns]
+
+
+def _with_context(turns: list[dict[str, str]], context: EntityContext) -> list[dict[str, str]]:
+    """The last user turn (the one the model answers) with the context line placed in it."""
+    last = max(i for i, turn in enumerate(turns) if turn["role"] == "user")
+    placed = {"role": "user", "content": context.place(turns[last]["content"])}
+    return [*turns[:last], placed, *turns[last + 1 :]]
 
 
 def _visible(text: str) -> bool:

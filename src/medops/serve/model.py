@@ -174,15 +174,23 @@ class PyfuncPredictor(Model):
                     "instances",
                 )
 
+    def context_key(self) -> str | None:
+        """The request key that names an entity (``drug``), for a model that reads context."""
+        return self.context.key if self.context is not None else None
+
     async def preprocess(
         self, payload: dict | InferRequest, headers: dict[str, str] | None = None
     ) -> Batch:
+        key = self.context_key()
         if isinstance(payload, InferRequest):
-            return Batch("v2", v2.decode(payload), payload.id)
+            texts = v2.decode(payload, key)  # first: it checks the inputs' names
+            if key is None:
+                return Batch("v2", texts, payload.id)
+            return Batch("v2", texts, payload.id, tuple(v2.entities(payload, key)))
         texts = v1.decode(payload)
-        if self.context is None:
+        if key is None:
             return Batch("v1", texts)
-        return Batch("v1", texts, entities=tuple(v1.entities(payload, self.context.key)))
+        return Batch("v1", texts, entities=tuple(v1.entities(payload, key)))
 
     async def predict(self, payload: Batch, headers: dict[str, str] | None = None) -> Scored:
         """Queue the texts for the model thread (429 when the queue is full); the event loop

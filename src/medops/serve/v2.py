@@ -1,8 +1,11 @@
 """KServe v2 (Open Inference Protocol) codec.
 
-Request: one BYTES input named ``text`` with shape ``[n]``.
+Request: one BYTES input named ``text`` with shape ``[n]``; for a model that reads context
+features, optionally a second BYTES input ``[n]`` named after the entity key (``drug``,
+``patient_key``) holding each text's entity id (``""``: none).
 Response: ``condition`` (BYTES ``[n]``, the predicted class), ``probabilities``
-(FP32 ``[n, k]``) and ``classes`` (BYTES ``[k]``, the column order of ``probabilities``).
+(FP32 ``[n, k]``) and ``classes`` (BYTES ``[k]``, the column order of ``probabilities``);
+with context, ``context`` (BYTES ``[n]``: ``found``, ``unknown id`` or ``no id``).
 Class names travel as an output rather than in ``parameters`` because v2 parameters only
 hold scalars (str/bool/int) and an output also survives gRPC unchanged.
 Errors never repeat submitted text, input names or values.
@@ -41,32 +44,77 @@ BINARY = (
 EXAMPLE = {"inputs": [{"name": INPUT, "shape": [1], "datatype": "BYTES", "data": [EXAMPLE_TEXT]}]}
 
 
-def decode(request: InferRequest) -> list[str]:
-    """Return the texts of a v2 request, or raise InvalidInput."""
-    if len(request.inputs) != 1:
-        raise InvalidInput(f"{EXPECTED}; the request has {len(request.inputs)} inputs")
-    tensor = request.inputs[0]
-    if tensor.name != INPUT:
-        raise InvalidInput(f"{EXPECTED}; its input has another name")
+def decode(request: InferRequest, key: str | None = None) -> list[str]:
+    """Return the texts of a v2 request, or raise InvalidInput. With ``key`` (a model that
+    reads context), a second input of that name may carry entity ids (``entities``)."""
+    allowed = {INPUT} if key is None else {INPUT, key}
+    names = [tensor.name for tensor in request.inputs]
+    if len(names) == 1 and INPUT not in names:
+        raise InvalidInput(_expected(key, "its input has another name"))
+    if INPUT not in names or not set(names) <= allowed or len(set(names)) != len(names):
+        raise InvalidInput(_expected(key, f"the request has {len(names)} inputs"))
+    values = _values(_input(request, INPUT), INPUT, _expected(key, ""))
+    return [_text(value, index) for index, value in enumerate(values)]
+
+
+def entities(request: InferRequest, key: str) -> list[str | None]:
+    """Each text's entity id from the input named ``key`` (None where it is ``""``, or for
+    every text when the input is absent); ``decode(request, key)`` has checked the names."""
+    texts = _input(request, INPUT).shape[0]
+    tensor = next((t for t in request.inputs if t.name == key), None)
+    if tensor is None:
+        return [None] * texts
+    expected = _expected(key, "")
+    values = _values(tensor, key, expected)
+    if len(values) != texts:
+        raise InvalidInput(f"{expected}input {key!r} must have one element per text")
+    ids = []
+    for index, value in enumerate(values):
+        entity = _string(value, index, key, expected).strip()
+        ids.append(entity or None)
+    return ids
+
+
+def _expected(key: str | None, problem: str) -> str:
+    if key is None:
+        return f"{EXPECTED}; {problem}" if problem else f"{EXPECTED}; "
+    extra = (
+        f"{EXPECTED}, and optionally a BYTES input {key!r} with shape [n]: each text's entity "
+        'id ("" for none)'
+    )
+    return f"{extra}; {problem}" if problem else f"{extra}; "
+
+
+def _input(request: InferRequest, name: str) -> InferInput:
+    return next(tensor for tensor in request.inputs if tensor.name == name)
+
+
+def _values(tensor: InferInput, name: str, expected: str) -> list[Any]:
+    """A BYTES ``[n]`` input's elements (n >= 1)."""
     if tensor.datatype != "BYTES":
-        raise InvalidInput(f"{EXPECTED}; input 'text' has another datatype")
+        raise InvalidInput(f"{expected}input {name!r} has another datatype")
     if len(tensor.shape) != 1 or tensor.shape[0] < 1:
-        raise InvalidInput(f"{EXPECTED}; input 'text' must have shape [n] with n >= 1")
+        raise InvalidInput(f"{expected}input {name!r} must have shape [n] with n >= 1")
     try:
-        values = tensor.as_numpy()
+        values: list[Any] = tensor.as_numpy().tolist()
     except ValueError:  # data length does not match the shape
-        raise InvalidInput(f"{EXPECTED}; the data does not match shape [n]") from None
-    return [_text(value, index) for index, value in enumerate(values.tolist())]
+        raise InvalidInput(f"{expected}the data of {name!r} does not match shape [n]") from None
+    return values
 
 
-def _text(value: object, index: int) -> str:
+def _string(value: object, index: int, name: str, expected: str) -> str:
     if isinstance(value, bytes):
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError:
-            raise InvalidInput(f"{EXPECTED}; input 'text': element {index} is not UTF-8") from None
+            raise InvalidInput(f"{expected}input {name!r}: element {index} is not UTF-8") from None
     if not isinstance(value, str):
-        raise InvalidInput(f"{EXPECTED}; input 'text': element {index} is not a string")
+        raise InvalidInput(f"{expected}input {name!r}: element {index} is not a string")
+    return value
+
+
+def _text(value: object, index: int) -> str:
+    value = _string(value, index, INPUT, f"{EXPECTED}; ")
     if is_blank(value):
         raise InvalidInput(
             f"{EXPECTED}; input 'text': element {index} is empty (only whitespace or "
@@ -211,8 +259,11 @@ def encode(
     *,
     model_name: str,
     request_id: str | None,
+    context: Sequence[str] | None = None,
 ) -> InferResponse:
     """Build the response; outputs are JSON (not binary) so any HTTP client can read them.
+    With ``context`` (a model that reads features) a ``context`` output says, per text,
+    what the store knew of its entity.
 
     The v2 response needs an id: the request's when it sent one, else a fresh one.
     """
@@ -222,4 +273,11 @@ def encode(
         InferOutput("probabilities", [n, k], "FP32", np.asarray(probabilities, np.float32)),
         InferOutput("classes", [k], "BYTES", np.array(classes, dtype=np.object_)),
     ]
+    if context is not None:
+        outputs.append(context_output(context))
     return InferResponse(request_id or str(uuid.uuid4()), model_name, outputs)
+
+
+def context_output(context: Sequence[str]) -> InferOutput:
+    """Per text: ``found``, ``unknown id`` or ``no id`` (``medops.serve.model.context_status``)."""
+    return InferOutput("context", [len(context)], "BYTES", np.array(context, dtype=np.object_))

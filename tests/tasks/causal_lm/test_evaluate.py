@@ -12,7 +12,8 @@ from sklearn.metrics import f1_score
 from medops.evaluate.generation_metrics import normalise, parse_answer, rouge_l
 from medops.manifest import Manifest, write_manifest
 from medops.recipe import Recipe
-from medops.registry.tracking import open_run, tracking_uri
+from medops.registry.tags import PRIVACY_RUN_TAG
+from medops.registry.tracking import client, open_run, tracking_uri
 from medops.stages import run_stage
 from medops.tasks.causal_lm.evaluate import (
     _shown,
@@ -32,10 +33,10 @@ def lm_trained_dir(tiny_lm_recipe: Recipe, tiny_lm_dir: Path, tmp_path: Path) ->
     directory.mkdir()
     shutil.copytree(tiny_lm_dir, directory / "model")
     manifest = Manifest(stage="train", recipe_hash=tiny_lm_recipe.content_hash())
-    manifest.extra = {
-        "mlflow_run_id": open_run(tiny_lm_recipe, "test-train"),
-        "fields": ["drug", "condition", "sentiment"],
-    }
+    run_id = open_run(tiny_lm_recipe, "test-train")
+    # the train stage's privacy audit verdict, which approval requires (tests/privacy)
+    client(tiny_lm_recipe).set_tag(run_id, PRIVACY_RUN_TAG, "passed")
+    manifest.extra = {"mlflow_run_id": run_id, "fields": ["drug", "condition", "sentiment"]}
     write_manifest(manifest, directory)
     return directory
 

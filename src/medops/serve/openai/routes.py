@@ -13,6 +13,9 @@ Choices that differ from api.openai.com, on purpose:
   service should answer the same question the same way unless asked otherwise.
 - Malformed JSON is a 400; a body that does not fit the schema is a 422 (as kserve's v1/v2
   routes), with the OpenAI error shape. No error ever repeats submitted values.
+- A model trained with a context line reads the entity id in the request's ``medops``
+  object (``{"medops": {"drug": "Zoloft"}}``) and answers what the store knew of it in
+  the answer's ``medops.context`` (the whole answer, or a stream's finishing chunk).
 
 A streamed request first waits for its first piece, so a refusal that comes when the
 generator starts (a full queue: 429) is still a real HTTP status; later errors arrive as
@@ -37,7 +40,13 @@ from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from medops.recipe import ServeLimits
-from medops.serve.generation import Finished, GenerationParams, Refused, TextGenerator
+from medops.serve.generation import (
+    EntityContext,
+    Finished,
+    GenerationParams,
+    Refused,
+    TextGenerator,
+)
 from medops.serve.openai.schema import (
     AssistantMessage,
     ChatChoice,
@@ -49,6 +58,7 @@ from medops.serve.openai.schema import (
     Delta,
     ErrorDetail,
     ErrorResponse,
+    Extension,
     FinishReason,
     ModelCard,
     ModelList,
@@ -89,16 +99,18 @@ def openai_router(generator: TextGenerator, limits: ServeLimits) -> APIRouter:
     @router.post("/chat/completions", response_model=ChatCompletion, responses=ERRORS)
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
         model = _served_model(generator, body.model)
+        context = await generator.context(_entity(generator, body))
         messages = [message.as_prompt_message() for message in body.messages]
-        prompt = await generator.chat_prompt(model, messages)
-        shape = _ChatShape(model)
+        prompt = await generator.chat_prompt(model, messages, context)
+        shape = _ChatShape(model, context)
         return await _answer(request, generator, model, prompt, body, limits, shape)
 
     @router.post("/completions", response_model=TextCompletion, responses=ERRORS)
     async def completions(body: CompletionRequest, request: Request) -> Response:
         model = _served_model(generator, body.model)
-        prompt = await generator.text_prompt(model, body.prompt_text())
-        shape = _TextShape(model)
+        context = await generator.context(_entity(generator, body))
+        prompt = await generator.text_prompt(model, body.prompt_text(), context)
+        shape = _TextShape(model, context)
         return await _answer(request, generator, model, prompt, body, limits, shape)
 
     return router
@@ -143,6 +155,25 @@ def _served_model(generator: TextGenerator, requested: str | None) -> str:
             param="model",
         )
     return requested
+
+
+def _entity(
+    generator: TextGenerator, body: ChatCompletionRequest | CompletionRequest
+) -> str | None:
+    """The entity id the request names under the model's key (None: it names none, or the
+    model reads no context). Another key is refused rather than answered without context,
+    so a misspelt key does not pass for "no id"."""
+    key, ids = generator.context_key, body.medops or {}
+    if key is None:
+        return None
+    if set(ids) - {key}:
+        raise Refused(
+            422,
+            f"medops: this model reads one entity id, as medops.{key}; leave out other keys",
+            "invalid_value",
+            param="medops",
+        )
+    return ids.get(key)
 
 
 async def _answer(
@@ -290,10 +321,12 @@ class _Shape:
 
     prefix = ""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, context: EntityContext | None = None) -> None:
         self.id = f"{self.prefix}{uuid.uuid4().hex}"
         self.model = model
         self.created = now()
+        # said in the whole answer or a stream's finishing chunk, only for a context model
+        self.medops = Extension(context=context.status) if context is not None else None
 
     def whole(self, finished: Finished) -> BaseModel:
         raise NotImplementedError
@@ -324,11 +357,22 @@ class _ChatShape(_Shape):
             model=self.model,
             choices=[choice],
             usage=_usage(finished),
+            medops=self.medops,
         )
 
-    def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> BaseModel:
+    def _chunk(
+        self,
+        choices: list[ChunkChoice],
+        usage: Usage | None = None,
+        medops: Extension | None = None,
+    ) -> BaseModel:
         return ChatCompletionChunk(
-            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            choices=choices,
+            usage=usage,
+            medops=medops,
         )
 
     def opening(self) -> BaseModel:
@@ -338,7 +382,8 @@ class _ChatShape(_Shape):
         return self._chunk([ChunkChoice(delta=Delta(content=text))])
 
     def closing(self, finish_reason: FinishReason) -> BaseModel:
-        return self._chunk([ChunkChoice(delta=Delta(), finish_reason=finish_reason)])
+        choice = ChunkChoice(delta=Delta(), finish_reason=finish_reason)
+        return self._chunk([choice], medops=self.medops)
 
     def usage(self, usage: Usage) -> BaseModel:
         return self._chunk([], usage)
@@ -347,20 +392,28 @@ class _ChatShape(_Shape):
 class _TextShape(_Shape):
     prefix = "cmpl-"
 
-    def _completion(self, choices: list[TextChoice], usage: Usage | None = None) -> BaseModel:
+    def _completion(
+        self, choices: list[TextChoice], usage: Usage | None = None, medops: Extension | None = None
+    ) -> BaseModel:
         return TextCompletion(
-            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            choices=choices,
+            usage=usage,
+            medops=medops,
         )
 
     def whole(self, finished: Finished) -> BaseModel:
         choice = TextChoice(text=finished.text, finish_reason=finished.finish_reason)
-        return self._completion([choice], _usage(finished))
+        return self._completion([choice], _usage(finished), self.medops)
 
     def piece(self, text: str) -> BaseModel:
         return self._completion([TextChoice(text=text)])
 
     def closing(self, finish_reason: FinishReason) -> BaseModel:
-        return self._completion([TextChoice(text="", finish_reason=finish_reason)])
+        choice = TextChoice(text="", finish_reason=finish_reason)
+        return self._completion([choice], medops=self.medops)
 
     def usage(self, usage: Usage) -> BaseModel:
         return self._completion([], usage)

@@ -5,6 +5,11 @@ the official client (which sends fields this server never heard of) keeps workin
 would silently change the answer's meaning is refused instead: ``n`` other than 1, tools,
 ``echo``, token-id prompts and non-text content parts.
 
+``medops`` is this server's extension object. In a request it names the entity whose
+features a model trained with a context line reads (``{"medops": {"drug": "Zoloft"}}``;
+the official client sends it with ``extra_body``); in an answer it says what the store
+knew of it (``{"medops": {"context": "found"}}``). Clients that do not know it ignore it.
+
 Validation messages name the field and what is allowed, never the submitted value: the
 request may carry patient narrative.
 """
@@ -12,13 +17,14 @@ request may carry patient narrative.
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    StringConstraints,
     field_validator,
     model_serializer,
 )
@@ -27,6 +33,7 @@ Role = Literal["system", "developer", "user", "assistant"]
 FinishReason = Literal["stop", "length"]
 
 MAX_STOP = 4
+EntityId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 class _Request(BaseModel):
@@ -77,6 +84,12 @@ class _Sampling(_Request):
     stream_options: StreamOptions | None = None
     seed: int | None = None
     user: str | None = Field(None, description="accepted and ignored (never logged)")
+    medops: dict[str, EntityId] | None = Field(
+        None,
+        description="extension: the entity id under the served model's key, "
+        '{"drug": "Zoloft"}; its online features go into the prompt as the context line '
+        "the model was trained with",
+    )
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -185,6 +198,27 @@ class Usage(BaseModel):
         )
 
 
+class Extension(BaseModel):
+    """The ``medops`` object of an answer: ``context`` is what the online store knew of the
+    request's entity (``found``, ``unknown id``, ``no id``)."""
+
+    context: str
+
+
+class _Answer(BaseModel):
+    """An answer object, with ``medops`` only when there is something to say (left out, not
+    null, so strict clients see exactly OpenAI's fields otherwise)."""
+
+    medops: Extension | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_empty_extension(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        fields = handler(self)
+        if fields.get("medops") is None:
+            fields.pop("medops", None)
+        return fields
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
@@ -197,7 +231,7 @@ class ChatChoice(BaseModel):
     logprobs: None = None
 
 
-class ChatCompletion(BaseModel):
+class ChatCompletion(_Answer):
     id: str
     object: Literal["chat.completion"] = "chat.completion"
     created: int = Field(default_factory=now)
@@ -224,7 +258,7 @@ class ChunkChoice(BaseModel):
     logprobs: None = None
 
 
-class ChatCompletionChunk(BaseModel):
+class ChatCompletionChunk(_Answer):
     id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     created: int
@@ -240,7 +274,7 @@ class TextChoice(BaseModel):
     logprobs: None = None
 
 
-class TextCompletion(BaseModel):
+class TextCompletion(_Answer):
     """A completion, and also each streamed chunk of one (same object type, as OpenAI)."""
 
     id: str

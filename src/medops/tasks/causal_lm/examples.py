@@ -15,6 +15,7 @@ from typing import Any
 
 from medops.errors import MedopsError
 from medops.model.chat import Tokenized, tokenize_chat
+from medops.privacy.canaries import Conversation
 from medops.tasks.causal_lm.recipe import LanguageTask, TargetField
 
 
@@ -43,6 +44,9 @@ def target(row: dict[str, Any], lm: LanguageTask) -> dict[str, str]:
     return {field.name: _field_value(row, field) for field in lm.fields}
 
 
+TEXT_HEADING = "\n\nText:\n"  # between the instruction (and context line) and the text
+
+
 def context_line(context: Mapping[str, Any]) -> str:
     """A row's point-in-time features as one structured line of the prompt (``features:``
     recipes): what was known before the text was written, ``unknown`` where nothing was."""
@@ -52,19 +56,45 @@ def context_line(context: Mapping[str, Any]) -> str:
     return f"Context known before this text: {known}"
 
 
+def _head(instruction: str, context: Mapping[str, Any] | None) -> str:
+    return "\n\n".join([instruction, *([context_line(context)] if context is not None else [])])
+
+
 def prompt_messages(
     text: str, lm: LanguageTask, context: Mapping[str, Any] | None = None
 ) -> list[dict[str, str]]:
     """The user turn; with ``context`` (rows prepared with features) a context line sits
     between the instruction and the text, in training and evaluation alike."""
-    lines = [lm.instruction, *([context_line(context)] if context is not None else [])]
-    return [{"role": "user", "content": "\n\n".join(lines) + f"\n\nText:\n{text}"}]
+    return [{"role": "user", "content": _head(lm.instruction, context) + TEXT_HEADING + text}]
+
+
+def with_context(turn: str, context: Mapping[str, Any]) -> str:
+    """A served user turn with the context line where training put it: after the
+    instruction, before ``Text:`` when the turn is in ``prompt_messages``' layout (as the
+    extraction model is asked), else as the turn's first paragraph. The endpoint adds it to
+    the de-identified turn, so the line never goes through the PHI guard."""
+    head, heading, text = turn.partition(TEXT_HEADING)
+    if not heading:
+        return f"{context_line(context)}\n\n{turn}"
+    return _head(head, context) + heading + text
 
 
 def chat_example(row: dict[str, Any], lm: LanguageTask) -> list[dict[str, str]]:
     answer = json.dumps(target(row, lm), ensure_ascii=False)
     prompt = prompt_messages(row["text"], lm, row.get("context"))
     return [*prompt, {"role": "assistant", "content": answer}]
+
+
+def training_conversations(rows: list[dict[str, Any]], lm: LanguageTask) -> list[Conversation]:
+    """The conversations training learns from (rows without a target are not trained on):
+    what the privacy audit's regurgitation probe prompts with and scans against."""
+    conversations = []
+    for row in rows:
+        try:
+            conversations.append(chat_example(row, lm))
+        except TargetError:
+            continue
+    return conversations
 
 
 def _shorten(tokenizer: Any, row: dict[str, Any], overflow: int) -> dict[str, Any]:

@@ -52,7 +52,8 @@ from medops.model.chat import Tokenized
 from medops.model.gguf_cache import CACHE_ENV
 from medops.model.loss import answer_loss_sum
 from medops.model.precision import cpu_has_bf16
-from medops.recipe import build_recipe
+from medops.privacy.canaries import canary_examples, make_canaries
+from medops.recipe import PrivacyAudit, build_recipe
 from medops.tasks.causal_lm.recipe import CausalLMRecipe
 from medops.tasks.spec import load
 from medops.train.batches import global_batches, shard
@@ -247,6 +248,15 @@ def _model_path(config: dict[str, Any]) -> str:
     return path
 
 
+def planted(settings: dict[str, Any] | None, seed: int, tokenizer: Any) -> list[Tokenized]:
+    """The audit's canary examples (train split only), rebuilt from the seed on every rank
+    from the config's ``privacy_audit`` settings; none without an audit."""
+    if settings is None:
+        return []
+    audit = PrivacyAudit.model_validate(settings)
+    return canary_examples(make_canaries(audit.canaries, seed), audit.canaries.repeats, tokenizer)
+
+
 def _session(config: dict[str, Any]) -> _Session:
     # the instruct task trains with this loop too: its recipe and its example builder
     # ("module:function", as tasks name their code) come in the config
@@ -260,12 +270,13 @@ def _session(config: dict[str, Any]) -> _Session:
     model_path = _model_path(config)
     tokenizer = load_tokenizer(model_path)
     prepared, max_length = Path(config["prepared_dir"]), recipe.model.max_length
+    examples = {
+        split: build_examples(read_split(prepared, split), tokenizer, recipe.lm, max_length)[0]
+        for split in ("train", "validation")
+    }
+    examples["train"] += planted(config.get("privacy_audit"), recipe.seed, tokenizer)
     units = {
-        split: make_units(
-            build_examples(read_split(prepared, split), tokenizer, recipe.lm, max_length)[0],
-            max_length,
-            recipe.lm.packing,
-        )
+        split: make_units(examples[split], max_length, recipe.lm.packing)
         for split in ("train", "validation")
     }
     device = ray.train.torch.get_device()

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from medops.recipe import Evaluation, Recipe, Section, Train
+from medops.recipe import Evaluation, PrivacyAudit, Recipe, Section, Train
 
 
 class CausalLMTrain(Train):
@@ -71,6 +71,7 @@ class CausalLMRecipe(Recipe):
     train: CausalLMTrain = Field(default_factory=CausalLMTrain)
     lm: LanguageTask = Field(default_factory=LanguageTask)
     evaluate: Evaluation = Field(default_factory=Evaluation)
+    privacy_audit: PrivacyAudit = Field(default_factory=PrivacyAudit)
 
     @model_validator(mode="after")
     def _causal_lm_checks(self) -> CausalLMRecipe:

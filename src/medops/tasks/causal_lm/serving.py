@@ -4,7 +4,10 @@ A version is loaded as its LoRA adapter on the recipe's base model (weights only
 safetensors: no code from the artifact runs), so the champion and any ``serve.adapters``
 (a challenger) share one base in memory; a version without an adapter (full fine-tuning)
 is served alone from its merged weights. v1/v2 requests are prompted exactly as evaluation
-prompted (the version's ``lm.json``) and answer the parsed fields.
+prompted (the version's ``lm.json``) and answer the parsed fields. A recipe with
+``features:`` trained the model with a context line: each request's entity (v1: the
+instance's key, v2: an input named after it, OpenAI: ``medops``) is looked up in the
+online store and its line placed in the prompt as training placed it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import typing
 import uuid
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,21 +31,25 @@ from pydantic import BaseModel
 from medops.deid.filters import vocabulary
 from medops.errors import ConfigurationError
 from medops.evaluate.generation_metrics import parse_answer
+from medops.features.online import FeatureLookup, serving_lookup, serving_repo
 from medops.model.base import resolve_base
 from medops.model.decode import Finished, GenerationParams
 from medops.model.precision import serving_dtype
 from medops.recipe import Recipe
 from medops.registry.integrity import fetch_checked
 from medops.review.store import FeedbackStore, store_url
+from medops.serve import v2
 from medops.serve.chat_model import Recorder, ServedLM
+from medops.serve.generation import EntityContext
 from medops.serve.model import (
     Batch,
     PyfuncPredictor,
     Scored,
+    context_status,
     load_guard,
 )
 from medops.tasks.causal_lm import TASK
-from medops.tasks.causal_lm.examples import prompt_messages
+from medops.tasks.causal_lm.examples import prompt_messages, with_context
 from medops.tasks.causal_lm.recipe import LanguageTask
 
 logger = logging.getLogger("kserve.medops")
@@ -78,6 +86,41 @@ def _load_weights(
     return merged.eval(), {name: None}
 
 
+class PromptContext:
+    """A request's entity as the context line the model was trained with: its latest
+    features from the online store, placed by ``examples.with_context``. An id the store
+    does not know, or none, gets every feature ``unknown``, which is what training showed
+    for a text with no history (never an error)."""
+
+    def __init__(self, lookup: FeatureLookup) -> None:
+        self.lookup = lookup
+        self.key = lookup.key
+        self._unknown: dict[str, Any] = dict.fromkeys(lookup.repo.spec.features)
+
+    def __call__(self, entity: str | None) -> EntityContext:
+        found = self.lookup([entity]) if entity is not None else {}
+        features = found.get(entity, self._unknown) if entity is not None else self._unknown
+        return EntityContext(context_status(entity, found), partial(with_context, context=features))
+
+
+def prompt_context(recipe: Recipe) -> PromptContext | None:
+    """The recipe's online store for a model trained with ``features:``; without a built
+    store the log says once that requests are answered without the line."""
+    if recipe.features is None:
+        return None
+    lookup = serving_lookup(recipe)
+    if lookup is None:
+        logger.warning(
+            "the model was trained with a %s context line but there is no feature store at "
+            "%s: every request is answered without it (run prepare, or mount the store)",
+            recipe.features.entity,
+            serving_repo(recipe),
+        )
+        return None
+    logger.info("context line by request key %r from %s", lookup.key, lookup.repo.directory)
+    return PromptContext(lookup)
+
+
 class PromptSettings(Protocol):
     """A generative task's registered prompt section (``lm.json``), as serving reads it."""
 
@@ -104,6 +147,8 @@ def load_generator(
     }
     primary = versions[recipe.serve.model_name]
     lm = settings.model_validate(json.loads(primary["lm"].read_text(encoding="utf-8")))
+    # only the extraction prompt carries a context line (the instruct task trains without)
+    context = prompt_context(recipe) if isinstance(lm, LanguageTask) else None
     prompt = typing.cast(PromptSettings, lm)
     # the prompt's own words are not PHI ("Answer with JSON only" must not become
     # "Answer with [NAME] only"): the guard keeps them as it keeps drug and class names
@@ -121,6 +166,7 @@ def load_generator(
         recipe.serve.batching,
         system_prompt=prompt.task_system_prompt(),
         recorder=_recorder(recipe, uris),
+        context=context,
     )
     return served, lm
 
@@ -165,10 +211,14 @@ class ExtractorPredictor(PyfuncPredictor):
         """The conversation a v1/v2 text becomes: as evaluation prompted it."""
         return prompt_messages(text, self.lm)
 
-    async def answer(self, text: str) -> str:
+    def context_key(self) -> str | None:
+        """The key of the context line the model was trained with, if any."""
+        return self.generator.context_key if self.generator is not None else None
+
+    async def answer(self, text: str, context: EntityContext | None = None) -> str:
         if self.generator is None or self.lm is None:
             raise RuntimeError("answering before load(): no model is loaded")
-        prompt = await self.generator.chat_prompt(self.name, self.messages(text))
+        prompt = await self.generator.chat_prompt(self.name, self.messages(text), context)
         params = GenerationParams(
             max_tokens=min(self.lm.max_new_tokens, self.recipe.serve.limits.max_tokens)
         )
@@ -179,14 +229,23 @@ class ExtractorPredictor(PyfuncPredictor):
 
     async def predict(self, payload: Batch, headers: dict[str, str] | None = None) -> Scored:
         self.check_limits(payload)
-        answers = await asyncio.gather(*(self.answer(t) for t in payload.texts))
+        if self.generator is None:
+            raise RuntimeError("answering before load(): no model is loaded")
+        entities = payload.entities or (None,) * len(payload.texts)
+        contexts = await asyncio.gather(*(self.generator.context(e) for e in entities))
+        answers = await asyncio.gather(
+            *(self.answer(t, c) for t, c in zip(payload.texts, contexts, strict=True))
+        )
         rows = []
-        for answer in answers:
+        for answer, context in zip(answers, contexts, strict=True):
             parsed = parse_answer(answer)
             row: dict[str, Any] = {"answer": answer, "json_valid": parsed is not None}
             row.update({name: (parsed or {}).get(name, "") for name in self.fields})
+            if context is not None:  # said in the answer: what the model knew of the entity
+                row["context"] = context.status
             rows.append(row)
-        return Scored(payload, pd.DataFrame(rows, columns=[*REQUIRED, *self.fields]))
+        said = ["context"] if self.generator.context_key is not None else []
+        return Scored(payload, pd.DataFrame(rows, columns=[*REQUIRED, *self.fields, *said]))
 
     def encode(self, result: Scored) -> dict | InferResponse:
         frame = result.frame
@@ -197,6 +256,7 @@ class ExtractorPredictor(PyfuncPredictor):
                         "answer": str(row["answer"]),
                         "json_valid": bool(row["json_valid"]),
                         "fields": {name: str(row[name]) for name in self.fields},
+                        **({"context": str(row["context"])} if "context" in frame else {}),
                     }
                     for _, row in frame.iterrows()
                 ]
@@ -210,6 +270,8 @@ class ExtractorPredictor(PyfuncPredictor):
             InferOutput(name, [n], "BYTES", frame[name].astype(str).to_numpy(np.object_))
             for name in self.fields
         ]
+        if "context" in frame:
+            outputs.append(v2.context_output(frame["context"].astype(str).tolist()))
         request_id = result.batch.request_id or str(uuid.uuid4())
         return InferResponse(request_id, self.name, outputs)
 

@@ -9,6 +9,7 @@ and the same MLflow run instead of starting over.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,13 +17,17 @@ from peft import PeftModel
 from safetensors.torch import load_file
 
 from medops.data.dataset import read_split
-from medops.errors import DataError
+from medops.errors import ConfigurationError, DataError
 from medops.manifest import Manifest, timed
 from medops.model.base import resolve_base
 from medops.model.causal_lm import load_causal_lm, load_tokenizer, load_trainable
-from medops.recipe import Recipe
+from medops.model.chat import Tokenized
+from medops.privacy.audit import AUDIT_FILE, record_audit, run_audit, write_audit
+from medops.privacy.canaries import Conversation
+from medops.recipe import PrivacyAudit, Recipe
 from medops.registry.tracking import client, open_run, redacted, tracking_uri
-from medops.tasks.causal_lm.loop import STATE_FILE, train_lm_loop
+from medops.tasks.causal_lm.examples import training_conversations
+from medops.tasks.causal_lm.loop import STATE_FILE, planted, train_lm_loop
 from medops.tasks.causal_lm.recipe import CausalLMRecipe, CausalLMTrain
 from medops.tasks.spec import load
 from medops.train.errors import ResumeError
@@ -68,7 +73,46 @@ EXAMPLES = "medops.tasks.causal_lm.examples:build_examples"
 
 def train(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, resume: bool = False) -> Manifest:
     extra = {"fields": [field.name for field in recipe.lm.fields]}
-    return train_generative(recipe, out_dir, prepared, resume, EXAMPLES, extra)
+    return train_generative(
+        recipe, out_dir, prepared, resume, EXAMPLES, extra, training_conversations
+    )
+
+
+Conversations = Callable[[list[dict[str, Any]], Any], list[Conversation]]
+
+
+def _audit_settings(recipe: Any, conversations: Conversations | None) -> PrivacyAudit | None:
+    """The audit to run: a task that names its training conversations has a
+    ``privacy_audit`` section, and the recipe may switch it off."""
+    if conversations is None or not recipe.privacy_audit.enabled:
+        return None
+    return cast(PrivacyAudit, recipe.privacy_audit)
+
+
+def _audit(
+    recipe: Any,
+    audit: PrivacyAudit,
+    trained_on: list[Conversation],
+    out_dir: Path,
+    run_id: str,
+) -> dict[str, Any]:
+    """Audit the exported model; the result goes to privacy_audit.json, the MLflow run and
+    (returned) the manifest."""
+    audited = run_audit(out_dir / "model", audit, recipe.seed, trained_on)
+    write_audit(audited, out_dir)
+    record_audit(client(recipe), run_id, audited)
+    log.info("train: %s (%.0f s)", audited.reason, audited.seconds)
+    return {"status": "passed" if audited.passed else "failed", **audited.to_dict()}
+
+
+def _check_canaries_fit(canaries: list[Tokenized], max_length: int) -> None:
+    longest = max(len(example.input_ids) for example in canaries)
+    if longest > max_length:
+        raise ConfigurationError(
+            f"privacy_audit: a canary example takes {longest} tokens, more than "
+            f"model.max_length {max_length}; raise model.max_length or set "
+            "privacy_audit.enabled: false"
+        )
 
 
 def train_generative(
@@ -78,10 +122,16 @@ def train_generative(
     resume: bool,
     examples: str,
     extra: dict[str, Any],
+    conversations: Conversations | None = None,
 ) -> Manifest:
     """Train any generative task: ``examples`` ("module:function") turns its prepared rows
-    into token ids, ``extra`` joins the manifest (what its register stage reads)."""
+    into token ids, ``extra`` joins the manifest (what its register stage reads).
+
+    ``conversations`` (prepared rows, the recipe's ``lm`` -> chat turns) opts the task into
+    the privacy audit: canaries join the training rows, the exported model is audited.
+    """
     build_examples = load(examples)
+    audit = _audit_settings(recipe, conversations)
     manifest = Manifest(stage="train", recipe_hash=recipe.content_hash())
     with timed(manifest):
         if has_checkpoints(out_dir) and not resume:
@@ -99,6 +149,11 @@ def train_generative(
             manifest.counts[f"{split}_rows"] = len(rows)
         if not manifest.counts.get("train_kept"):
             raise DataError("no training example fits: check model.max_length and the lm section")
+        audit_config = audit.model_dump(mode="json") if audit else None
+        canaries = planted(audit_config, recipe.seed, tokenizer)
+        if canaries:
+            _check_canaries_fit(canaries, recipe.model.max_length)
+            manifest.counts["train_canary_examples"] = len(canaries)
         run_id = _mlflow_run(recipe, out_dir)
         config = {
             "recipe": recipe.to_dict(),
@@ -108,6 +163,7 @@ def train_generative(
             "mlflow_run_id": run_id,
             "storage": str((out_dir / RAY_DIR).resolve()),
             "examples": examples,
+            "privacy_audit": audit_config,
         }
         log.info("train: %s on %s", recipe.train.method, model_path)
         try:
@@ -131,4 +187,10 @@ def train_generative(
             "workers": recipe.resources.num_workers,
             **extra,
         }
+        if conversations is not None:
+            manifest.extra["privacy_audit"] = {"status": "disabled"}
+            if audit is not None:
+                trained_on = conversations(read_split(prepared, "train"), recipe.lm)
+                manifest.extra["privacy_audit"] = _audit(recipe, audit, trained_on, out_dir, run_id)
+                manifest.outputs["privacy_audit"] = AUDIT_FILE
     return manifest

@@ -17,10 +17,7 @@ import pandas as pd
 from kserve.protocol.infer_type import InferResponse
 
 from medops.errors import ConfigurationError
-from medops.features.online import FeatureLookup
-from medops.features.spec import FEATURE_STORE_YAML
-from medops.features.store import DIRECTORY as FEATURES_DIRECTORY
-from medops.features.store import FeatureRepo
+from medops.features.online import FeatureLookup, serving_lookup, serving_repo
 from medops.model.classifier import TextClassifier
 from medops.model.precision import serving_dtype
 from medops.recipe import Recipe
@@ -62,18 +59,17 @@ class ClassifierPredictor(PyfuncPredictor):
         scored as "no history", which the log says once."""
         if model.side is None:
             return None
-        directory = self.recipe.out / FEATURES_DIRECTORY
-        if self.recipe.features is None or not (directory / FEATURE_STORE_YAML).is_file():
+        lookup = serving_lookup(self.recipe)
+        if lookup is None:
             logger.warning(
                 "%s reads context features (%s) but the recipe names no feature store at %s: "
                 "every request is scored as having no history",
                 self.model_uri,
                 ", ".join(model.side.names),
-                directory,
+                serving_repo(self.recipe),
             )
             return None
-        lookup = FeatureLookup(FeatureRepo.open(directory))
-        logger.info("context features by request key %r from %s", lookup.key, directory)
+        logger.info("context features by request key %r", lookup.key)
         return lookup
 
     def check(self, frame: pd.DataFrame) -> None:
@@ -87,6 +83,7 @@ class ClassifierPredictor(PyfuncPredictor):
     def encode(self, result: Scored) -> dict | InferResponse:
         labels = [str(label) for label in result.frame["label"]]
         probabilities = result.frame[self.classes].to_numpy(dtype=np.float32)
+        context = result.frame["context"].tolist() if "context" in result.frame else None
         if result.batch.protocol == "v2":
             return v2.encode(
                 labels,
@@ -94,8 +91,8 @@ class ClassifierPredictor(PyfuncPredictor):
                 probabilities,
                 model_name=self.name,
                 request_id=result.batch.request_id,
+                context=context,
             )
-        context = result.frame["context"].tolist() if "context" in result.frame else None
         return v1.encode(labels, self.classes, probabilities, context)
 
     def get_output_types(self) -> list[dict]:

@@ -94,6 +94,20 @@ def test_smollm_demo_recipe() -> None:
     assert "tokenizer loads and has a chat template" in report["checks"]
 
 
+@pytest.mark.parametrize(("native", "dtype"), [(True, "bfloat16"), (False, "float32")])
+def test_a_cpu_recipe_reports_the_precision_this_cpu_gives(
+    monkeypatch: pytest.MonkeyPatch, native: bool, dtype: str
+) -> None:
+    monkeypatch.setattr("medops.launch.dry_run.cpu_has_bf16", lambda: native)
+    report = dry_run(load_recipe(EXTRACTION_RECIPE, ["train.precision=auto"]))
+    wanted = f"train.precision auto: {dtype} (as this machine's CPU computes it)"
+    assert wanted in report["checks"]
+
+
+def test_the_gpu_recipe_reports_bf16_on_its_gpus(llama: tuple[dict[str, Any], float]) -> None:
+    assert "train.precision bf16: bfloat16 (a bf16-capable GPU assumed)" in llama[0]["checks"]
+
+
 @pytest.mark.parametrize(
     ("overrides", "error", "message"),
     [

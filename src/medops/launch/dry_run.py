@@ -23,6 +23,7 @@ from medops.errors import ConfigurationError, MedopsError, MissingInputError
 from medops.model.adapters import adapt
 from medops.model.base import resolve_base
 from medops.model.causal_lm import autocast_dtype, load_tokenizer, weights_dtype
+from medops.model.precision import cpu_has_bf16
 from medops.recipe import Recipe
 from medops.tasks import task_of
 from medops.tasks.causal_lm.recipe import CausalLMRecipe
@@ -273,9 +274,16 @@ def dry_run(recipe: Recipe, gpu_memory_gib: float = 80.0) -> dict[str, Any]:
     batch = _batch(recipe)
     checks.append(f"train.batch_size {recipe.train.batch_size} splits over every worker")
 
-    # the dtype lm_loop loads with, assuming a bf16-capable GPU when use_gpu
-    cast = autocast_dtype(recipe.train.precision, recipe.resources.use_gpu, True)
+    # the dtype lm_loop loads with: a GPU worker is assumed bf16-capable; a CPU worker is
+    # judged by this machine's CPU, as the loop judges its own (precision.cpu_has_bf16)
+    gpu = recipe.resources.use_gpu
+    cast = autocast_dtype(recipe.train.precision, gpu, gpu or cpu_has_bf16())
     dtype = weights_dtype(recipe.train, cast)
+    where = "a bf16-capable GPU assumed" if gpu else "as this machine's CPU computes it"
+    checks.append(
+        f"train.precision {recipe.train.precision}: "
+        f"{str(cast or torch.float32).removeprefix('torch.')} ({where})"
+    )
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
         architecture = type(model).__name__

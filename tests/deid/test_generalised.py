@@ -182,3 +182,93 @@ def test_organisations_and_people_tagged_by_spacy_are_kept(
     result = RecognizerResult(entity, start, start + len(span), 0.85)
     kept, _ = drop_false_positives(text, [result], frozenset())
     assert kept == [result]
+
+
+@pytest.mark.parametrize(
+    "text,entity,span",
+    [
+        # medical suffixes, French stems and chemical prefixes
+        ("Candidiasis of the vulva.", "PERSON", "Candidiasis"),
+        ("Biopsie réalisée hier.", "LOCATION", "Biopsie"),
+        ("Hémoptysies récidivantes.", "LOCATION", "Hémoptysies"),
+        ("Poisoning: Hydroxycarbamides", "PERSON", "Hydroxycarbamides"),
+        # a capitalised word before a lowercase word with a medical suffix
+        ("Nodular tenosynovitis of the wrist.", "PERSON", "Nodular"),
+        # spaCy took the lowercase head or epithet into the span
+        ("Erosive gastropathy, chronic.", "PERSON", "Erosive gastropathy"),
+        ("Lichen planus, Keratosis pilaris noted.", "PERSON", "Keratosis pilaris"),
+        (
+            "Tuberculose hépatique avec Lymphadénopathies axillaires bilatérales.",
+            "ORGANIZATION",
+            "Lymphadénopathies axillaires bilatérales",
+        ),
+        # Latin adjectives after a genus-like word
+        ("Acne rosacea and Hidradenitis suppurativa, Cutis verticis.", "PERSON", "Cutis"),
+        # a French ward named by its specialty
+        ("Transférée dans le Service de Pneumologie.", "ORGANIZATION", "Service de Pneumologie"),
+        ("Dose: 3 UI le soir.", "LOCATION", "UI"),
+    ],
+)
+def test_issue_17_clinical_words_are_dropped(text: str, entity: str, span: str) -> None:
+    start = text.index(span)
+    kept, dropped = drop_false_positives(
+        text, [RecognizerResult(entity, start, start + len(span), 0.85)], frozenset()
+    )
+    assert kept == [] and sum(dropped.values()) == 1
+
+
+@pytest.mark.parametrize(
+    "text,entity,span",
+    [
+        ("Her neighbour Jérémie drove her in.", "PERSON", "Jérémie"),
+        ("Moved here from Anchorage last year.", "LOCATION", "Anchorage"),
+        ("Works for Microsoft Research as a tester.", "ORGANIZATION", "Microsoft Research"),
+        ("Accompagnée de Marie Laure.", "PERSON", "Marie Laure"),
+        ("Transférée au Service de Transport.", "ORGANIZATION", "Service de Transport"),
+    ],
+)
+def test_issue_17_names_near_the_new_rules_are_kept(text: str, entity: str, span: str) -> None:
+    start = text.index(span)
+    result = RecognizerResult(entity, start, start + len(span), 0.85)
+    kept, _ = drop_false_positives(text, [result], frozenset())
+    assert kept == [result]
+
+
+@pytest.mark.parametrize(
+    "text,identifier",
+    [
+        ("Disability claim 5530-118 was denied.", "5530-118"),
+        ("Prior authorization number 7741 2209 approved by the plan.", "7741 2209"),
+        ("Call back about ticket # 408813.", "408813"),
+        ("Please quote reference QX44190.", "QX44190"),
+    ],
+)
+def test_identifiers_after_case_claim_and_number_sign_labels(text: str, identifier: str) -> None:
+    assert (identifier, "ID") in found(text)
+
+
+@pytest.mark.parametrize(
+    "text,identifier",
+    [
+        ("Numéro de sinistre 77120455 transmis.", "77120455"),
+        ("Réf. 604-2281 à rappeler.", "604-2281"),
+    ],
+)
+def test_french_identifiers_after_reference_labels(text: str, identifier: str) -> None:
+    assert (identifier, "ID") in found(text, "fr")
+
+
+def test_labels_that_a_dose_or_a_count_follows_are_not_identifiers() -> None:
+    assert found("Plan: metformin 1000 mg twice daily. Case 2 of 3, step #2.") == []
+
+
+@pytest.mark.parametrize(
+    "text,organisation",
+    [
+        ("She helps at the Northgate Food Pantry each week.", "Northgate Food Pantry"),
+        ("Arrangements made with Kessler Funeral Home.", "Kessler Funeral Home"),
+        ("Now housed at Birchwood Apartments.", "Birchwood Apartments"),
+    ],
+)
+def test_community_services_and_homes_are_organisations(text: str, organisation: str) -> None:
+    assert covered(text, organisation)

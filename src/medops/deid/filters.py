@@ -43,7 +43,7 @@ _NOT_NAMES = frozenset(
     sob doe cad chf copd cabg pci mi ros hpi pmh psh fh sh heent perrl perrla eomi rrr dm
     htn ckd esrd uti dvt pe gerd bph cva tia afib nsr lvef ef tte tee mibi adl adls flp rpr
     hiv hcv hbv iddm niddm rbbb lbbb ivcd avf na cl co2 glu asa nsaid ssri vs ms osa bmi
-    atcd hta idm sca tdm irm nfs bpco avc ivg ecbu crp
+    atcd hta idm sca tdm irm nfs bpco avc ivg ecbu crp ui ipp nip nda
     dr drs doctor mr mrs ms miss mx prof pr docteur professeur mme mlle madame monsieur
     mademoiselle dear cher chère
     """,
@@ -71,7 +71,13 @@ _MEDICAL_SUFFIX = re.compile(
     r"(?:plasty|ectomy|otomy|ostomy|itis|osis|emia|algia|olol|pril|sartan|statin|azole"
     r"|mycin|cillin|floxacin|tidine|prazole|dipine|parin|mab|nib|sone|oxetine|azepam"
     r"|triptan|gliptin|formin|oma|pathy|uria|megaly|plasia|phyma|trophy|rrh(?:o)?ea|clasia"
-    r"|ectasia|philia|phobia|plegia|cardia|cephaly|lysis)$"
+    r"|ectasia|philia|phobia|plegia|cardia|cephaly|lysis|malacia|iasis|phrenia"
+    # French stems, singular or plural: "Biopsie", "Hémoptysies", "Adénopathies"
+    r"|(?:logie|iatrie|pathie|opsie|scopie|graphie|ectomie|otomie|plastie|th[ée]nie|ptysie"
+    r"|(?:glyc|kali|natr|calc|ur|an|leuc|lip|ox)[ée]mie|algie)s?)$"
+    # chemical prefixes of drug and toxin classes ("Deoxybarbiturates"), long words only
+    r"|^(?:deoxy|dihydro|hydroxy|nitro|amino|chloro|fluoro|bromo|methyl|ethyl|phenyl|sulfa"
+    r"|sulpha|cepha|cefa|barbitu)\w{4,}$"
 )
 _VITAMIN_OR_DOSE = re.compile(
     r"^vit(?:amine?|\.)(?:[ \t]|$)|\d[\d,.]*[ \t]*(?:mg|mcg|µg|g|ml|iu|ui|units?|mmol/l)\b"
@@ -109,7 +115,7 @@ _FULL_DATE = re.compile(
 )
 # a species epithet after a genus ("Escherichia coli", "Brucella canis"), not French
 # function words ("Marie puis", "Jean aussi")
-_EPITHET = re.compile(r"[ \t]+([a-z]{3,}(?:i|ae|um|is|ica|oides|ensis))\b")
+_EPITHET = re.compile(r"[ \t]+([a-z]{3,}(?:i|ae|um|is|ica|oides|ensis|osa|unda|alis|aris))\b")
 _NOT_EPITHET = re.compile(r"(?:ui|ci|si|di|ais|uis|ris|vis|mis|dis)$")
 # a dose right after a name-like word makes it a drug: "Lasilix 20 mg", "Eliquis 5 mg"
 _DOSE_AFTER = re.compile(
@@ -120,6 +126,10 @@ _DOSE_AFTER = re.compile(
 _AMBIGUOUS_HEAD = re.compile(
     r"[ \t]+(?:Group|Bank|Lab|Laboratory|Laboratories|Health|Systems|Services?|Network"
     r"|Union|Society)\b"
+)
+# a ward and its specialty, one word: "Service de Cardiologie", "Pôle d'Urologie"
+_WARD = re.compile(
+    r"(?i:service|unit[ée]|p[ôo]le|d[ée]partement)[ \t]+(?:de[ \t]+|d['’][ \t]*)([^\W\d_]+)"
 )
 _LOWER_NEXT = re.compile(r"[ \t]+([a-zß-öø-ÿ][\w'’-]*)")
 _ONE_WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
@@ -248,14 +258,35 @@ def is_bracketed_eponym(text: str, start: int, end: int) -> bool:
 
 
 def is_term_modifier(text: str, start: int, end: int) -> bool:
-    """One word before a lowercase word that ends terminology terms: "Catatonic
-    schizophrenia", "Maltworker lung", "Waldeyer ring" name conditions and anatomy."""
+    """One word before a lowercase word that ends terminology terms or has a medical
+    suffix: "Maltworker lung", "Waldeyer ring", "Oculoglandular tularaemia" name
+    conditions and anatomy."""
     following = _LOWER_NEXT.match(text, end)
     return (
         _ONE_WORD.fullmatch(text[start:end]) is not None
         and following is not None
         and following.group(1) not in _FUNCTION_WORDS
-        and normalised(following.group(1)) in terminology().heads
+        and (
+            normalised(following.group(1)) in terminology().heads
+            or is_medical_term(following.group(1))
+        )
+    )
+
+
+def is_term_with_tail(text: str, start: int, end: int) -> bool:
+    """A capitalised word, then lowercase words only, where spaCy took a term's head into
+    the span: "Gouty arthropathy", "Chondromalacia patellae", "Adénopathies cervicales";
+    the first word is judged as a medical term, a term modifier or a genus, as it would be
+    had the span stopped after it. A name's last word is capitalised ("Anna Smith", "Jean
+    de La Fontaine")."""
+    parts = list(re.finditer(r"\S+", text[start:end]))
+    if len(parts) < 2 or not all(part[0][0].islower() for part in parts[1:]):
+        return False
+    first_end = start + parts[0].end()
+    return (
+        is_medical_term(parts[0][0])
+        or is_term_modifier(text, start, first_end)
+        or is_genus(text, start, first_end)
     )
 
 
@@ -300,7 +331,12 @@ def is_shorthand(span: str) -> bool:
 
 def is_clinical_department(span: str) -> bool:
     """An ambiguous head after medical words only: "Blood Bank", "Blood Group", "Sleep Lab",
-    "Mental Health" name a clinical thing, "Hormel Foods" or "Mercy Health" do not."""
+    "Mental Health" name a clinical thing, "Hormel Foods" or "Mercy Health" do not; nor
+    does a French ward named by its specialty ("Service de Cardiologie", "Unité de
+    gériatrie"), which no one outside the hospital can be traced by."""
+    ward = _WARD.fullmatch(span.strip())
+    if ward is not None:
+        return is_medical_term(ward.group(1))
     head = _AMBIGUOUS_HEAD.search(span)
     return head is not None and terminology().is_term(span[: head.start()])
 
@@ -387,7 +423,10 @@ def drop_false_positives(
             dropped["eponym"] += 1
         elif name_like and is_genus(text, result.start, result.end):
             dropped["genus"] += 1
-        elif name_like and is_term_modifier(text, result.start, result.end):
+        elif name_like and (
+            is_term_modifier(text, result.start, result.end)
+            or is_term_with_tail(text, result.start, result.end)
+        ):
             dropped["term_modifier"] += 1
         elif name_like and is_uncapitalised(span):
             dropped["uncapitalised"] += 1

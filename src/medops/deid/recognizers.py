@@ -73,6 +73,12 @@ _RECORD_FIELD = (
     r"|Hospital[ \t]*(?:No|Number|#)|Insurance|Policy|Member[ \t]*ID|Mutuelle"
     r"|Accession|Acc|Specimen|Serial|S/?N|Lot|Passport|Licen[cs]e|DEA|NPI|IBAN|RIB|BIC"
     r"|RPPS|ADELI|FINESS|S[ée]jour|Passage|Examen|Adh[ée]rent|Bo[îi]tier|Contrat"
+    # case, claim and request numbers of payers and services; not "Plan"/"Order", which
+    # a dose follows ("Plan: 1000 mg")
+    r"|Claim|Case|R[ée]f(?:[ée]rence|\.)?|Confirmation|Authori[sz]ation|Auth|Tracking|Invoice"
+    r"|Ticket|Voucher|Certificate|Permit|Registration|Badge|Employee|Student|Beneficiary"
+    r"|Subscriber|Enrol(?:l)?ment|Encounter|Requisition|Req|Booking"
+    r"|Sinistre|Demande|Facture|Matricule|Immatriculation|Allocataire|Carte[ \t]+vitale"
     rf"|N°(?:[ \t]+(?:de[ \t]+|d'|du[ \t]+)?[{_LO}]+)?"
 )
 _MONTH_EN = (
@@ -127,10 +133,16 @@ _EN_ORG_SUFFIX = (
     r"|Center|Centre|Institute|Laborator(?:y|ies)|Lab|Group|Pediatrics|Paediatrics"
     r"|Credit[ \t]+Union|Bank|Pharmacy|Manor|Schools|Bakery|Logistics|Foundation|Services?"
     r"|Health(?:[ \t]+Plan)?|Home[ \t]+(?:Health|Care)|Care[ \t]+Home|Insurance|Mutual"
+    # homes that are institutions, not a patient's home: "Lakeside Funeral Home"
+    r"|(?:Funeral|Veterans'?|Children'?s|Soldiers'?|National|Community|Retirement|Group"
+    r"|Memorial|Rest)[ \t]+Home"
     r"|Blue[ \t]+(?:Cross|Shield)|Rehabilitation|Foods|Systems|Bureau|Society|Agency|Council"
     r"|Church|Cooperative|Co-op|Union|Authority|Association|Federation|Network|Alliance"
     r"|Enterprises|Industries|Holdings|Technologies|Solutions|Transportation|Transit|Motors"
     r"|Farms|Dairy|Market|Stores|Restaurant|Hotel|Academy|Daycare|Preschool"
+    # community services and housing: "Eastside Food Pantry", "Riverside Commons"
+    r"|Shelter|Pantry|Mission|Ministries|Coalition|Outreach|Club|Clubhouse|Trust|Consortium"
+    r"|Lodge|Residences?|Apartments|Commons|Towers"
     r")"
     # "Colorado School of Mines", "Services, Inc."
     rf"(?:[ \t]+of[ \t]+(?:the[ \t]+)?{_ORG_WORD}(?:[ \t]+{_ORG_WORD}){{0,2}})?"
@@ -146,6 +158,8 @@ _FR_ORG_PREFIX = (
     r"|CLSC"
     # capitalised only: "au centre de la lésion", "the centre that ..." are not names
     r"|Cabinet|Centre|Mutuelle|Laboratoire|Pharmacie|R[ée]sidence|Boulangerie|Garage|Banque"
+    # community services: "Foyer de vie Les Tilleuls", "Secours populaire"
+    r"|Foyer|Secours|Collectif|Amicale|Atelier"
 )
 # lowercase words between a French prefix and the name: "Cabinet médical des", "Centre de
 # rééducation", "École élémentaire"
@@ -362,7 +376,13 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 # letters and digits in groups: "MR-330-281-4", "WLP 448 2019 77"
                 r"[ \t]*(?P<phi>[A-Z0-9](?:[A-Z0-9]|[-/ ](?=[A-Z0-9]))+)(?![\w])",
                 0.85,
-            )
+            ),
+            # a number sign is a label whatever word comes before: "file # 44817"
+            (
+                r"(?<![\w&])#[ \t]*:?[ \t]*(?P<phi>[A-Z0-9](?:[A-Z0-9]|[-/ ](?=[A-Z0-9]))+)"
+                r"(?![\w])",
+                0.85,
+            ),
         ],
         _record_score,
     ),

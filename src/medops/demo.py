@@ -23,6 +23,7 @@ import yaml
 from medops.data.dataset import read_split
 from medops.errors import MedopsError
 from medops.launch.local import run_local
+from medops.launch.summary import run_summary
 from medops.manifest import read_manifest
 from medops.recipe import Recipe
 from medops.results import Evaluated, Ran, Registered
@@ -97,6 +98,7 @@ def run_demo(recipe: Recipe) -> dict[str, Any]:
     print(f"medops demo: recipe {recipe.name} ({recipe.content_hash()}) -> {recipe.out}")
     outputs = run_local(recipe)
     pipeline_seconds = time.perf_counter() - started
+    run_summary(recipe, outputs)  # run-summary.json, as `medops run` writes it (drift, review)
     prepared, evaluated = Ran.read(outputs["prepare"]), Evaluated.read(outputs["evaluate"])
     registered = Registered.read(outputs["register"])
     passed = registered.gate_passed

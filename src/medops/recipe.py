@@ -204,7 +204,7 @@ class Gate(Section):
     against_champion: bool = Field(
         False,
         description="also score the version holding registry.alias on the same held-out rows "
-        "in this run; the candidate must beat it (tasks: instruct)",
+        "in this run; the candidate must beat it (classification, causal-LM and instruct tasks)",
     )
     significant: bool = Field(
         False,

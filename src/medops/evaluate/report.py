@@ -87,7 +87,8 @@ def slices_html(slices: Mapping[str, Mapping[str, Mapping[str, Any]]], level: fl
     ]
     note = (
         f"<p>{level * 100:g}% bootstrap intervals (fairlearn MetricFrame); a difference is "
-        "the model minus the baseline on the same rows.</p>"
+        "the model minus the baseline (or, in a <code>_vs_champion_diff</code> column, minus "
+        "the current champion) on the same rows.</p>"
     )
     return f"<h2>Slices</h2>{note}{_table(rows, ['slice', 'rows', *names])}"
 

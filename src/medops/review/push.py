@@ -46,7 +46,13 @@ class RunOutputs:
                 "pass --run-summary with the run's run-summary.json"
             )
         data = json.loads(summary.read_text(encoding="utf-8"))
-        outputs = data["outputs"]
+        outputs = data.get("outputs") if isinstance(data, dict) else None
+        if not isinstance(outputs, dict) or not {"prepare", "evaluate"} <= outputs.keys():
+            raise MissingInputError(
+                f"{summary} is not a run summary (no outputs.prepare / outputs.evaluate): "
+                f"pass the {SUMMARY} that `medops run` or `medops demo` wrote in the run's "
+                "output_dir"
+            )
         return cls(Path(outputs["prepare"]), Path(outputs["evaluate"]), data["model_uri"])
 
 

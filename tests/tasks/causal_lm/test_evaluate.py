@@ -12,6 +12,7 @@ from sklearn.metrics import f1_score
 from medops.evaluate.generation_metrics import normalise, parse_answer, rouge_l
 from medops.manifest import Manifest, write_manifest
 from medops.recipe import Recipe
+from medops.registry.gate import decide
 from medops.registry.tags import PRIVACY_RUN_TAG
 from medops.registry.tracking import client, open_run, tracking_uri
 from medops.stages import run_stage
@@ -294,3 +295,61 @@ def test_rows_with_context_are_also_scored_without_it(
         manifest.metrics[metric] - manifest.metrics[f"text_only_{metric}"]
     )
     assert "fine-tuned, no context" in (out / "report.html").read_text()
+
+
+def _other_weights(trained: Path, out: Path) -> Path:
+    """A second candidate: the tiny Llama with every weight moved by seeded noise."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    shutil.copytree(trained / "model", out / "model")
+    model = AutoModelForCausalLM.from_pretrained(out / "model")
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for weight in model.parameters():
+            weight.add_(torch.randn(weight.shape, generator=generator))
+    model.save_pretrained(out / "model")
+    return out
+
+
+def test_the_registered_champion_answers_the_same_prompts_paired(
+    tiny_lm_recipe, extraction_prepared_dir, lm_trained_dir, tmp_path
+):
+    gate = tiny_lm_recipe.gate.model_copy(
+        update={"min_value": 0.0, "against_champion": True, "interval_against": ["champion"]}
+    )
+    recipe = tiny_lm_recipe.model_copy(update={"gate": gate})
+    _plant(extraction_prepared_dir, "test")
+    inputs = {"prepared": extraction_prepared_dir, "trained": lm_trained_dir}
+    first = tmp_path / "evaluated-first"
+    metrics = run_stage("evaluate", recipe, first, inputs).metrics
+    assert metrics["champion_exists"] == 0.0, "no version holds the alias yet"
+    assert "champion" not in _rows(first / "generations.jsonl")[0]
+    run_stage("register", recipe, tmp_path / "registered", {**inputs, "evaluated": first})
+    decision = json.loads((tmp_path / "registered" / "decision.json").read_text())
+    assert decision["passed"] and decision["alias"] == "champion", decision["reason"]
+    assert [c["against"] for c in decision["comparisons"]] == ["baseline"]
+
+    out = tmp_path / "evaluated-second"
+    second = _other_weights(lm_trained_dir, tmp_path / "second")
+    manifest = run_stage("evaluate", recipe, out, {**inputs, "trained": second})
+    metrics = manifest.metrics
+    assert metrics["champion_exists"] == 1.0
+    # the champion is the registered first model: row for row, the first run's answers
+    earlier, generations = _rows(first / "generations.jsonl"), _rows(out / "generations.jsonl")
+    assert [g["id"] for g in generations] == [g["id"] for g in earlier]
+    assert [g["champion"] for g in generations] == [g["model"] for g in earlier]
+    assert [g["model"] for g in generations] != [g["champion"] for g in generations]
+    earlier_metrics = json.loads((first / "manifest.json").read_text())["metrics"]
+    for name in (recipe.gate.metric, "json_validity", "field_f1", "rouge_l"):
+        assert metrics[f"champion_{name}"] == earlier_metrics[name], name
+        difference = metrics[f"{name}_vs_champion_diff"]
+        assert difference == pytest.approx(metrics[name] - metrics[f"champion_{name}"])
+        low, high = (metrics[f"{name}_vs_champion_diff_ci_{end}"] for end in ("low", "high"))
+        assert low <= difference <= high, name
+    decision = decide(recipe.gate, metrics)
+    assert [c.against for c in decision.comparisons] == ["baseline", "champion"]
+    assert decision.comparisons[1].other == metrics[f"champion_{recipe.gate.metric}"]
+    assert "<th>current champion</th>" in (out / "report.html").read_text()
+    for name in ("report.html", "metrics.json", "manifest.json", "generations.jsonl"):
+        assert PLANTED not in (out / name).read_text()

@@ -5,10 +5,14 @@ import numpy as np
 import pytest
 
 from medops.data.dataset import read_split
+from medops.evaluate.intervals import Resamples, interval_metrics
+from medops.evaluate.metrics import label_scores
 from medops.model.classifier import TextClassifier
 from medops.recipe import Recipe, RecipeError, build_recipe
+from medops.registry.gate import decide
+from medops.registry.integrity import UnsafeArtifactError
 from medops.stages import run_stage
-from tests.conftest import demo_raw
+from tests.conftest import CLASSES, demo_raw
 
 
 def by_hand(rows: list[dict[str, str]], classes: list[str]) -> dict[str, float]:
@@ -151,3 +155,139 @@ def test_context_features_are_scored_with_and_without_in_one_run(
     assert manifest.metrics["macro_f1_vs_text_only_diff"] == pytest.approx(1.0 - text_only)
     low = manifest.metrics["macro_f1_vs_text_only_diff_ci_low"]
     assert low <= manifest.metrics["macro_f1_vs_text_only_diff"]
+
+
+def _against_champion(recipe: Recipe) -> Recipe:
+    """``recipe`` whose gate scores the champion and decides on the paired interval against
+    it; no threshold, so the first candidate is promoted whatever the tiny model scores."""
+    gate = recipe.gate.model_copy(
+        update={
+            "min_value": 0.0,
+            "not_below_baseline": False,
+            "against_champion": True,
+            "interval_against": ["champion"],
+        }
+    )
+    return recipe.model_copy(update={"gate": gate})
+
+
+def _promote_first(recipe: Recipe, prepared: Path, trained: Path, tmp: Path) -> Path:
+    """Evaluate and register ``trained`` while no version holds the alias: the gate has
+    nothing to beat, skips the champion, and the version becomes the champion."""
+    evaluated = tmp / "evaluated-first"
+    inputs = {"prepared": prepared, "trained": trained}
+    first = run_stage("evaluate", recipe, evaluated, inputs)
+    assert first.metrics["champion_exists"] == 0.0
+    assert not [k for k in first.metrics if "champion_" in k and k != "champion_exists"]
+    assert "champion" not in _lines(evaluated / "predictions.jsonl")[0]
+    run_stage("register", recipe, tmp / "registered", {**inputs, "evaluated": evaluated})
+    decision = json.loads((tmp / "registered" / "decision.json").read_text())
+    assert decision["passed"] and decision["alias"] == "champion", decision["reason"]
+    assert [c["against"] for c in decision["comparisons"]] == ["baseline"]
+    return evaluated
+
+
+def _lines(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _one_class(trained: Path, out: Path, label: str) -> Path:
+    """A second candidate: the trained encoder with a head that always answers ``label``."""
+    model = TextClassifier.load(trained / "model")
+    bias = np.array([1.0 if name == label else 0.0 for name in model.labels])
+    head = np.zeros_like(model.weight)
+    TextClassifier(model.encoder, model.tokenizer, head, bias, model.labels, 32).save(out / "model")
+    return out
+
+
+def test_the_registered_champion_is_scored_on_the_same_rows_paired(
+    tiny_recipe: Recipe, prepared_dir: Path, trained_dir: Path, tmp_path: Path
+) -> None:
+    recipe = _against_champion(tiny_recipe)
+    first = _promote_first(recipe, prepared_dir, trained_dir, tmp_path)
+    second = _one_class(trained_dir, tmp_path / "second", "Acne")
+    out = tmp_path / "evaluated-second"
+    manifest = run_stage("evaluate", recipe, out, {"prepared": prepared_dir, "trained": second})
+    metrics = manifest.metrics
+    assert metrics["champion_exists"] == 1.0
+    # the champion is the registered first model, loaded from the registry: row for row it
+    # answers what the first run's candidate answered, on the same test rows
+    earlier, predictions = _lines(first / "predictions.jsonl"), _lines(out / "predictions.jsonl")
+    assert [p["id"] for p in predictions] == [p["id"] for p in earlier]
+    assert [p["champion"] for p in predictions] == [p["predicted"] for p in earlier]
+    assert {p["predicted"] for p in predictions} == {"Acne"}
+    assert metrics["macro_f1"] == pytest.approx(1 / 6)  # F1 0.5 on Acne, 0 on the others
+    earlier_metrics = json.loads((first / "manifest.json").read_text())["metrics"]
+    for name in ("macro_f1", "accuracy", "macro_precision", "macro_recall"):
+        assert metrics[f"champion_{name}"] == earlier_metrics[name], name
+        difference = metrics[f"{name}_vs_champion_diff"]
+        assert difference == pytest.approx(metrics[name] - metrics[f"champion_{name}"])
+        low, high = (metrics[f"{name}_vs_champion_diff_ci_{end}"] for end in ("low", "high"))
+        assert low <= difference <= high, name
+    # paired: the interval of the difference on the run's one draw of the test rows
+    gold = [p["label"] for p in predictions]
+    draw = Resamples(
+        len(gold),
+        resamples=recipe.evaluate.bootstrap_resamples,
+        seed=recipe.seed,
+        level=recipe.gate.confidence,
+    )
+    sides = {
+        side: label_scores(gold, [p[key] for p in predictions], CLASSES)
+        for side, key in (("model", "predicted"), ("champion", "champion"))
+    }
+    expected = interval_metrics(sides, draw)
+    for key in ("macro_f1_vs_champion_diff_ci_low", "macro_f1_vs_champion_diff_ci_high"):
+        assert metrics[key] == pytest.approx(expected[key]), key
+    # the gate reads them: the champion's comparison, worded, beside the baseline's
+    decision = decide(recipe.gate, metrics)
+    assert [c.against for c in decision.comparisons] == ["baseline", "champion"]
+    champion = decision.comparisons[1]
+    assert (champion.other, champion.ci_low) == (
+        metrics["champion_macro_f1"],
+        metrics["macro_f1_vs_champion_diff_ci_low"],
+    )
+    assert champion.text() in decision.reason
+    gained = metrics["macro_f1_vs_champion_diff_ci_low"] > 0
+    assert decision.passed == (gained and metrics["macro_f1"] > metrics["champion_macro_f1"])
+    report = (out / "report.html").read_text()
+    assert "Against the current champion (paired)" in report
+    written = json.loads((out / "metrics.json").read_text())["champion"]["summary"]
+    assert written["macro_f1"] == metrics["champion_macro_f1"]
+
+
+def test_a_candidate_no_better_than_the_champion_is_refused(
+    tiny_recipe: Recipe, prepared_dir: Path, trained_dir: Path, tmp_path: Path
+) -> None:
+    recipe = _against_champion(tiny_recipe)
+    _promote_first(recipe, prepared_dir, trained_dir, tmp_path)
+    out = tmp_path / "evaluated-again"
+    inputs = {"prepared": prepared_dir, "trained": trained_dir}
+    metrics = run_stage("evaluate", recipe, out, inputs).metrics
+    # the same weights as the champion: the same answers, so the paired difference is 0 on
+    # every resample, and the gate refuses on the point value and on the interval
+    assert metrics["champion_macro_f1"] == metrics["macro_f1"]
+    difference = [metrics[f"macro_f1_vs_champion_diff{s}"] for s in ("", "_ci_low", "_ci_high")]
+    assert difference == [0.0, 0.0, 0.0]
+    decision = decide(recipe.gate, metrics)
+    assert not decision.passed
+    assert f"macro_f1 {metrics['macro_f1']:.4f} <= champion" in decision.reason
+    assert "macro_f1_vs_champion_diff_ci_low 0.0000 <= 0 (no gain over the champion" in (
+        decision.reason
+    )
+
+
+def test_a_champion_changed_in_the_artifact_store_is_refused(
+    tiny_recipe: Recipe, prepared_dir: Path, trained_dir: Path, tmp_path: Path
+) -> None:
+    """The champion is loaded as serving loads a version: a pickle planted beside its files
+    (by a writer of the artifact store) stops evaluation rather than being loaded."""
+    recipe = _against_champion(tiny_recipe)
+    _promote_first(recipe, prepared_dir, trained_dir, tmp_path)
+    stored = sorted((recipe.out / "mlflow").rglob("MLmodel"))
+    assert stored, "the registered version's files are in the run's artifact store"
+    for mlmodel in stored:
+        (mlmodel.parent / "extra.pkl").write_bytes(b"not loaded")
+    inputs = {"prepared": prepared_dir, "trained": trained_dir}
+    with pytest.raises(UnsafeArtifactError, match="extra.pkl"):
+        run_stage("evaluate", recipe, tmp_path / "evaluated-again", inputs)

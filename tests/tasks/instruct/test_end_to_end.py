@@ -100,3 +100,18 @@ def test_the_registered_pyfunc_answers_a_frame_of_user_turns(pipeline):
     assert list(frame.columns) == ["answer"] and len(frame) == 1
     with pytest.raises(MlflowException, match=r"missing inputs \['text'\]"):
         model.predict(pd.DataFrame({"prompt": ["x"]}))  # the registered signature says so
+
+
+def test_the_registered_champion_answers_the_same_conversations(pipeline):
+    recipe, stages, tmp = pipeline
+    gate = recipe.gate.model_copy(update={"against_champion": True})
+    inputs = {"prepared": tmp / "prepare", "trained": tmp / "train"}
+    out = tmp / "evaluate-against-champion"
+    metrics = run_stage("evaluate", recipe.model_copy(update={"gate": gate}), out, inputs).metrics
+    # the champion is the version registered from these very weights, fetched and checked
+    # as serving fetches it: the same answers, so every paired difference is exactly 0
+    assert metrics["champion_exists"] == 1.0
+    for name in ("rouge_l", "token_f1"):
+        assert metrics[f"champion_{name}"] == stages["evaluate"].metrics[name]
+        ends = ("", "_ci_low", "_ci_high")
+        assert [metrics[f"{name}_vs_champion_diff{end}"] for end in ends] == [0.0, 0.0, 0.0]

@@ -3,10 +3,12 @@
 Both models get the same prompts, decoding and scoring in this one run, so the baseline
 answers exactly "did fine-tuning help?". With ``lm.few_shot: N`` the untuned base is scored
 a second time with N worked examples from the train split as prior chat turns, which
-answers "would prompting alone have done it?". Every summary number gets a bootstrap
-interval and the tuned-minus-base difference a paired one, also per slice
-(``evaluate.slices``). Outputs hold row ids, gold fields and generated answers (JSON of
-fields), never the patient's text.
+answers "would prompting alone have done it?". With ``gate.against_champion`` the version
+holding the registry alias answers the same prompts too: "is it better than what is
+served?". Every summary number gets a bootstrap interval and the tuned-minus-base (and
+tuned-minus-champion) difference a paired one, also per slice (``evaluate.slices``).
+Outputs hold row ids, gold fields and generated answers (JSON of fields), never the
+patient's text.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from medops.evaluate.generation_metrics import (
     parse_answer,
     row_scores,
 )
-from medops.evaluate.intervals import RowScores, combine, mean_scores
+from medops.evaluate.intervals import PREFIXES, RowScores, combine, mean_scores
 from medops.evaluate.metrics import label_scores, ratio
 from medops.evaluate.report import confusion_png, html_report
 from medops.evaluate.uncertainty import measure
@@ -38,17 +40,20 @@ from medops.manifest import Manifest, timed
 from medops.model.base import resolve_base
 from medops.model.causal_lm import load_tokenizer
 from medops.model.generate import generate, load_for_generation
+from medops.registry.champion import Champion, champion_html, fetch_champion
+from medops.tasks.causal_lm import TASK
 from medops.tasks.causal_lm.examples import TargetError, chat_example, prompt_messages, target
 from medops.tasks.causal_lm.recipe import CausalLMRecipe
 
 log = logging.getLogger(__name__)
 Conversation = list[dict[str, str]]
-# record key -> metric prefix; text_only: the fine-tuned model prompted without its context
-SIDES = {"model": "", "baseline": "baseline_", "fewshot": "fewshot_", "text_only": "text_only_"}
+# each side of PREFIXES (record key -> metric prefix) as the report names it; text_only:
+# the fine-tuned model prompted without its context
 TITLES = {
     "model": "fine-tuned",
     "baseline": "base model",
     "fewshot": "few-shot base",
+    "champion": "current champion",
     "text_only": "fine-tuned, no context",
 }
 SLICE_METRICS = ("json_validity", "field_f1")  # per slice, beside the gate's metric
@@ -211,7 +216,7 @@ def _shown(answer: str) -> str:
 
 
 def _samples_html(rows: list[dict[str, Any]], limit: int) -> str:
-    sides = [side for side in SIDES if rows and side in rows[0]]
+    sides = [side for side in PREFIXES if rows and side in rows[0]]
     head = "".join(f"<th>{TITLES[side]}</th>" for side in sides)
     items = "".join(
         f"<tr><td>{html.escape(r['id'])}</td><td>{html.escape(json.dumps(r['gold']))}</td>"
@@ -257,12 +262,17 @@ def _held_out(
 
 
 def _generate_all(
-    recipe: CausalLMRecipe, trained: Path, rows: list[dict[str, Any]], shots: list[dict[str, Any]]
+    recipe: CausalLMRecipe,
+    trained: Path,
+    rows: list[dict[str, Any]],
+    shots: list[dict[str, Any]],
+    champion: Champion | None,
 ) -> dict[str, list[str]]:
-    """Answers of each side, keyed as in ``SIDES``; the base is loaded once for both prompts.
+    """Answers of each side, keyed as in ``PREFIXES``; the base is loaded once for both prompts.
 
     Rows prepared with features are prompted with their context line; the fine-tuned model
-    then also answers without it (``text_only``), so the run says what the context added."""
+    then also answers without it (``text_only``), so the run says what the context added.
+    The champion gets this recipe's prompts (its weights are compared, not its settings)."""
     log.info("evaluate: %d held-out rows, fine-tuned model", len(rows))
     prompts = [prompt_messages(r["text"], recipe.lm, r.get("context")) for r in rows]
     tuned = _Generator(str(trained / "model"), recipe)
@@ -280,6 +290,9 @@ def _generate_all(
         log.info("evaluate: same rows, base model, %d shots (train rows %s)", len(shots), ids)
         few = [few_shot_messages(shots, r, recipe) for r in rows]
         answers["fewshot"] = base(few, "few-shot baseline")
+    del base
+    if champion is not None and champion.model is not None:
+        answers["champion"] = _Generator(str(champion.model), recipe)(prompts, "champion")
     return answers
 
 
@@ -298,7 +311,8 @@ def evaluate(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, trained: Pat
                 recipe.lm.few_shot,
                 len(shots),
             )
-        answers = _generate_all(recipe, trained, scored, shots)
+        champion = fetch_champion(recipe, TASK.pyfunc_path().name)
+        answers = _generate_all(recipe, trained, scored, shots, champion)
         results = {side: _score(answers[side], golds, recipe, classes) for side in answers}
         measured = measure(
             {side: _row_scores(answers[side], golds, recipe, classes) for side in answers},
@@ -339,18 +353,21 @@ def evaluate(recipe: CausalLMRecipe, out_dir: Path, prepared: Path, trained: Pat
             outputs.append(png)
         manifest.outputs = {name: name for name in outputs}
         manifest.metrics = {
-            f"{SIDES[side]}{key}": value
+            f"{PREFIXES[side]}{key}": value
             for side, result in results.items()
             for key, value in result["summary"].items()
         }
         manifest.metrics.update(measured.manifest_metrics(recipe.gate.metric))
+        if champion is not None:
+            manifest.metrics.update(champion.metrics())
         html_report(
             recipe.name,
             results["model"],
             results["baseline"],
             png,
             out_dir / "report.html",
-            extra_html=_comparison_html(results, len(shots))
+            extra_html=champion_html(manifest.metrics, results["model"]["summary"])
+            + _comparison_html(results, len(shots))
             + _samples_html(records, recipe.lm.samples_in_report),
             flat=manifest.metrics,
             slices=measured.slices,

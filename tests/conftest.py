@@ -11,8 +11,9 @@ import yaml
 
 from medops.assets import resolve_uri
 from medops.recipe import Recipe, build_recipe
+from tests.paths import ROOT
+from tests.support.helm import helm  # noqa: F401  (the fixture: tests/charts, tests/registry)
 
-ROOT = Path(__file__).resolve().parents[1]
 DEMO_RECIPE = ROOT / "recipes" / "condition-demo.yaml"
 CLASSES = ["Acne", "Depression", "Pain"]
 _WORDS = {

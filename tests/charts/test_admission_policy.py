@@ -17,8 +17,7 @@ from cel_expr_python import cel
 
 from medops.operator.allowlist import Allowlist, NotAllowed
 from medops.operator.registry import ALLOWED_ENV, RegistryError, check_tracking_uri
-
-from .test_chart import API_SERVER, CHART, run_helm
+from tests.support.helm import API_SERVER, CHART, run_helm
 
 KUBE_VERSION = "1.31.0"
 POLICY_API = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"

@@ -9,8 +9,6 @@ calls, no Secret values in the chart.
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -18,12 +16,10 @@ import pytest
 import yaml
 
 from medops.operator import kube
+from tests.paths import ROOT
+from tests.support.helm import API_SERVER, CHART, run_helm
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "medops"
 KUBE_VERSION = "1.29.0"
-# the one value a platform team must set (rendering fails without it: test below)
-API_SERVER = ["--set", "networkPolicy.apiServerCIDRs={10.0.0.1/32}"]
 VALUES = {
     "default": API_SERVER,
     "clusterwide": [*API_SERVER, "--set", "operator.clusterWide=true"],
@@ -32,10 +28,6 @@ VALUES = {
 }
 DANGEROUS = {"delete", "deletecollection", "escalate", "bind", "impersonate", "update"}
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
-
-
-def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm, *args], capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture(scope="session")

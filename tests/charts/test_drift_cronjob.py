@@ -9,7 +9,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.charts.test_chart import API_SERVER, CHART, KUBE_VERSION, run_helm
+from tests.charts.test_chart import KUBE_VERSION
+from tests.support.helm import API_SERVER, CHART, run_helm
 
 ENABLED = [
     *API_SERVER,

@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from tests.charts.test_chart import API_SERVER, CHART, find, run_helm
+from tests.charts.test_chart import find
+from tests.support.helm import API_SERVER, CHART, run_helm
 
 FEAST = [
     *API_SERVER,

@@ -4,13 +4,11 @@ NetworkPolicy that admits medops pods only from the namespaces the chart names."
 from __future__ import annotations
 
 from tests.charts.test_chart import (  # noqa: F401  (rendered: the fixture)
-    API_SERVER,
-    CHART,
     _pod_spec,
     find,
     rendered,
-    run_helm,
 )
+from tests.support.helm import API_SERVER, CHART, run_helm
 
 
 def _env(container: dict) -> dict[str, dict]:

@@ -16,7 +16,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -26,15 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import yaml
 from docker.models.containers import Container
 
 from medops.operator.objects import RUN_AS
 from medops.operator.schema import load_crds, validate_resource
+from tests.paths import ROOT
+from tests.support.network import LOOPBACK, free_port, wait_http
+from tests.support.postgres import postgres_database
 
-ROOT = Path(__file__).resolve().parents[2]
-LOOPBACK = "127.0.0.1"
 StartContainer = Callable[..., Container]
 
 # `ray start` on a worker node replaces a loopback --node-ip-address with the host's
@@ -69,13 +68,6 @@ HEAD_PORTS = ("port", "dashboard-port", "ray-client-server-port")
 MAX_RESTARTS = 2
 _QUANTITY = {"m": 1e-3, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 _QUANTITY.update({f"{unit}i": 1024.0 ** (i + 1) for i, unit in enumerate("KMGTPE")})
-
-
-def free_port() -> int:
-    """A port nothing listens on now, on the loopback."""
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
 
 
 def quantity(value: str | int) -> float:
@@ -370,20 +362,6 @@ def is_loopback(address: str) -> bool:
 # -- MLflow on PostgreSQL ------------------------------------------------------------------
 
 
-@contextmanager
-def postgres_database(prefix: str = "medops_e2e") -> Iterator[str]:
-    """A fresh database on the local server, dropped (connections and all) afterwards."""
-    name = f"{prefix}_{secrets.token_hex(4)}"
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @dataclass
 class MlflowServer:
     url: str
@@ -432,35 +410,6 @@ def mlflow_server(work: Path) -> Iterator[MlflowServer]:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
-
-
-def wait_http(
-    url: str,
-    timeout: float,
-    headers: dict[str, str] | None = None,
-    ready: Callable[[httpx.Response], bool] = lambda r: r.status_code == 200,
-    process: subprocess.Popen[bytes] | None = None,
-    log: Path | None = None,
-    container: Container | None = None,
-) -> httpx.Response:
-    """Poll ``url`` until ``ready``; fail early, with its output, if what serves it died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(url, headers=headers, timeout=5)
-            if ready(response):
-                return response
-        except httpx.HTTPError:
-            pass
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"{url}: server exited:\n{log.read_text() if log else ''}")
-        if container is not None:
-            container.reload()
-            if container.status == "exited":
-                output = container.logs(tail=60).decode(errors="replace")
-                raise AssertionError(f"{url}: container exited:\n{output}")
-        time.sleep(1)
-    raise AssertionError(f"{url} not ready in {timeout}s")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -34,21 +34,19 @@ from medops.operator.rayjob import build_rayjob, build_recipe_configmap, recipe_
 from medops.serve.auth import hash_key, new_key
 from tests.e2e.conftest import IMAGE
 from tests.e2e.ray_cluster import (
-    LOOPBACK,
-    ROOT,
     RayCluster,
     configmap_dir,
     defaulted,
-    free_port,
     is_loopback,
     mlflow_server,
     run_options,
     secret_dir,
     shared_volume,
-    wait_http,
     write_json,
 )
+from tests.paths import ROOT
 from tests.samples import sample_reviews
+from tests.support.network import LOOPBACK, free_port, wait_http
 
 RESULTS = ROOT / "runs" / "e2e" / "ray_cluster.json"
 NAME = "extraction-e2e"  # the FineTune, its RayJob and its run directory
@@ -147,6 +145,22 @@ def checkpoint_steps(run: Path) -> list[int]:
         except (OSError, ValueError, KeyError):
             continue  # being written
     return sorted(found)
+
+
+def committed_checkpoint(run: Path) -> int:
+    """The step of the newest checkpoint Ray Train's controller has registered (0: none).
+
+    A worker's checkpoint directory lands on the volume before the controller records it
+    in its manager snapshot; only a recorded one is what a restart restores from."""
+    newest = 0
+    for snapshot in (run / "train" / "ray").glob("*/checkpoint_manager_snapshot.json"):
+        try:
+            latest = json.loads(snapshot.read_text())["latest_checkpoint_result"]
+            position = snapshot.parent / latest["checkpoint_dir_name"] / "position.json"
+            newest = max(newest, int(json.loads(position.read_text())["step"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # being written, or nothing registered yet
+    return newest
 
 
 def results(run: Path) -> dict[str, Any]:
@@ -306,8 +320,8 @@ def scenario(
             job_id,
             # a step past the newest checkpoint: the kill loses work the resume must redo
             lambda text, _: (
-                bool(checkpoint_steps(run))
-                and max(steps(text), default=0) > max(checkpoint_steps(run))
+                committed_checkpoint(run) > 0
+                and max(steps(text), default=0) > committed_checkpoint(run)
             ),
             timeout=600,
             what="a training step past a checkpoint",
@@ -327,7 +341,7 @@ def scenario(
         # -- lose a worker node mid-training; a replacement pod joins, as KubeRay makes one
         logs = job_logs(client, job_id) or logs
         total = int(STEP.search(logs)[2])  # type: ignore[index]
-        last_checkpoint, last_step = max(checkpoint_steps(run)), max(steps(logs))
+        last_checkpoint, last_step = committed_checkpoint(run), max(steps(logs))
         assert last_checkpoint < total, "killed too late: training already checkpointed its end"
         cluster.nodes["worker-1"].container.kill()
         killed = time.monotonic()
@@ -351,7 +365,7 @@ def scenario(
         logs = wait_job(client, job_id, succeeded, JOB_TIMEOUT_S, "success")
         figures["job_wall_s"] = round(time.monotonic() - submitted, 1)
 
-        # the run resumed from the newest checkpoint there was, not from the start
+        # the run resumed from the newest checkpoint Ray had registered, not from the start
         assert 0 < last_checkpoint <= resumed_from < total, (last_checkpoint, resumed_from)
         after = steps(logs.split("resumed after step")[-1])
         assert after[0] == resumed_from + 1 and after[-1] == total, after

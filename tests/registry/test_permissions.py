@@ -21,9 +21,10 @@ from medops.operator.registry import RegistryError, check_approved, resolve_alia
 from medops.registry.approval import approve
 from medops.registry.audit import DB_ENV, AuditLog
 from medops.registry.permissions import APPROVER, OPERATOR, PIPELINE, Identity, bootstrap
-from tests.charts.conftest import helm  # noqa: F401  (the fixture)
-from tests.charts.test_chart import API_SERVER, CHART, run_helm
-from tests.e2e.ray_cluster import LOOPBACK, ROOT, free_port, postgres_database, wait_http
+from tests.paths import ROOT
+from tests.support.helm import API_SERVER, CHART, run_helm
+from tests.support.network import LOOPBACK, free_port, wait_http
+from tests.support.postgres import postgres_database
 
 MODEL = "condition-classifier"
 ADMIN = Identity("admin", "admin", secrets.token_urlsafe(16))
@@ -62,7 +63,7 @@ def _denied(call, *args, **kwargs) -> str:
 
 
 @pytest.fixture(scope="module")
-def registry(helm: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:  # noqa: F811
+def registry(helm: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     work = tmp_path_factory.mktemp("mlflow-auth")
     users = {
         role: Identity(role, f"medops-{role}", secrets.token_urlsafe(16))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 from medops.data.dataset import read_split
 from medops.review.push import RunOutputs
 from medops.stages import run_stage
+from tests.support.network import free_port
 from tests.tasks.instruct.conftest import instruct_recipe, qa_records, write_jsonl
 
 DEFAULT_BINARY = "/var/cache/medops/label-studio-1.23.2/bin/label-studio"
@@ -72,19 +72,13 @@ class LabelStudioServer:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
     binary = Path(os.environ.get("MEDOPS_LABEL_STUDIO", DEFAULT_BINARY))
     if not binary.is_file():
         pytest.fail(f"Label Studio is not installed at {binary}: run `make labelstudio`")
     data_dir = tmp_path_factory.mktemp("label-studio")
-    port = _free_port()
+    port = free_port()
     log = (data_dir / "server.log").open("w")
     process = subprocess.Popen(
         [

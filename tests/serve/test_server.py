@@ -19,6 +19,7 @@ import pytest
 
 from medops.serve import server as server_module
 from medops.serve.client import PredictError, predict_v1, predict_v2, wait_ready
+from tests.support.network import free_port
 
 from .conftest import CLASSES, Registry
 
@@ -32,12 +33,6 @@ class Server:
     base_url: str
     port: int
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_started(proc: subprocess.Popen, base_url: str, log: Path, timeout_s: float) -> None:

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from medops.evaluate.generation_metrics import normalise, parse_answer
+from medops.tasks.causal_lm.examples import input_text
 
 # the label value buckets a report may name besides the classes: free text never appears
 OTHER = "(other value)"
 MISSING = "(no value)"
 NOT_JSON = "(no JSON answer)"
-# what the extraction prompt puts before the text (tasks/causal_lm/examples.prompt_messages)
-TEXT_LABEL = "\n\nText:\n"
 _WORD = re.compile(r"[^\W\d_]+")  # letters only: numbers (dates, ids) are no vocabulary
 T = TypeVar("T")
 
@@ -49,9 +48,7 @@ def without(text: str, prompt_words: Sequence[str]) -> str:
     and any context line go)."""
     for instruction in prompt_words:
         if instruction and text.startswith(instruction):
-            rest = text[len(instruction) :]
-            _, label, document = rest.partition(TEXT_LABEL)
-            return (document if label else rest).strip()
+            return input_text(text[len(instruction) :]).strip()
     return text.strip()
 
 

@@ -22,7 +22,6 @@ import ipaddress
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -33,18 +32,14 @@ import pytest
 import requests
 import yaml
 
+from tests.support.network import free_port
+
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "kube-apiserver.sh"
 RELEASE_NS = "medops-system"  # where the chart (and its operator ServiceAccount) lives
 OPERATOR_SA = "medops-operator"  # helm release "medops": <fullname>-operator
 OPERATOR_USER = f"system:serviceaccount:{RELEASE_NS}:{OPERATOR_SA}"
 START_TIMEOUT = 60.0  # s, for etcd and for the API server to become ready
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(

@@ -29,13 +29,13 @@ from tests.operator.e2e.conftest import (
     RELEASE_NS,
     ROOT,
     ControlPlane,
-    free_port,
     path_of,
     process,
     tail,
     wait_for,
 )
 from tests.paths import UPSTREAM_CRDS
+from tests.support.network import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,14 @@ import pytest
 from transformers import AutoTokenizer
 
 from medops.model.chat import IGNORE, tokenize_chat
-from medops.tasks.causal_lm.examples import TargetError, build_examples, chat_example, target
+from medops.tasks.causal_lm.examples import (
+    TargetError,
+    build_examples,
+    chat_example,
+    input_text,
+    prompt_messages,
+    target,
+)
 from medops.tasks.causal_lm.recipe import LanguageTask, TargetField
 
 LM = LanguageTask(
@@ -93,3 +100,10 @@ def test_overlong_rows_are_skipped_or_truncated_and_counted(tokenizer):
     assert len(long.input_ids) <= limit
     answer = tokenizer.decode([t for t in long.labels if t != IGNORE])
     assert json.loads(answer.split("<|im_end|>")[0])["condition"] == "Pain", "answer kept whole"
+
+
+def test_input_text_is_what_follows_the_instruction_and_context_line():
+    for context in (None, {"age": 40}):
+        (turn,) = prompt_messages("my knee hurts", LM, context)
+        assert input_text(turn["content"][len(LM.instruction) :]) == "my knee hurts"
+    assert input_text(" no heading here") == " no heading here"

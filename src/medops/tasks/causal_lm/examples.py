@@ -68,6 +68,14 @@ def prompt_messages(
     return [{"role": "user", "content": _head(lm.instruction, context) + TEXT_HEADING + text}]
 
 
+def input_text(frame_tail: str) -> str:
+    """The input text of a user turn in ``prompt_messages``' layout, given what follows the
+    instruction: everything after the ``Text:`` heading (the context line, if any, goes);
+    ``frame_tail`` itself when it has no heading."""
+    _, heading, text = frame_tail.partition(TEXT_HEADING)
+    return text if heading else frame_tail
+
+
 def with_context(turn: str, context: Mapping[str, Any]) -> str:
     """A served user turn with the context line where training put it: after the
     instruction, before ``Text:`` when the turn is in ``prompt_messages``' layout (as the

@@ -272,3 +272,58 @@ def test_labels_that_a_dose_or_a_count_follows_are_not_identifiers() -> None:
 )
 def test_community_services_and_homes_are_organisations(text: str, organisation: str) -> None:
     assert covered(text, organisation)
+
+
+@pytest.mark.parametrize(
+    "text,entity,span",
+    [
+        # a scale's eponym before its value
+        ("Mobility: Tinetti 18/28 today.", "PERSON", "Tinetti"),
+        ("Déficit : Rankin modifié 3.", "PERSON", "Rankin"),
+        # an eponym after "test de", "échelle de", known to no list
+        ("Manœuvre faite, test de Vorlander négatif.", "PERSON", "Vorlander"),
+        # a condition's qualifier, a term's site, "<anatomy> of X and Y"
+        ("Quarrelosis, unspecified", "PERSON", "Quarrelosis"),
+        ("Malignant neoplasm: Tonsil", "PERSON", "Tonsil"),
+        ("Cyst of foramen of Brandel and Osk", "PERSON", "Osk"),
+        # one unknown word alone on its line, tagged as a place
+        ("Frambesia\n", "LOCATION", "Frambesia"),
+    ],
+)
+def test_blind_2_clinical_contexts_are_dropped(text: str, entity: str, span: str) -> None:
+    start = text.index(span)
+    kept, dropped = drop_false_positives(
+        text, [RecognizerResult(entity, start, start + len(span), 0.85)], frozenset()
+    )
+    assert kept == [] and sum(dropped.values()) == 1
+
+
+@pytest.mark.parametrize(
+    "text,entity,span",
+    [
+        ("Seen with Tinetti on 3 May, then home.", "PERSON", "Tinetti"),
+        ("Mother: Ann Brook", "PERSON", "Ann Brook"),
+        ("Lives with the mother of Ann and Jo", "PERSON", "Ann"),
+        ("Moved from Springfield\n", "LOCATION", "Springfield"),
+        ("Springfield\n", "LOCATION", "Springfield"),
+    ],
+)
+def test_blind_2_names_and_places_near_the_new_rules_are_kept(
+    text: str, entity: str, span: str
+) -> None:
+    start = text.index(span)
+    result = RecognizerResult(entity, start, start + len(span), 0.85)
+    kept, _ = drop_false_positives(text, [result], frozenset())
+    assert kept == [result]
+
+
+def test_disease_names_add_conditions_but_not_peoples_or_places() -> None:
+    known = terminology()
+    assert known.is_term("Syphilis") and known.is_term("congenital syphilis")
+    assert not known.is_term("Indian") and not known.is_term("Maine")
+
+
+def test_a_signature_initial_m_is_redacted_but_a_french_title_is_not() -> None:
+    assert covered("Dressing changed.\nM. Tavares, RN", "M. Tavares")
+    hits = [hit for hit, _ in found("Revu ce jour par M. Lebrun en consultation.", "fr")]
+    assert hits and not any(hit.startswith("M.") for hit in hits)

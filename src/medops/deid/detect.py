@@ -239,7 +239,9 @@ def to_spans(
     for result in kept:
         category = CATEGORY_OF.get(result.entity_type)
         start, end = trimmed(text, result.start, result.end)
-        title = TITLE_PREFIX.match(text, start, end) if category == "NAME" else None
+        # a signature's "M." is an initial ("M. Lee, RN"), not "Monsieur"
+        signed = result.entity_type == "SIGNED_NAME"
+        title = TITLE_PREFIX.match(text, start, end) if category == "NAME" and not signed else None
         start = title.end() if title else start
         if category is not None and end > start:
             ner = result.recognition_metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY) == _NER

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 
 from presidio_analyzer import RecognizerResult
 
+from medops.deid.places import is_known_place
 from medops.deid.terminology import normalised, terminology, words
 
 _MONTH = (
@@ -71,7 +72,8 @@ _MEDICAL_SUFFIX = re.compile(
     r"(?:plasty|ectomy|otomy|ostomy|itis|osis|emia|algia|olol|pril|sartan|statin|azole"
     r"|mycin|cillin|floxacin|tidine|prazole|dipine|parin|mab|nib|sone|oxetine|azepam"
     r"|triptan|gliptin|formin|oma|pathy|uria|megaly|plasia|phyma|trophy|rrh(?:o)?ea|clasia"
-    r"|ectasia|philia|phobia|plegia|cardia|cephaly|lysis|malacia|iasis|phrenia"
+    r"|ectasia|philia|phobia|plegia|cardia|cephaly|lysis|malacia|iasis|phrenia|ology|iatry"
+    r"|iatrics"
     # French stems, singular or plural: "Biopsie", "Hémoptysies", "Adénopathies"
     r"|(?:logie|iatrie|pathie|opsie|scopie|graphie|ectomie|otomie|plastie|th[ée]nie|ptysie"
     r"|(?:glyc|kali|natr|calc|ur|an|leuc|lip|ox)[ée]mie|algie)s?)$"
@@ -109,6 +111,29 @@ _CONDITION_AFTER = re.compile(
     r"^(?:'s|’s)?[ \t-]*(?:\d+[ \t]+)?(?:disease|syndrome|palsy|phenomenon|anomaly"
     r"|malformation)\b",
     re.IGNORECASE,
+)
+# a scale's value after its eponym or abbreviation: "Rankin 3/6", "Katz ADL 5/6", "Rankin
+# modifié 2"
+_SCORE_AFTER = re.compile(
+    r"[ \t]+(?:[A-Z]{2,6}[ \t]+)?(?:\d{1,3}[ \t]*/[ \t]*\d{1,3}(?![\d/])"
+    r"|(?:modifi[ée]e?|modified|revised|r[ée]vis[ée]e?)[ \t]+\d)"
+)
+# qualifiers that only follow a condition: "Yaws, unspecified", "Ricketts NOS"
+_QUALIFIER_AFTER = re.compile(
+    r"[ \t]*,?[ \t]*(?:unspecified|not[ \t]+elsewhere[ \t]+classified|NOS|NEC"
+    r"|sans[ \t]+pr[ée]cision|non[ \t]+pr[ée]cis[ée]e?)\b"
+)
+# "<medical term>: X" opening a line ("Malignant neoplasm: Vallecula") and "<anatomy> of X
+# and Y" ("foramina of Magendie and Luschka"): the site or the eponym of a term
+_TERM_LABEL = re.compile(r"^[ \t]*([^\W\d_][^\n:]{2,60}?)[ \t]*:[ \t]*$")
+_OF_BEFORE = re.compile(
+    r"(?:^|[ \t(])([^\W\d_]+)[ \t]+of[ \t]+(?:the[ \t]+)?(?:[A-Z][\w'’-]*[ \t]+(?:and|or)[ \t]+)?$"
+)
+# relatives and roles whose name may follow "of": "mother of Ann", "sister of Ann"
+_NOT_TERM_LABEL = re.compile(
+    r"(?i:.*\b(?:mother|father|sister|brother|son|daughter|wife|husband|contact|family|friend"
+    r"|parent|child|guardian|patient|name|nurse|doctor|physician|m[èe]re|p[èe]re|s[œo]e?ur"
+    r"|fr[èe]re|fils|fille|contact|nom))\b"
 )
 _FULL_DATE = re.compile(
     r"\d{1,2}([./-])\d{1,2}\1(?:19|20)\d{2}|(?:19|20)\d{2}([./-])\d{1,2}\2\d{1,2}"
@@ -213,6 +238,20 @@ def is_line_initial_word(text: str, start: int, end: int) -> bool:
     return _LOWER_WORD_AFTER.match(text, end) is not None
 
 
+def is_lone_unknown_place(text: str, start: int, end: int) -> bool:
+    """One word alone on its line, or before a comma and lowercase words only ("Beriberi",
+    "Gangosa, unspecified"), that no gazetteer knows as a town, region or country: a
+    heading or a term of a list, not an address line (its town is in GeoNames)."""
+    span = text[start:end]
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    rest = text[end : line_end if line_end >= 0 else len(text)]
+    alone = not text[line_start:start].strip() and (
+        not rest.strip(" \t.") or re.fullmatch(r",[ \t]*[a-z][a-z ,]*\.?[ \t]*", rest) is not None
+    )
+    return alone and _ONE_WORD.fullmatch(span) is not None and not is_known_place(span)
+
+
 def is_eponym(text: str, start: int, end: int) -> bool:
     """It starts with a disease eponym and the words around make it a condition.
 
@@ -223,7 +262,10 @@ def is_eponym(text: str, start: int, end: int) -> bool:
     tokens = [t for t in re.split(r"[\s'’-]+", text[start:end].casefold()) if t]
     if not tokens:
         return False
-    if _CONDITION_AFTER.match(text[end : end + 30]):
+    if _CONDITION_AFTER.match(text[end : end + 30]) or _QUALIFIER_AFTER.match(text, end):
+        return True
+    # "test de Lachman", "échelle de Pigassou": the head before names the eponym, known or not
+    if len(tokens) <= 2 and _EPONYM_BEFORE.search(text[max(0, start - 30) : start]):
         return True
     known = terminology()
     if any(t in _EPONYMS or known.is_eponym(t) for t in (tokens[0], tokens[-1])):
@@ -240,6 +282,33 @@ def is_eponym(text: str, start: int, end: int) -> bool:
             )
         )
     return False
+
+
+def is_scale(text: str, start: int, end: int) -> bool:
+    """One or two words before a score's value: "Rankin 3/6", "Katz ADL 5/6", "Rankin
+    modifié 2" name a clinical scale; a person's name is seldom followed by a ratio."""
+    return len(text[start:end].split()) <= 2 and _SCORE_AFTER.match(text, end) is not None
+
+
+def is_term_site(text: str, start: int, end: int) -> bool:
+    """A word after a medical term and a colon opening the line ("Malignant neoplasm:
+    Vallecula", "Toxic effect: Ciguatera"), or after "<medical word> of" ("foramina of
+    Magendie and Luschka"); not after a relative or a field label ("Mother: Ann")."""
+    if len(text[start:end].split()) > 2:
+        return False
+    line_start = text.rfind("\n", 0, start) + 1
+    before = text[line_start:start]
+    known = terminology()
+    label = _TERM_LABEL.match(before)
+    if label and len(words(label.group(1))) >= 2 and not _NOT_TERM_LABEL.match(label.group(1)):
+        return known.is_term(label.group(1))
+    of = _OF_BEFORE.search(before)
+    return bool(
+        of
+        and not _NOT_TERM_LABEL.match(of.group(1))
+        and of.group(1)[0].islower()
+        and normalised(of.group(1)) in known.vocabulary
+    )
 
 
 def is_bracketed_eponym(text: str, start: int, end: int) -> bool:
@@ -424,6 +493,10 @@ def drop_false_positives(
         elif name_like and is_genus(text, result.start, result.end):
             dropped["genus"] += 1
         elif name_like and (
+            is_scale(text, result.start, result.end) or is_term_site(text, result.start, result.end)
+        ):
+            dropped["scale_or_term_site"] += 1
+        elif name_like and (
             is_term_modifier(text, result.start, result.end)
             or is_term_with_tail(text, result.start, result.end)
         ):
@@ -440,6 +513,10 @@ def drop_false_positives(
             text, result.start, result.end
         ):
             dropped["line_initial_common_word"] += 1
+        elif result.entity_type == "LOCATION" and is_lone_unknown_place(
+            text, result.start, result.end
+        ):
+            dropped["lone_unknown_place"] += 1
         elif result.entity_type == "PHONE_NUMBER" and not is_plausible_phone(span):
             dropped["not_a_phone"] += 1
         elif result.entity_type == "DATE_TIME" and not is_calendar_date(span):

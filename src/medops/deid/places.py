@@ -46,6 +46,22 @@ def town_names() -> frozenset[str]:
     return frozenset(towns | {county["name"] for county in cache.get_us_counties()})
 
 
+@functools.cache
+def country_names() -> frozenset[str]:
+    """ISO 3166-1 country names, common and official."""
+    names = set()
+    for country in pycountry.countries:
+        for attribute in ("name", "common_name", "official_name"):
+            if hasattr(country, attribute):
+                names.add(getattr(country, attribute))
+    return frozenset(names)
+
+
+def is_known_place(name: str) -> bool:
+    """A GeoNames town, a US county, a region or a country of any gazetteer here."""
+    return name in town_names() or name in region_names() or name in country_names()
+
+
 def is_town(span: str, score: float) -> float | None:
     """A recognizer's rescore: keep the span only when it is a known town's name."""
     return score if span in town_names() else None

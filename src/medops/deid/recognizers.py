@@ -25,7 +25,7 @@ _UP = "A-ZÀ-ÖØ-Þ"
 _LO = "a-zß-öø-ÿ"
 _CAP = rf"[{_UP}][{_LO}]+(?:[{_UP}][{_LO}]+)?"  # Smith, McDonald
 _CAPS = rf"[{_UP}]{{2,}}"  # SMITH
-_WORD = rf"(?:{_CAP}|{_CAPS})(?:[-'’](?:{_CAP}|{_CAPS}))*"  # Jean-Pierre, O'Neil
+_WORD = rf"(?:[{_UP}]['’])?(?:{_CAP}|{_CAPS})(?:[-'’](?:{_CAP}|{_CAPS}))*"  # Jean-Pierre, O'Neil
 _PARTICLE = r"(?:de|du|des|la|le|van|von|der|den|di|da|del|della|dos|ben|bin|al|el)"
 _INITIAL = rf"[{_UP}]\.|[{_UP}](?=[ \t]+[{_UP}])"
 # Up to four name tokens on one line: "Gilbert P. Perez", "Jean-Pierre de la Tour".
@@ -49,6 +49,9 @@ _RELATION = (
     r"|fr[èe]re|s[œo]e?ur|neveu|ni[èe]ce|m[èe]re|p[èe]re|petit-fils|petite-fille|tante|oncle"
     r"|grand-m[èe]re|grand-p[èe]re|belle-fille|beau-fils|belle-m[èe]re|beau-p[èe]re|gendre"
     r"|aidante?|voisine?"
+    # a decision maker named after "is": "her health care proxy is Ann", "HCP: Ann"
+    r"|(?:HCP|POA|health[ \t]*care[ \t]+proxy|proxy|surrogate|tut(?:eur|rice)|curat(?:eur|rice)"
+    r"|mandataire)(?:[ \t]+(?:is|est))?"
 )
 _NOT_AFTER_RELATION = r"(?:Name|Names|ID|Information|Portal|Number|Nom|Num[ée]ro)\b"
 _CREDENTIAL = (
@@ -59,7 +62,11 @@ _NAME_FIELD = (
     r"Name|Patient|Patient[ \t]+name|Pt|Re|PCP|Attending|Attending[ \t]+physician"
     r"|(?:Submitting|Ordering|Requesting|Consulting)[ \t]+(?:physician|provider|clinician)"
     r"|Referring(?:[ \t]+physician)?|Primary[ \t]+care(?:[ \t]+physician)?|Physician"
-    r"|Provider|Surgeon|Resident|Intern|Fellow|Nurse|Author|Next[ \t]+of[ \t]+kin|NOK"
+    r"|Provider|Surgeon|Resident|Intern|Fellow|Nurse|Author|RN|LPN|CNA|Scribe|Tech"
+    r"|Technician|Technologist|Therapist|Pharmacist|Midwife|Anesthesiologist|Anesthetist"
+    r"|Operator|Sage-femme|IDE|IBODE|IADE|Infirmi[èe]re?|Anesth[ée]siste|Op[ée]rateur"
+    r"|Aide-soignante?|Kin[ée]sith[ée]rapeute|Pu[ée]ricultrice|Pharmacien(?:ne)?"
+    r"|Next[ \t]+of[ \t]+kin|NOK"
     r"|Emergency[ \t]+contact|(?:Electronically[ \t]+)?signed[ \t]+by|Dictated[ \t]+by"
     r"|Copy[ \t]+to|Child|Parent|Guardian|Mother|Father|Enfant|Tuteur|Tutrice"
     r"|Nom|Pr[ée]nom|Nom[ \t]+de[ \t]+naissance|Nom[ \t]+d'usage"
@@ -79,7 +86,12 @@ _RECORD_FIELD = (
     r"|Ticket|Voucher|Certificate|Permit|Registration|Badge|Employee|Student|Beneficiary"
     r"|Subscriber|Enrol(?:l)?ment|Encounter|Requisition|Req|Booking"
     r"|Sinistre|Demande|Facture|Matricule|Immatriculation|Allocataire|Carte[ \t]+vitale"
-    rf"|N°(?:[ \t]+(?:de[ \t]+|d'|du[ \t]+)?[{_LO}]+)?"
+    # a driver's licence (its state first: "DL TX 38817204"), an insurer's short label
+    r"|DL|Driver'?s?[ \t]+licen[cs]e|Permis(?:[ \t]+de[ \t]+conduire)?|Ins\.?(?=[ \t]*:)"
+    r"|Registre[ \t]+national|NISS"
+    # public insurers' numbers: "Medicaid ID", "OHIP", "RAMQ", "NAM", "AME"
+    r"|Medicaid|Medicare|MBI|HICN|OHIP|RAMQ|NAM|Health[ \t]+card|AME|CMU|C2S"
+    rf"|N°(?:[ \t]+(?:de[ \t]+|d'|du[ \t]+)?[{_LO}]+(?:[ \t]+[{_LO}]{{4,}})?)?"
 )
 _MONTH_EN = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
@@ -112,13 +124,18 @@ _US_STATE = (
     r"A[LKZR]|C[AOT]|D[EC]|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]|O[HKR]|PA|RI"
     r"|S[CD]|T[NX]|UT|V[TA]|W[AVIY]"
 )
-_ORG_STOP = r"(?:The|A|An|At|In|To|From|Our|His|Her|Their|This|That|Le|La|Les|Au|Aux|Du|Un|Une)"
+_ORG_STOP = (
+    r"(?:The|A|An|At|In|To|From|Our|His|Her|Their|This|That|Per|Via|Le|La|Les|Au|Aux|Du|Un|Une)"
+)
 # a period ends a name, but "St. Mary's", "D.W. McMillan"
-_ORG_WORD = rf"(?:(?:St|Ste|Mt)\.|(?:[{_UP}]\.){{1,3}}(?=[ \t]*[{_UP}])|[{_UP}][\w'’&-]*)"
+_ORG_WORD = (
+    rf"(?:(?:St|Ste|Mt)\.|(?:[{_UP}]\.){{1,3}}(?=[ \t]*[{_UP}])"
+    rf"|[{_UP}][\w'’&-]*(?:/[{_UP}][\w'’&-]*)?)"  # "OB/GYN"
+)
 # words of an organisation's name, joined as names are: "Chantiers de l'Atlantique",
 # "Restos du Cœur", "Stanley Black & Decker", then a legal form: "Lidl France SNC"
 _ORG_NAME = (
-    rf"{_ORG_WORD}(?:(?:[ \t]+(?:&|of|and|de|du|des|de[ \t]+la|aux?)[ \t]+|[ \t]+(?:de[ \t]+)?"
+    rf"{_ORG_WORD}(?:(?:[ \t]+(?:&|of|and|et|de|du|des|de[ \t]+la|aux?)[ \t]+|[ \t]+(?:de[ \t]+)?"
     rf"[dl]['’]|[ \t]+){_ORG_WORD}){{0,5}}(?:,?[ \t]+(?:Inc|LLC|Ltd|inc|SA|SAS|SARL|SNC)\b\.?)?"
 )
 _EN_ORG_SUFFIX = (
@@ -143,6 +160,10 @@ _EN_ORG_SUFFIX = (
     # community services and housing: "Eastside Food Pantry", "Riverside Commons"
     r"|Shelter|Pantry|Mission|Ministries|Coalition|Outreach|Club|Clubhouse|Trust|Consortium"
     r"|Lodge|Residences?|Apartments|Commons|Towers"
+    # nations, emergency services and practices: "Crow Tribe", "Lake County EMS",
+    # "Harbor OB/GYN"
+    r"|Tribe|Nation|Reservation|Pueblo|EMS|Ambulance|Fire[ \t]+(?:Department|Rescue)"
+    r"|Police[ \t]+Department|Sheriff'?s[ \t]+Office|OB/GYN|Obstetrics|Gynecology|Midwifery"
     r")"
     # "Colorado School of Mines", "Services, Inc."
     rf"(?:[ \t]+of[ \t]+(?:the[ \t]+)?{_ORG_WORD}(?:[ \t]+{_ORG_WORD}){{0,2}})?"
@@ -158,6 +179,8 @@ _FR_ORG_PREFIX = (
     r"|CLSC"
     # capitalised only: "au centre de la lésion", "the centre that ..." are not names
     r"|Cabinet|Centre|Mutuelle|Laboratoire|Pharmacie|R[ée]sidence|Boulangerie|Garage|Banque"
+    r"|Maternit[ée]|Cr[èe]che|Club|Sporting|Entente|Caisse|Agence|Syndicat|Conseil|Office"
+    r"|Mutualit[ée]"
     # community services: "Foyer de vie Les Tilleuls", "Secours populaire"
     r"|Foyer|Secours|Collectif|Amicale|Atelier"
 )
@@ -170,6 +193,7 @@ _WORK = (
     r"|officer|volunteer|member|sells|chauffeur|travaille|employ[ée]e?|salari[ée]e?"
     r"|ouvri[èe]re?|retrait[ée]e?|cariste|soudeu(?:r|se)|camionneur|agricult(?:eur|rice)"
     r"|vendeu(?:r|se)|caissi[èe]re?|[ée]tudiante?|adh[ée]rente?|ancien(?:ne)?"
+    r"|joueu(?:r|se)|licenci[ée]e?|b[ée]n[ée]vole|membre|player|plays"
 )
 # what follows a work cue before the employer: "engineer at", "employed by", "retraité de
 # la", "soudeur aux"
@@ -191,6 +215,9 @@ _CARE_CUE = (
     r"|transf[ée]r[ée]e?[ \t]+(?:[àa]|au|vers)"
     r"|suivie?[ \t]+(?:par|[àa]|au)|pris[ \t]+en[ \t]+charge[ \t]+(?:par|[àa]|au)"
     r"|scolaris[ée]e?[ \t]+(?:[àa]|au)|inscrite?[ \t]+(?:[àa]|au)"
+    # help a service gives: "support offered via X", "aide à domicile par X"
+    r"|(?:support|services?|assistance|help|aid|resources|program(?:me)?|aide|soutien"
+    r"|accompagnement)[ \t]+(?:[a-zß-öø-ÿ]+[ \t]+){0,3}(?:via|through|par|aupr[èe]s[ \t]+de)"
 )
 _REGION = region_regex()
 # a town: capitalised words, French ones hyphenated or with particles ("Saint-Arsène",
@@ -211,11 +238,14 @@ _TOWN_WORD = rf"[{_UP}][{_LO}'’]+"
 _RESIDENCE_LINK = r"in|at|to|from|of|near|[àa]|au|aux|de|d['’]|en|pr[èe]s[ \t]+de"
 _FR_STREET = (
     r"(?i:rue|avenue|av\.|bd|boulevard|place|pl\.|all[ée]e|impasse|chemin|route|quai|cours"
-    r"|square|voie|passage|r[ée]sidence|lieu-dit|rond-point|cit[ée])"
+    r"|square|voie|passage|r[ée]sidence|lieu-dit|rond-point|cit[ée]|chauss[ée]e|sentier|villa"
+    r"|faubourg|esplanade|promenade|parvis|traverse|mont[ée]e|ruelle|venelle|clos)"
 )
 _EN_STREET = (
     r"(?i:Street|St\.?|Avenue|Ave\.?|Road|Rd\.?|Boulevard|Blvd\.?|Lane|Ln\.?|Drive|Dr\.|Court"
-    r"|Ct\.?|Way|Place|Pl\.?|Terrace|Parkway|Pkwy\.?|Circle|Highway|Hwy\.?|Square|Sq\.?)"
+    r"|Ct\.?|Way|Place|Pl\.?|Terrace|Parkway|Pkwy\.?|Circle|Highway|Hwy\.?|Square|Sq\.?"
+    r"|Crescent|Close|Trail|Loop|Pike|Row|Mews|Gardens|Heights|Walk|Crossing|Ridge|Bend"
+    r"|Hollow|Point|Alley|Path|Turnpike|Expressway|Plaza)"
 )
 
 
@@ -245,6 +275,11 @@ def _id_score(span: str, score: float) -> float | None:
     digits = sum(ch.isdigit() for ch in span)
     alnum = sum(ch.isalnum() for ch in span)
     return score if digits >= 5 or (digits >= 3 and alnum >= 8) else None
+
+
+def _intl_phone_score(span: str, score: float) -> float | None:
+    """8 to 15 digits: ITU-T E.164's length for a number with its country code."""
+    return score if 8 <= sum(ch.isdigit() for ch in span) <= 15 else None
 
 
 def _record_score(span: str, score: float) -> float | None:
@@ -341,7 +376,13 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 rf"(?:(?:{_TITLE})[ \t]*)?"
                 rf"(?P<phi>{_NAME_LIST})",
                 0.8,
-            )
+            ),
+            # a nurse's or a scribe's field anywhere on the line: "14:22  Triage RN: A. Bell"
+            (
+                rf"(?<![\w/])(?:RN|LPN|CNA|IDE|IBODE|Scribe)[ \t]*:[ \t]*(?:(?:{_TITLE})[ \t]*)?"
+                rf"(?P<phi>{_NAME})",
+                0.8,
+            ),
         ],
         None,
     ),
@@ -373,8 +414,9 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         [
             (
                 rf"(?<![\w])(?i:{_RECORD_FIELD})(?:[ \t]*(?i:No\.?|Number|Num|ID|#|N°))?[ \t]*[:#]?"
-                # letters and digits in groups: "MR-330-281-4", "WLP 448 2019 77"
-                r"[ \t]*(?P<phi>[A-Z0-9](?:[A-Z0-9]|[-/ ](?=[A-Z0-9]))+)(?![\w])",
+                # letters and digits in groups: "MR-330-281-4", "WLP 448 2019 77",
+                # "78.11.03-214.56"
+                r"[ \t]*(?P<phi>[A-Z0-9](?:[A-Z0-9]|[-/ ](?=[A-Z0-9])|\.(?=\d))+)(?![\w])",
                 0.85,
             ),
             # a number sign is a label whatever word comes before: "file # 44817"
@@ -442,7 +484,9 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         [
             (
                 r"(?<![\w.])(?P<phi>9\d|1[0-2]\d)(?:[ \t-]*(?:year|yr)s?[ \t-]*old"
-                r"|[ \t-]*(?:yo|y\.o\.|y/o|yrs?|y|ans|an)(?![\w/]))",
+                r"|[ \t-]*(?:yo|y\.o\.|y/o|yrs?|y|ans|an)(?![\w/])"
+                # "102 years," (not "years ago")
+                r"|[ \t]+years(?=[ \t]*[,;)]|\.(?:[ \t]|$)))",
                 0.85,
             ),
             (
@@ -452,8 +496,19 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 r"(?=[ \t]*[,.;)]|[ \t]+(?:and|with|in|at|from)\b)",
                 0.7,
             ),
-            # a bare number between a name and a lowercase word: "Mabel Strand, 96, room"
+            # an age and a sex: "93 F,", "96M"; not a temperature ("Temp 99 F", "T: 101F")
+            (
+                r"(?<![\w.])(?<!T[ :])(?<!T: )(?<!mp[ :])(?<!mp: )(?<!ax[ :])(?<!ax: )(?<!re[ :])"
+                r"(?<!re: )(?<!er )(?<!to )(?P<phi>9\d|1[0-2]\d)[ \t]?[MFH](?![\w.'’°-])",
+                0.6,
+            ),
+            # a bare number between a name and a lowercase word: "Mabel Strand, 96, room";
+            # or after a capitalised name, closing a clause: "Ann Lee, 94, MRN", "wife Ann, 93."
             (rf"(?<=[{_LO}],[ \t])(?P<phi>9\d|1[0-2]\d)(?=,[ \t]*[{_LO}])", 0.6),
+            (
+                rf"[{_UP}][{_LO}]+,[ \t](?P<phi>9\d|1[0-2]\d)(?=[ \t]*(?:[,;)]|\.(?:[ \t]|$)))",
+                0.6,
+            ),
             (
                 r"(?i:\b(?:aged?|[âa]g[ée]e?[ \t]+de))[ \t]*:?[ \t]*(?P<phi>9\d|1[0-2]\d)(?![\d.])",
                 0.85,
@@ -539,6 +594,18 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         None,
     ),
     (
+        # an international number: "+44 7700 900418", "+32 (0)2 555 01 23"
+        "MedopsIntlPhone",
+        "INTL_PHONE_NUMBER",
+        [
+            (
+                r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?\(0\))?(?:[ .-]\d{1,6}){2,5}(?![\w-]|[.,]\d)",
+                0.6,
+            )
+        ],
+        _intl_phone_score,
+    ),
+    (
         "MedopsStreetAddress",
         "STREET_ADDRESS",
         [
@@ -601,10 +668,24 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         [
             (
                 rf"(?i:\b(?:{_WORK}))\b[^.\n;]{{0,40}}?(?i:\b(?:{_WORK_LINK}))[ \t]+"
-                rf"(?!{_ORG_STOP}\b)(?P<phi>{_ORG_NAME})",
+                # "member of the Crow Tribe"; not "works with the OT team"
+                rf"(?:(?<=of[ \t])the[ \t]+)?(?!{_ORG_STOP}\b)(?P<phi>{_ORG_NAME})",
                 0.6,
             ),
             (rf"(?<![\w])chez[ \t]+(?!{_ORG_STOP}\b)(?P<phi>{_ORG_NAME})", 0.6),
+            # a clinician's practice: "Dr. Ann Lee of Harbor Family Medicine"
+            (
+                rf"(?<![\w.])(?:{_TITLE})[ \t]+{_NAME}[ \t]+(?:of|from|at)[ \t]+(?:the[ \t]+)?"
+                rf"(?!{_ORG_STOP}\b)(?P<phi>{_ORG_NAME})",
+                0.6,
+            ),
+            # a field naming the employer or the school: "Employer: Acme Tools"
+            (
+                r"^[ \t]*(?i:employer|employeur|entreprise|company|soci[ée]t[ée]|school|[ée]cole"
+                r"|[ée]tablissement[ \t]+scolaire|insurer|assureur|payer|organisme)[ \t]*:[ \t]*"
+                rf"(?!{_ORG_STOP}\b)(?P<phi>{_ORG_NAME})",
+                0.6,
+            ),
             (
                 rf"(?i:\b(?:{_CARE_CUE}))[ \t]*:?[ \t]*(?:(?i:the|la|le|l['’])[ \t]*)?"
                 rf"(?!{_ORG_STOP}\b|(?:{_TITLE})[ \t])(?P<phi>{_ORG_NAME})",
@@ -629,6 +710,16 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 0.6,
             ),
             (rf"(?<![\w])(?P<phi>{_TOWN}(?:,[ \t]*|[ \t]*\()(?:{_REGION}))(?![\w])", 0.6),
+            # MD and PA are also credentials: a place preposition first ("in Erie, PA")
+            (
+                rf"{_PLACE_PREPOSITION}(?P<phi>{_TOWN},[ \t]*(?:MD|PA))(?![\w])(?![ \t]*\d)",
+                0.6,
+            ),
+            # a letter's place and date line: "Rennes, le 3 mars 2024", "Leeds, March 3"
+            (
+                rf"^[ \t]*(?P<phi>{_TOWN}),[ \t]+(?:le[ \t]+(?:1er|\d)|{_MONTH_EN}\.?[ \t]+\d)",
+                0.6,
+            ),
             (r"(?<![\w])[A-Z]\d[A-Z][ ]?\d[A-Z]\d(?![\w])", 0.6),
             (
                 rf"(?i:\b(?:{_RESIDENCE}))(?:[ \t]+[{_LO}]+)?(?:[ \t]+(?i:{_RESIDENCE_LINK}))+"
@@ -655,11 +746,15 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         [
             (
                 rf"(?<![\w'’-])(?!{_ORG_STOP}\b){_ORG_WORD}(?:[ \t]+(?:{_ORG_WORD}|of|and|the|&))"
-                rf"{{0,4}}[ \t]+{_EN_ORG_SUFFIX}\b",
+                rf"{{0,4}}[ \t]+{_EN_ORG_SUFFIX}\b"
+                # its site after a dash: "Indian Health Service - Pine Ridge"
+                rf"(?:[ \t]+[-–—][ \t]+{_ORG_WORD}(?:[ \t]+{_ORG_WORD}){{0,2}})?",
                 0.7,
             ),
             (
-                r"\b(?i:Hospital|Clinic|Infirmary)[ \t]+of[ \t]+(?:the[ \t]+)?"
+                # "University of Vermont", "City of Troy", "Diocese of Erie"
+                r"\b(?:(?i:Hospital|Clinic|Infirmary)|University|College|Diocese|City|County|Town"
+                r"|Village|Borough|Parish|Archdiocese|Bank)[ \t]+of[ \t]+(?:the[ \t]+)?"
                 rf"{_ORG_WORD}(?:[ \t]+(?:{_ORG_WORD}|of|and|the)){{0,4}}",
                 0.7,
             ),
@@ -668,7 +763,10 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 rf"(?:[ \t]+{_FR_ORG_LINK}|(?<=['’]){_FR_ORG_LINK}){{0,3}}"
                 rf"[ \t]*{_ORG_WORD}(?:(?:[ \t-]+|[ \t]+(?:de[ \t]+la|de|du|des|et)[ \t]+"
                 rf"|[ \t]+(?:de[ \t]+)?[dl]['’])"
-                rf"(?:{_ORG_WORD}|sur|en)){{0,4}}",
+                rf"(?:{_ORG_WORD}|sur|en)){{0,4}}"
+                # a site of a hospital group: "CHU de Nantes, site Nord"
+                rf"(?:,[ \t]+(?:site|campus|pavillon|b[âa]timent)[ \t]+(?:de[ \t]+|d['’])?"
+                rf"{_ORG_WORD}(?:[ \t-]+{_ORG_WORD})?)?",
                 0.7,
             ),
         ],

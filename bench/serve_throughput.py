@@ -180,6 +180,16 @@ def run_dtype(
     return result
 
 
+def machine() -> dict[str, Any]:
+    """Where figures were measured: bf16 speed depends on it (AVX512-BF16/AMX or not)."""
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "bf16_native": cpu_has_bf16(),
+        "torch": torch.__version__,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="few requests; a .smoke.json")
@@ -209,16 +219,22 @@ def main() -> None:
         / "results"
         / ("serve_throughput.smoke.json" if args.smoke else "serve_throughput.json")
     )
-    figures = (
-        json.loads(path.read_text(encoding="utf-8")).get("generative", {})
-        if args.classifier_only and path.is_file()
-        else {
+    previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if args.classifier_only and previous:
+        # kept figures keep the machine they were measured on
+        figures, generative_machine = previous.get("generative", {}), previous["machine"]
+    else:
+        figures = {
             name: run_dtype(dtypes[name], base, prompts, args.smoke)
             for name in args.dtypes.split(",")
             if name in dtypes
         }
+        generative_machine = machine()
+    classifier = (
+        {}
+        if args.no_classifier
+        else {"machine": machine(), **serve_classifier.figures(texts(4096), args.smoke)}
     )
-    classifier = {} if args.no_classifier else serve_classifier.figures(texts(4096), args.smoke)
     out = {
         "benchmark": "serve_throughput",
         "what": "serving throughput and latency, medops batched vs one request at a time: "
@@ -227,12 +243,7 @@ def main() -> None:
         "model": recipe.model.base,
         "max_tokens": MAX_TOKENS,
         "batching": Batching().model_dump(),
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "bf16_native": cpu_has_bf16(),
-            "torch": torch.__version__,
-        },
+        "machine": generative_machine,  # the generative figures'; the classifier has its own
         "generative": figures,
         "classifier": classifier,
         "reproduce": "make bench (or .venv/bin/python bench/serve_throughput.py; "

@@ -21,12 +21,12 @@ def test_mean_pool_ignores_padding_and_normalises() -> None:
 
 def test_embed_keeps_input_order_whatever_the_batching(tiny_model_dir: Path) -> None:
     encoder, tokenizer = load_encoder(str(tiny_model_dir))
-    sorted_ = embed(encoder, tokenizer, TEXTS, 32, batch_size=2, sort_by_length=True)
-    in_order = embed(encoder, tokenizer, TEXTS, 32, batch_size=2, sort_by_length=False)
-    one_by_one = np.vstack([embed(encoder, tokenizer, [t], 32) for t in TEXTS])
-    np.testing.assert_allclose(sorted_, one_by_one, atol=1e-5)
-    np.testing.assert_allclose(in_order, one_by_one, atol=1e-5)
-    assert np.allclose(np.linalg.norm(sorted_, axis=1), 1.0, atol=1e-5)
+    packed = embed(encoder, tokenizer, TEXTS, 32, batch_size=2, packed=True)
+    padded = embed(encoder, tokenizer, TEXTS, 32, batch_size=2, packed=False)
+    one_by_one = np.vstack([embed(encoder, tokenizer, [t], 32, packed=False) for t in TEXTS])
+    np.testing.assert_allclose(packed, one_by_one, atol=1e-5)
+    np.testing.assert_allclose(padded, one_by_one, atol=1e-5)
+    assert np.allclose(np.linalg.norm(packed, axis=1), 1.0, atol=1e-5)
 
 
 def test_saved_classifier_predicts_the_same_after_reload(

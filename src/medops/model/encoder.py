@@ -12,6 +12,9 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from medops.model.bins import first_fit_decreasing
+from medops.model.packed_encoder import forward_packed, pack, packs_exactly
+
 
 def load_encoder(path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Encoder without the BERT pooler: it is unused here and breaks DDP (no gradient)."""
@@ -69,35 +72,72 @@ def embed(
     texts: Sequence[str],
     max_length: int,
     batch_size: int = 32,
-    sort_by_length: bool = True,
+    packed: bool = True,
 ) -> np.ndarray:
-    """Embeddings for ``texts`` in input order (float32, L2-normalised)."""
+    """Embeddings for ``texts`` in input order (float32, L2-normalised).
+
+    Packed rows (``medops.model.packed_encoder``) where the encoder gives each text exactly its
+    unpacked embedding; otherwise batches of similar length. ``batch_size`` texts' worth of
+    ``max_length`` tokens go through the encoder per call either way."""
     if not texts:
         hidden = encoder.config.hidden_size
         return np.zeros((0, hidden), dtype=np.float32)
-    # characters stand in for tokens; truncation caps what the model sees
-    lengths = [min(len(t), CHARS_PER_TOKEN * max_length) for t in texts]
-    batches = (
-        length_sorted_batches(lengths, batch_size)
-        if sort_by_length
-        else (
-            list(range(s, min(s + batch_size, len(texts))))
-            for s in range(0, len(texts), batch_size)
-        )
-    )
-    out = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
     was_training = encoder.training
     encoder.eval()
     with torch.inference_mode():
-        for idx in batches:
-            batch = tokenizer(
-                [texts[i] for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-            )
-            hidden = encoder(**batch).last_hidden_state
-            out[idx] = mean_pool(hidden, batch["attention_mask"]).numpy()
+        if packed and packs_exactly(encoder, tokenizer):
+            out = _embed_packed(encoder, tokenizer, texts, max_length, batch_size)
+        else:
+            out = _embed_padded(encoder, tokenizer, texts, max_length, batch_size)
     encoder.train(was_training)
+    return out
+
+
+def _embed_packed(
+    encoder: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int,
+) -> np.ndarray:
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    rows = first_fit_decreasing([len(i) for i in ids], max_length)  # truncated: all fit
+    rows.sort(key=lambda row: sum(len(ids[i]) for i in row))  # similar rows share a call
+    out = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
+    calls = max(1, batch_size)
+    for start in range(0, len(rows), calls):
+        chunk = rows[start : start + calls]
+        order = [i for row in chunk for i in row]  # the call's texts, numbered 0..n-1
+        local = {i: n for n, i in enumerate(order)}
+        packed = pack(
+            [ids[i] for i in order], [[local[i] for i in row] for row in chunk], _pad(tokenizer)
+        )
+        out[order] = forward_packed(encoder, packed, len(order)).numpy()
+    return out
+
+
+def _pad(tokenizer: PreTrainedTokenizerBase) -> int:
+    return int(tokenizer.pad_token_id)  # packs_exactly refuses a tokenizer without one
+
+
+def _embed_padded(
+    encoder: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int,
+) -> np.ndarray:
+    # characters stand in for tokens; truncation caps what the model sees
+    lengths = [min(len(t), CHARS_PER_TOKEN * max_length) for t in texts]
+    out = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
+    for idx in length_sorted_batches(lengths, batch_size):
+        batch = tokenizer(
+            [texts[i] for i in idx],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
+        hidden = encoder(**batch).last_hidden_state
+        out[idx] = mean_pool(hidden, batch["attention_mask"]).numpy()
     return out

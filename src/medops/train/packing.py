@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
+from medops.model.bins import first_fit_decreasing
 from medops.model.chat import IGNORE, Tokenized
 
 
@@ -24,17 +25,7 @@ def pack(lengths: Sequence[int], max_length: int) -> list[list[int]]:
             f"{len(too_long)} example(s) longer than {max_length} tokens reached packing; "
             "build_examples should have truncated or skipped them"
         )
-    bins: list[list[int]] = []
-    room: list[int] = []
-    for index in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
-        slot = next((b for b, free in enumerate(room) if free >= lengths[index]), None)
-        if slot is None:
-            bins.append([index])
-            room.append(max_length - lengths[index])
-        else:
-            bins[slot].append(index)
-            room[slot] -= lengths[index]
-    return bins
+    return first_fit_decreasing(lengths, max_length)
 
 
 def collate_packed(rows: Sequence[Sequence[Tokenized]], pad_id: int) -> dict[str, torch.Tensor]:

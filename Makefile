@@ -106,7 +106,7 @@ test: venv apiserver labelstudio chromium
 	$(VENV)/bin/ruff format --check src tests components pipelines bench
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=15
 
 lint: venv
 	$(VENV)/bin/ruff check src tests components pipelines bench

@@ -16,7 +16,9 @@ drug-review texts.
   length groups padded to their longest text instead (``packing_ratio``: packed over it).
   ``medops`` is the served default: batching with ``serve.dtype: auto`` (bf16 weights where
   the CPU has AVX512-BF16/AMX). ``requests_per_s_ratio`` is medops over baseline,
-  ``batching_only_ratio`` batched_fp32 over baseline. The input guard is off in these arms
+  ``batching_only_ratio`` batched_fp32 over baseline, ``batching_in_served_dtype_ratio``
+  medops over ``one_at_a_time_served_dtype`` (one pass per request in the served dtype: what
+  batching adds when the dtype is held equal). The input guard is off in these arms
   (engines compared); ``medops_guarded`` is the default with de-identification on, at
   concurrency 32.
 - ``http_load``: ``medops serve``'s app (limits, metrics, disconnect cancellation) under
@@ -62,6 +64,7 @@ ROUNDS = 3  # each arm runs this many times per level, interleaved; the median i
 NO_GUARD = "serve.deidentify_input=false"
 ARMS = {
     "baseline": ["serve.batching.max_batch_size=1", "serve.dtype=fp32"],
+    "one_at_a_time_served_dtype": ["serve.batching.max_batch_size=1"],
     "batched_padded_fp32": ["serve.dtype=fp32"],
     "batched_fp32": ["serve.dtype=fp32"],
     "medops": [],
@@ -69,6 +72,8 @@ ARMS = {
 PADDED = {"batched_padded_fp32"}  # arms whose encoder is kept off packed rows
 ARM_NOTES = {
     "baseline": "one forward pass per request, float32: the endpoint before batching",
+    "one_at_a_time_served_dtype": "one forward pass per request in the served dtype "
+    "(serve.dtype auto): what batching alone adds to the default",
     "batched_padded_fp32": "dynamic batching in length groups padded to their longest text "
     "(float32): the engine before packed rows",
     "batched_fp32": "dynamic batching alone (float32), texts packed into unpadded rows",
@@ -153,6 +158,9 @@ def engine(model: TextClassifier, texts: list[str], smoke: bool) -> dict[str, An
         figures["batching_only_ratio"] = round(
             figures["batched_fp32"]["requests_per_s"] / base["requests_per_s"], 2
         )
+        figures["batching_in_served_dtype_ratio"] = round(
+            ours["requests_per_s"] / figures["one_at_a_time_served_dtype"]["requests_per_s"], 2
+        )
         figures["packing_ratio"] = round(
             figures["batched_fp32"]["requests_per_s"]
             / figures["batched_padded_fp32"]["requests_per_s"],
@@ -164,7 +172,8 @@ def engine(model: TextClassifier, texts: list[str], smoke: bool) -> dict[str, An
             f"  classifier c={level:2}: one at a time {base['requests_per_s']:6.1f} req/s, "
             f"batched fp32 x{figures['batching_only_ratio']} "
             f"(packing x{figures['packing_ratio']}), served default "
-            f"{ours['requests_per_s']:6.1f} req/s (x{figures['requests_per_s_ratio']}), "
+            f"{ours['requests_per_s']:6.1f} req/s (x{figures['requests_per_s_ratio']}; "
+            f"x{figures['batching_in_served_dtype_ratio']} over one at a time in its dtype), "
             f"p99 {base['p99_ms']:.0f} ms vs {ours['p99_ms']:.0f} ms",
             flush=True,
         )

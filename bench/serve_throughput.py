@@ -186,6 +186,8 @@ def machine() -> dict[str, Any]:
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "bf16_native": cpu_has_bf16(),
+        "amx": "amx_bf16" in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch": torch.__version__,
     }
 

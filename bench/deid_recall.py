@@ -64,6 +64,7 @@ MARKED = ROOT / "tests" / "deid" / "fixtures" / "deid_notes"
 BLIND_BATCHES = {
     "blind_batch": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind",
     "blind_batch_2": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind2",
+    "blind_batch_3": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind3",
 }
 LANGUAGES = ("en", "fr")
 PHI_FREE_GOAL = 0.005

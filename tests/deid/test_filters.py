@@ -4,11 +4,13 @@ from presidio_analyzer import RecognizerResult
 from medops.deid.filters import (
     drop_false_positives,
     is_calendar_date,
+    is_clinical_department,
     is_eponym,
     is_known_term,
     is_medical_term,
     is_not_a_name,
     is_plausible_url,
+    is_treatment,
     vocabulary,
 )
 
@@ -67,7 +69,24 @@ def test_numbers_that_cannot_be_dates_are_not_dates(span: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "span", ["MG", "M.D.", "po", "Dr", "Monsieur", "Cher", "N", "S4", "B12", "HbA1c", "CM1"]
+    "span",
+    [
+        "MG",
+        "M.D.",
+        "po",
+        "Dr",
+        "Monsieur",
+        "Cher",
+        "N",
+        "S4",
+        "B12",
+        "HbA1c",
+        "CM1",
+        "Mum",
+        "Fri",
+        "PPSN",
+        "H&C",
+    ],
 )
 def test_abbreviations_titles_and_single_letters_are_not_names(span: str) -> None:
     assert is_not_a_name(span)
@@ -138,3 +157,33 @@ def test_a_place_opening_its_line_before_a_lowercase_word_is_a_common_word():
         RecognizerResult("PERSON", 39, 44, 0.85),  # Linda called: names are never dropped so
     ]
     assert _found(text, results) == ["Lyon", "Linda"]
+
+
+@pytest.mark.parametrize(
+    "span,clinical",
+    [
+        ("Tumor Board", True),
+        ("Pelvic Floor Physiotherapy", True),
+        ("Dental", False),
+        ("Riverside Physiotherapy", False),
+        ("Parole Board", False),
+    ],
+)
+def test_clinical_boards_and_therapies_are_departments(span: str, clinical: bool) -> None:
+    assert is_clinical_department(span) is clinical
+
+
+@pytest.mark.parametrize(
+    "text,word,drug",
+    [
+        ("Asthme sous Ventoline à la demande", "Ventoline", True),
+        ("then started on Brilinta 90", "Brilinta", True),
+        ("switched to Clavulin", "Clavulin", True),
+        ("Aulnay-sous-Bois, chez Mme Morel", "Morel", False),
+        ("seen by Linda today", "Linda", False),
+        ("sous la responsabilité de Marie Lenoir", "Marie Lenoir", False),
+    ],
+)
+def test_a_word_after_a_treatment_cue_is_a_drug(text: str, word: str, drug: bool) -> None:
+    start = text.index(word)
+    assert is_treatment(text, start, start + len(word)) is drug

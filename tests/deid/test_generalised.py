@@ -280,6 +280,9 @@ def test_community_services_and_homes_are_organisations(text: str, organisation:
         # a scale's eponym before its value
         ("Mobility: Tinetti 18/28 today.", "PERSON", "Tinetti"),
         ("Déficit : Rankin modifié 3.", "PERSON", "Rankin"),
+        # a name that says it is a scale, whatever follows it
+        ("GCS: Glasgow Coma Scale 15 on arrival.", "ORGANIZATION", "Glasgow Coma Scale"),
+        ("Charlson Comorbidity Index of 4.", "PERSON", "Charlson Comorbidity Index"),
         # an eponym after "test de", "échelle de", known to no list
         ("Manœuvre faite, test de Vorlander négatif.", "PERSON", "Vorlander"),
         # a condition's qualifier, a term's site, "<anatomy> of X and Y"

@@ -36,6 +36,7 @@ from medops.deid.filters import drop_false_positives
 from medops.deid.places import town_names
 from medops.deid.recognizers import ENTITIES as MEDOPS_ENTITIES
 from medops.deid.recognizers import TITLE_PREFIX, medops_recognizers
+from medops.deid.span_classifier import SpanClassifierRecognizer
 from medops.deid.spans import CATEGORY_OF, Detection, Span, merge, trimmed
 from medops.deid.terminology import terminology
 from medops.errors import ConfigurationError, MedopsError
@@ -154,6 +155,7 @@ def _registry(nlp_engine: NlpEngine, language: str) -> RecognizerRegistry:
     )
     for recognizer in medops_recognizers(language):
         registry.add_recognizer(recognizer)
+    registry.add_recognizer(SpanClassifierRecognizer(language))
     return registry
 
 

@@ -47,6 +47,8 @@ _NOT_NAMES = frozenset(
     atcd hta idm sca tdm irm nfs bpco avc ivg ecbu crp ui ipp nip nda
     dr drs doctor mr mrs ms miss mx prof pr docteur professeur mme mlle madame monsieur
     mademoiselle dear cher chère
+    mum mom dad maman papa mon tue tues wed thu thur thurs fri sat sun
+    ppsn nhi hpcsa avs niss nam ramq ohip h&c nhs mrn
     """,
     )
 )
@@ -150,11 +152,15 @@ _DOSE_AFTER = re.compile(
 # heads that also name clinical things (see ``is_clinical_department``)
 _AMBIGUOUS_HEAD = re.compile(
     r"[ \t]+(?:Group|Bank|Lab|Laboratory|Laboratories|Health|Systems|Services?|Network"
-    r"|Union|Society)\b"
+    r"|Union|Society|Board|Physiotherapy|Physio|Dental|Podiatry)\b"
 )
 # a ward and its specialty, one word: "Service de Cardiologie", "Pôle d'Urologie"
 _WARD = re.compile(
     r"(?i:service|unit[ée]|p[ôo]le|d[ée]partement)[ \t]+(?:de[ \t]+|d['’][ \t]*)([^\W\d_]+)"
+)
+# what a drug follows: "sous Modopar", "started on Brilinta", "switched to Clavulin"
+_TREATMENT_BEFORE = re.compile(
+    r"(?:\b(?i:sous|started[ \t]+on|switched[ \t]+to|relais[ \t]+par|relay[ée]e?[ \t]+par))[ \t]+$"
 )
 _LOWER_NEXT = re.compile(r"[ \t]+([a-zß-öø-ÿ][\w'’-]*)")
 _ONE_WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
@@ -284,10 +290,17 @@ def is_eponym(text: str, start: int, end: int) -> bool:
     return False
 
 
+_SCALE_WORDS = {"scale", "score", "index", "échelle"}
+
+
 def is_scale(text: str, start: int, end: int) -> bool:
     """One or two words before a score's value: "Rankin 3/6", "Katz ADL 5/6", "Rankin
-    modifié 2" name a clinical scale; a person's name is seldom followed by a ratio."""
-    return len(text[start:end].split()) <= 2 and _SCORE_AFTER.match(text, end) is not None
+    modifié 2" name a clinical scale; a person's name is seldom followed by a ratio. A
+    name that says it is one is one ("Glasgow Coma Scale", "Charlson Comorbidity Index")."""
+    words = text[start:end].split()
+    if words and words[-1].casefold() in _SCALE_WORDS:
+        return True
+    return len(words) <= 2 and _SCORE_AFTER.match(text, end) is not None
 
 
 def is_term_site(text: str, start: int, end: int) -> bool:
@@ -415,6 +428,14 @@ def is_dosed(text: str, end: int) -> bool:
     return _DOSE_AFTER.match(text, end) is not None
 
 
+def is_treatment(text: str, start: int, end: int) -> bool:
+    """One word after a treatment cue: "sous Ventoline", "started on Janumet" name a drug;
+    a person is not put "under" ("sous") anyone in a note, a clinician has a title."""
+    return _ONE_WORD.fullmatch(text[start:end]) is not None and bool(
+        _TREATMENT_BEFORE.search(text, max(0, start - 20), start)
+    )
+
+
 def is_uncapitalised(span: str) -> bool:
     """No capital letter: "van", "mosquito", "plantaris" are words, not names or places."""
     return not any(ch.isupper() for ch in span)
@@ -481,7 +502,11 @@ def drop_false_positives(
             dropped["known_term"] += 1
         elif name_like and (is_not_a_name(span) or is_shorthand(span)):
             dropped["not_a_name"] += 1
-        elif name_like and (is_medical_term(span) or is_dosed(text, result.end)):
+        elif name_like and (
+            is_medical_term(span)
+            or is_dosed(text, result.end)
+            or is_treatment(text, result.start, result.end)
+        ):
             dropped["medical_term"] += 1
         elif name_like and is_section_header(text, result.start, result.end):
             dropped["section_header"] += 1

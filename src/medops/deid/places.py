@@ -57,6 +57,12 @@ def country_names() -> frozenset[str]:
     return frozenset(names)
 
 
+def country_regex() -> str:
+    """Alternation of the country names (escaped, longest first), matched case-sensitively."""
+    names = sorted(country_names(), key=lambda name: (-len(name), name))
+    return "|".join(re.escape(name) for name in names)
+
+
 def is_known_place(name: str) -> bool:
     """A GeoNames town, a US county, a region or a country of any gazetteer here."""
     return name in town_names() or name in region_names() or name in country_names()

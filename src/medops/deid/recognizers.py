@@ -17,26 +17,31 @@ from collections.abc import Callable, Sequence
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 
 from medops.deid.filters import is_clinical_department, is_not_a_name, is_shorthand
-from medops.deid.places import is_town, region_regex
+from medops.deid.places import country_regex, is_town, region_regex
+from medops.deid.terminology import terminology
 
 Scorer = Callable[[str, float], float | None]
 
 _UP = "A-ZÀ-ÖØ-Þ"
 _LO = "a-zß-öø-ÿ"
-_CAP = rf"[{_UP}][{_LO}]+(?:[{_UP}][{_LO}]+)?"  # Smith, McDonald
+_CAP = rf"[{_UP}][{_LO}]+(?:[{_UP}][{_LO}]+|[{_UP}]{{2,}})?"  # Smith, McDonald, MacNEIL
 _CAPS = rf"[{_UP}]{{2,}}"  # SMITH
 _WORD = rf"(?:[{_UP}]['’])?(?:{_CAP}|{_CAPS})(?:[-'’](?:{_CAP}|{_CAPS}))*"  # Jean-Pierre, O'Neil
-_PARTICLE = r"(?:de|du|des|la|le|van|von|der|den|di|da|del|della|dos|ben|bin|al|el)"
-_INITIAL = rf"[{_UP}]\.|[{_UP}](?=[ \t]+[{_UP}])"
+_PARTICLE = r"(?:de|du|des|la|le|van|von|der|den|di|da|del|della|dos|ben|bin|al|el|Ó|N[íi]|U[íi])"
+# Irish surnames open with a one-letter particle: "Ó SÚILLEABHÁIN", "Ní Bhriain"
+_LEAD_PARTICLE = r"(?:Ó|Ní|Uí|NÍ|UÍ)[ \t]+"
+_INITIAL = rf"[{_UP}]\.|[{_UP}](?=[ \t]+[{_UP}]|[ \t]*$)"
 # Up to four name tokens on one line: "Gilbert P. Perez", "Jean-Pierre de la Tour".
 _NAME = (
-    rf"(?<![\w'’-])(?:[{_UP}]\.[ \t]*)?{_WORD}"
+    # "H. van der Merwe", "Th. Dewulf"
+    rf"(?<![\w'’-])(?:[{_UP}][a-z]?\.[ \t]*(?:{_PARTICLE}[ \t]+){{0,2}})?"
+    rf"(?:{_LEAD_PARTICLE})?{_WORD}"
     rf"(?:[ \t]+(?:{_PARTICLE}[ \t]+){{0,2}}(?:{_WORD}|{_INITIAL})){{0,3}}"
 )
 _NAME_LIST = rf"{_NAME}(?:[ \t]*,[ \t]*{_NAME})?"  # "Villegas, Yosef"
 
 _TITLE = (
-    r"(?:Dr|Drs|Doctor|Prof|Mr|Mrs|Ms|Miss|Mx|Pr|Docteur|Professeur|Mme|Mlle|Madame"
+    r"(?:Dr|Drs|Dre|Dres|Doctor|Prof|Mr|Mrs|Ms|Miss|Mx|Pr|Docteur|Professeur|Mme|Mlle|Madame"
     r"|Monsieur|Mademoiselle)\.?|(?:DR|MR|MRS|MS|PROF|PR|MME|M)\."
 )
 # Words after which a capitalised word is a person: "his daughter Linda", "Pt Marcus
@@ -67,6 +72,9 @@ _NAME_FIELD = (
     r"|Operator|Sage-femme|IDE|IBODE|IADE|Infirmi[èe]re?|Anesth[ée]siste|Op[ée]rateur"
     r"|Aide-soignante?|Kin[ée]sith[ée]rapeute|Pu[ée]ricultrice|Pharmacien(?:ne)?"
     r"|Next[ \t]+of[ \t]+kin|NOK"
+    # who a social, occupational or forensic note is about: "Client:", "Salarié :"
+    r"|Client|Cliente|Worker|Employee|Subject|R[ée]sidente?|Salari[ée]e?|Usager"
+    r"|Usag[èe]re|B[ée]n[ée]ficiaire|Consultante?"
     r"|Emergency[ \t]+contact|(?:Electronically[ \t]+)?signed[ \t]+by|Dictated[ \t]+by"
     r"|Copy[ \t]+to|Child|Parent|Guardian|Mother|Father|Enfant|Tuteur|Tutrice"
     r"|Nom|Pr[ée]nom|Nom[ \t]+de[ \t]+naissance|Nom[ \t]+d'usage"
@@ -91,6 +99,11 @@ _RECORD_FIELD = (
     r"|Registre[ \t]+national|NISS"
     # public insurers' numbers: "Medicaid ID", "OHIP", "RAMQ", "NAM", "AME"
     r"|Medicaid|Medicare|MBI|HICN|OHIP|RAMQ|NAM|Health[ \t]+card|AME|CMU|C2S"
+    # other countries' personal and registration numbers: Ireland's PPSN, New Zealand's
+    # NHI, Northern Ireland's H&C, South Africa's HPCSA, Swiss AVS, UK NHS, Australia's IHI
+    r"|PPSN?|NHI|H&C|HPCSA|AVS|AHV|NHS|CHI|IHI|SIN|NAS|NISS|BSN"
+    # a file named by its kind: "Dossier lésion professionnelle 512 884 273"
+    rf"|Dossier(?:[ \t]+[{_LO}]{{4,}}){{1,2}}"
     rf"|N°(?:[ \t]+(?:de[ \t]+|d'|du[ \t]+)?[{_LO}]+(?:[ \t]+[{_LO}]{{4,}})?)?"
 )
 _MONTH_EN = (
@@ -124,6 +137,8 @@ _US_STATE = (
     r"A[LKZR]|C[AOT]|D[EC]|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]|O[HKR]|PA|RI"
     r"|S[CD]|T[NX]|UT|V[TA]|W[AVIY]"
 )
+# Canadian provinces and Australian states ("Haileybury, ON", "Mandurah WA")
+_CA_AU_STATE = r"ON|QC|NS|NB|BC|AB|MB|SK|PE|PEI|NL|YT|NT|NU|NSW|QLD|VIC|TAS|ACT|SA"
 _ORG_STOP = (
     r"(?:The|A|An|At|In|To|From|Our|His|Her|Their|This|That|Per|Via|Le|La|Les|Au|Aux|Du|Un|Une)"
 )
@@ -159,15 +174,17 @@ _EN_ORG_SUFFIX = (
     r"|Farms|Dairy|Market|Stores|Restaurant|Hotel|Academy|Daycare|Preschool"
     # community services and housing: "Eastside Food Pantry", "Riverside Commons"
     r"|Shelter|Pantry|Mission|Ministries|Coalition|Outreach|Club|Clubhouse|Trust|Consortium"
-    r"|Lodge|Residences?|Apartments|Commons|Towers"
+    r"|Lodge|Residences?|Apartments|Commons|Towers|Collective|Board"
+    # private practices: "Riverside Physiotherapy", "Harbour Chiropractic"
+    r"|Physiotherapy|Physio|Chiropractic|Osteopathy|Podiatry|Dental"
     # nations, emergency services and practices: "Crow Tribe", "Lake County EMS",
     # "Harbor OB/GYN"
     r"|Tribe|Nation|Reservation|Pueblo|EMS|Ambulance|Fire[ \t]+(?:Department|Rescue)"
     r"|Police[ \t]+Department|Sheriff'?s[ \t]+Office|OB/GYN|Obstetrics|Gynecology|Midwifery"
     r")"
     # "Colorado School of Mines", "Services, Inc."
-    rf"(?:[ \t]+of[ \t]+(?:the[ \t]+)?{_ORG_WORD}(?:[ \t]+{_ORG_WORD}){{0,2}})?"
-    r"(?:,?[ \t]+(?:Inc|LLC|Ltd|Corp)\b\.?)?"
+    rf"(?:[ \t]+(?:of|for)[ \t]+(?:the[ \t]+)?{_ORG_WORD}(?:[ \t]+{_ORG_WORD}){{0,2}})?"
+    r"(?:,?[ \t]+(?:\(Pty\)[ \t]+)?(?:Inc|LLC|Ltd|Corp)\b\.?)?"
 )
 _FR_ORG_PREFIX = (
     r"(?i:h[ôo]pital|clinique|polyclinique|centre[ \t]+hospitalier(?:[ \t]+(?:universitaire"
@@ -183,6 +200,10 @@ _FR_ORG_PREFIX = (
     r"|Mutualit[ée]"
     # community services: "Foyer de vie Les Tilleuls", "Secours populaire"
     r"|Foyer|Secours|Collectif|Amicale|Atelier"
+    # clubs, insurers, employers and social services: "Comité des fêtes de Lescoff",
+    # "Caisse-maladie Anniviarde", "Café-Restaurant du Bisse", "CPAS de Saint-Gilles"
+    r"|Comit[ée]|Caisse-maladie|Caf[ée](?:-[A-Z][a-z]+)?|Restaurant|Brasserie|Auberge"
+    r"|H[ôo]tel|P[êe]cheries|Chantiers|Conserveries?|CMS|CPAS|CSSS|ASBL"
 )
 # lowercase words between a French prefix and the name: "Cabinet médical des", "Centre de
 # rééducation", "École élémentaire"
@@ -227,9 +248,13 @@ _TOWN = (
     rf"[{_UP}][{_LO}'’]+(?:[- ](?:(?:sur|sous|en|le|la|les|de|du|des|l[èe]s)-)?"
     rf"[{_UP}][{_LO}'’]+){{0,3}}"
 )
+# a country after a town: "Vava'u, Tonga", "Bobo-Dioulasso, Burkina Faso"
+_COUNTRY = country_regex()
 _RESIDENCE = (
     r"lives|living|resides|residing|resident|moved|relocated|grew[ \t]+up|born|vit|r[ée]side"
     r"|habite|domicili[ée]e?|demeurant|originaire|n[ée]e?|install[ée]e?"
+    # where a remote patient is flown from: "medevac from Kiana", "flown in from Hay River"
+    r"|medevac(?:ed|'d)?|flown(?:[ \t]+in)?|airlifted|[ée]vacu[ée]e?"
 )
 _PLACE_PREPOSITION = (
     r"(?<![\w])(?:in|at|from|near|to|outside|[àa]|de|d['’]|pr[èe]s[ \t]+de|vers)[ \t]+"
@@ -289,6 +314,20 @@ def _record_score(span: str, score: float) -> float | None:
 def _org_score(span: str, score: float) -> float | None:
     """Not a clinical department ("Blood Bank") nor shorthand ("ED", "PO QD")."""
     return None if is_clinical_department(span) or is_shorthand(span) else score
+
+
+_CAPITALISED = re.compile(r"(?<![\w'’-])[A-ZÀ-ÖØ-Þ][\w'’&-]*")
+
+
+def _heading_org_score(span: str, score: float) -> float | None:
+    """A heading's organisation: two capitalised words or more, some lowercase letters,
+    not a ward, shorthand nor medical words ("Consultation de médecine interne",
+    "Rheumatology", "Labor & Delivery")."""
+    if len(_CAPITALISED.findall(span)) < 2 or not any(ch.islower() for ch in span):
+        return None
+    if terminology().is_term(span):
+        return None
+    return _org_score(span, score)
 
 
 def _last_first_score(span: str, score: float) -> float | None:
@@ -376,6 +415,25 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 rf"(?:(?:{_TITLE})[ \t]*)?"
                 rf"(?P<phi>{_NAME_LIST})",
                 0.8,
+            ),
+            # a signature line of a role and an initialled name: "IDE C. Lafon",
+            # "Pharmacien : Th. Dewulf"; an initial needs a capitalised surname (not "E. coli")
+            (
+                r"^[ \t]*(?:IDE|IBODE|IADE|AS|ASH|RN|LPN|CNA|NP|PA|OT|PT|SLP|SW|Pharmacien(?:ne)?"
+                r"|Pharmacist|Physio(?:therapist)?|Kin[ée]|Sage-femme|Midwife|Nurse|Infirmi[èe]re?)"
+                rf"[ \t]*:?[ \t]+(?P<phi>[{_UP}][a-z]?\.[ \t]*{_NAME})[ \t]*$",
+                0.8,
+            ),
+            # a chart's "LAST, First" line before the age and sex: "Qaunnaq, Elijah  44M"
+            (
+                rf"^[ \t]*(?P<phi>{_WORD},[ \t]*{_WORD}(?:[ \t]+{_INITIAL})?)(?=[ \t,]+\d{{1,3}}"
+                r"[ \t]?(?:[MFH]|y/?o|yo|ans|yrs?)(?![\w]))",
+                0.8,
+            ),
+            # a nickname in quotes after a name: 'Thibodeaux, Odile ("Nan")'
+            (
+                rf"[{_UP}][{_LO}]+[ \t]+\([ \t]*[\"“](?P<phi>{_NAME})[\"”][ \t]*\)",
+                0.7,
             ),
             # a nurse's or a scribe's field anywhere on the line: "14:22  Triage RN: A. Bell"
             (
@@ -541,7 +599,24 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         "MedopsWrittenDate",
         "WRITTEN_DATE",
         [
-            (rf"\b{_MONTH_EN}\.?[ \t]+\d{{1,2}}(?:st|nd|rd|th)?(?:,?[ \t]+\d{{4}})?\b", 0.6),
+            # "Jan 16, 2024", Canada's "Jan 16/24"
+            (
+                rf"\b{_MONTH_EN}\.?[ \t]+\d{{1,2}}(?:st|nd|rd|th)?"
+                r"(?:,?[ \t]+\d{4}|/\d{2}(?:\d{2})?)?\b",
+                0.6,
+            ),
+            # a day's short name before a date: "Sat 17/08/2024", "Wed 5 June 2024"
+            (
+                r"(?<![\w])(?:Mon|Tue|Tues|Wed|Thu|Thur|Thurs|Fri|Sat|Sun|(?i:lun|mar|mer|jeu|ven"
+                r"|sam|dim))\.?,?(?=[ \t]+\d{1,2}(?:[/.-]\d{1,2}[/.-]\d{2,4}|[ \t]+[A-Za-zé]{3}))",
+                0.5,
+            ),
+            # a night or a stay across two days: "Nuit du 21 au 22/11/2023", "12 to 14/3/24"
+            (
+                r"(?<![\w/.])[0-3]?\d[ \t]+(?:au|et|to|and|-)[ \t]+[0-3]?\d[/.][01]?\d[/.]"
+                r"(?:19|20)?\d{2}(?![\w/])",
+                0.6,
+            ),
             (
                 rf"\b\d{{1,2}}(?:st|nd|rd|th)?[ \t]+(?:of[ \t]+)?{_MONTH_EN}\b\.?"
                 r"(?:,?[ \t]+\d{4}\b)?",
@@ -652,6 +727,25 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 r"(?:-\d{4})?(?![\w-])",
                 0.7,
             ),
+            # an Australian state and postcode: "Mandurah WA 6210", "Dubbo NSW 2830"
+            (
+                rf"(?<![\w])(?:{_TOWN}[ \t]+)?(?:NSW|QLD|VIC|TAS|ACT|SA|WA|NT)[ \t]+\d{{4}}"
+                r"(?![\w-])",
+                0.6,
+            ),
+            # a UK postcode, its two halves spaced: "BT48 7AB", "SW1A 1AA"
+            (r"(?<![\w])[A-Z]{1,2}\d[A-Z\d]?[ ]\d[ABD-HJLNP-UW-Z]{2}(?![\w])", 0.6),
+            # a Belgian or Swiss address: "Parvis de Saint-Gilles, 1060 Bruxelles",
+            # "route du Village, 1950 Sion"; four digits after a comma, then a town
+            (
+                rf"(?:(?<![\w]){_FR_STREET}[ \t]+(?:(?:de|du|des|la|le|aux?|l['’]|d['’])[ \t]*"
+                rf"|{_ORG_WORD}[ \t]*){{1,5}},[ \t]*|(?<=,[ \t]))[1-9]\d{{3}}[ \t]+"
+                # a count of units is no town: "Héparine, 5000 Unités"
+                r"(?!(?i:units?|unit[ée]s?|calories?|doses?|cells?|cellules|copies)\b)"
+                rf"{_TOWN_WORD}"
+                rf"(?:[- ]{_TOWN_WORD}){{0,2}}(?![\w])",
+                0.6,
+            ),
             (
                 rf"(?<![\w])(?:0[1-9]|[1-8]\d|9[0-8]|2[AB])\d{{3}}[ \t]+(?:[{_UP}][{_LO}'’-]{{2,}}"
                 rf"|[{_UP}]{{3,}})(?:[ \t-]+(?:[{_UP}][\w'’-]+|sur|sous|en|le|la|les|de|du|CEDEX"
@@ -710,6 +804,38 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 0.6,
             ),
             (rf"(?<![\w])(?P<phi>{_TOWN}(?:,[ \t]*|[ \t]*\()(?:{_REGION}))(?![\w])", 0.6),
+            (
+                rf"(?<![\w])(?P<phi>{_TOWN},[ \t]*(?:{_CA_AU_STATE}|{_COUNTRY}))(?![\w])"
+                r"(?![ \t]*\d)",
+                0.6,
+            ),
+            # without the comma after a place preposition: "from Mandurah WA"; not the
+            # states that are words or credentials
+            (
+                rf"{_PLACE_PREPOSITION}(?P<phi>{_TOWN}[ \t]+(?!MD|PA|OR|IN|ME|DO|OK|HI|ACT|SA|AB)"
+                rf"(?:{_US_STATE}|{_CA_AU_STATE}))(?![\w])(?![ \t]*\d)",
+                0.6,
+            ),
+            # a parish, an Irish county: "St. Martin Parish", "Co. Kerry"
+            (rf"(?<![\w])(?:{_TOWN}[ \t]+Parish|Co\.[ \t]+{_TOWN_WORD})(?![\w])", 0.6),
+            # a French or Walloon compound name after a place preposition: "in Petit-de-Grat"
+            (
+                rf"{_PLACE_PREPOSITION}(?P<phi>{_TOWN_WORD}(?:-(?:sur|sous|en|le|la|les|de|du|des"
+                rf"|l[èe]s|aux?|d['’]|l['’])-?{_TOWN_WORD})+)",
+                0.6,
+            ),
+            # where someone heads or comes from: "toward Kiana", "Habite Steenvoorde"
+            (
+                rf"(?<![\w])(?i:toward|towards|habite|demeurant|domicili[ée]e?[ \t]+[àa])[ \t]+"
+                rf"(?P<phi>{_TOWN})",
+                0.6,
+            ),
+            # "Home: Coolnaharragill, Glenbeigh."
+            (
+                rf"(?<![\w])Home[ \t]*:[ \t]*(?P<phi>{_TOWN}(?:,[ \t]*{_TOWN}){{0,2}})"
+                r"(?=[ \t]*(?:[.;]|$))",
+                0.6,
+            ),
             # MD and PA are also credentials: a place preposition first ("in Erie, PA")
             (
                 rf"{_PLACE_PREPOSITION}(?P<phi>{_TOWN},[ \t]*(?:MD|PA))(?![\w])(?![ \t]*\d)",
@@ -751,6 +877,23 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 rf"(?:[ \t]+[-–—][ \t]+{_ORG_WORD}(?:[ \t]+{_ORG_WORD}){{0,2}})?",
                 0.7,
             ),
+            # care in Dutch, German and Nordic names: "AZ Groeninge", "UZ Leuven",
+            # "Kantonsspital Baden", "Bergen Sentrum Legesenter", "Sint-Jansziekenhuis"
+            (
+                rf"(?<![\w'’-])(?:(?:AZ|UZ|GZA|ZNA)(?=[ \t]+[{_UP}])|(?:{_ORG_WORD}[ \t]+){{0,3}}"
+                # capitalised, not English's "Hospital"
+                rf"(?=[{_UP}])(?!Hospital)[\w-]*(?i:spital|ziekenhuis|klinik(?:um)?|kliniek|sykehus"
+                r"|legesenter|legekontor|krankenhaus|gezondheidscentrum|huisartsenpraktijk"
+                r"|v[åa]rdcentral|sjukhus))(?![\w])"
+                rf"(?:[ \t]+{_ORG_WORD}){{0,2}}",
+                0.7,
+            ),
+            # a prison: "HMP Lagan Valley", "HMYOI Hydebank"
+            (
+                rf"(?<![\w])(?:HMP|HMYOI|HM[ \t]+Prison)[ \t]+{_ORG_WORD}"
+                rf"(?:[ \t]+{_ORG_WORD}){{0,3}}",
+                0.7,
+            ),
             (
                 # "University of Vermont", "City of Troy", "Diocese of Erie"
                 r"\b(?:(?i:Hospital|Clinic|Infirmary)|University|College|Diocese|City|County|Town"
@@ -771,6 +914,21 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
             ),
         ],
         _org_score,
+    ),
+    (
+        "MedopsHeadingOrg",
+        "HEALTHCARE_ORGANIZATION",
+        [
+            # a note's heading then its organisation: "DISCHARGE SUMMARY - Timiskaming Shores
+            # General", "VISITE À DOMICILE - CMS régional Val d'Anniviers"; a specialty
+            # ("- Rheumatology") or a heading in capitals on both sides is no name
+            (
+                rf"^[ \t]*[{_UP}][{_UP}0-9'’ /&().]{{3,}}?[ \t]+[-–—][ \t]+"
+                rf"(?P<phi>[{_UP}][^\n,;|:]{{2,60}}?)[ \t]*(?=,|;|\||$)",
+                0.7,
+            ),
+        ],
+        _heading_org_score,
     ),
 ]
 

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from medops.deid.span_candidates import MAX_WORDS, candidates, features, tokens
+
+
+def runs(text: str) -> list[str]:
+    return [text[run.start : run.end] for run in candidates(text, tokens(text))]
+
+
+def features_of(text: str, run_text: str, language: str = "en") -> dict[str, int]:
+    toks = tokens(text)
+    [run] = [run for run in candidates(text, toks) if text[run.start : run.end] == run_text]
+    return features(text, toks, run, language)
+
+
+def test_runs_join_capitalised_words_through_particles_and_signs():
+    text = "Works at the Café-Restaurant du Bisse with Hendrik van der Merwe."
+    # a token keeps its final full stop ("Merwe."): detection trims it from the span
+    assert runs(text) == ["Works", "Café-Restaurant du Bisse", "Hendrik van der Merwe."]
+    assert runs("Physio at Sport & Spine, Haileybury, ON") == [
+        "Physio",
+        "Sport & Spine, Haileybury, ON",
+    ]
+
+
+def test_runs_stop_at_a_line_break_and_skip_lowercase_words():
+    assert runs("seen by Anna\nKarlsson at home") == ["Anna", "Karlsson"]
+    assert runs("no capitalised word here") == []
+
+
+def test_a_title_case_line_longer_than_a_name_is_no_run():
+    long_title = " ".join(["Word"] * (MAX_WORDS + 1))
+    assert runs(long_title) == []
+    assert runs(" ".join(["Word"] * MAX_WORDS)) == [" ".join(["Word"] * MAX_WORDS)]
+
+
+def test_features_describe_the_context_a_place_or_an_employer_has():
+    text = "SOCIAL WORK NOTE\nClient: Ana Fifita\nLives in Kilkeel with her sister."
+    client = features_of(text, "Ana Fifita")
+    assert {"label=client", "line_end", "prev1=:", "lang=en", "words=2"} <= client.keys()
+    place = features_of(text, "Kilkeel")
+    assert {"prev1=in", "prev2=lives", "next1=with", "head=kilkeel"} <= place.keys()
+    assert "line_start" not in place and "label=client" not in place
+
+
+def test_features_carry_gazetteer_and_terminology_hits():
+    assert "town" in features_of("Moved to Lyon last year.", "Lyon")
+    colon = features_of("Malignant neoplasm: Colon", "Colon")
+    assert {"vocabulary_all", "label=neoplasm"} <= colon.keys()
+    assert "vocabulary_all" not in features_of("Works at Brennan Haulage now", "Brennan Haulage")

@@ -1,6 +1,6 @@
 """De-identification quality must not regress below the issue's targets.
 
-Scored with the one scorer (``deid_eval``, ``covered`` mode) on philter-lite's i2b2
+Scored with the one scorer (``medops.deid.scoring``, ``covered`` mode) on philter-lite's i2b2
 notes and medops' synthetic English and French notes. The rules were written with these
 notes in view (docs/deid.md): this guards against regressions, it does not estimate
 recall on real records.

@@ -65,6 +65,7 @@ BLIND_BATCHES = {
     "blind_batch": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind",
     "blind_batch_2": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind2",
     "blind_batch_3": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind3",
+    "blind_batch_4": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind4",
 }
 LANGUAGES = ("en", "fr")
 PHI_FREE_GOAL = 0.005

@@ -36,6 +36,7 @@ from medops.deid.filters import drop_false_positives
 from medops.deid.places import town_names
 from medops.deid.recognizers import ENTITIES as MEDOPS_ENTITIES
 from medops.deid.recognizers import TITLE_PREFIX, medops_recognizers
+from medops.deid.span_classifier import RECOGNIZER as SPAN_CLASSIFIER
 from medops.deid.span_classifier import SpanClassifierRecognizer
 from medops.deid.spans import CATEGORY_OF, Detection, Span, merge, trimmed
 from medops.deid.terminology import terminology
@@ -43,7 +44,8 @@ from medops.errors import ConfigurationError, MedopsError
 
 LANGUAGE = "en"
 LANGUAGES = ("en", "fr")
-_NER = "SpacyRecognizer"
+# statistical recognizers: where one overlaps a pattern, the pattern's category wins
+_STATISTICAL = frozenset({"SpacyRecognizer", SPAN_CLASSIFIER})
 BATCH_SIZE = 64
 _PRESIDIO_LOGGERS = ("presidio-analyzer", "presidio-anonymizer")
 
@@ -246,8 +248,10 @@ def to_spans(
         title = TITLE_PREFIX.match(text, start, end) if category == "NAME" and not signed else None
         start = title.end() if title else start
         if category is not None and end > start:
-            ner = result.recognition_metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY) == _NER
-            detections.append(Detection(start, end, category, result.score, pattern=not ner))
+            source = result.recognition_metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY)
+            detections.append(
+                Detection(start, end, category, result.score, pattern=source not in _STATISTICAL)
+            )
     return merge(detections), dropped
 
 

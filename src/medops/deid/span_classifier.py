@@ -25,6 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from medops.deid.span_candidates import candidates, features, tokens
 
 WEIGHTS = Path(__file__).with_name("span_classifier.json")
+RECOGNIZER = "SpanClassifierRecognizer"
 OUTSIDE = "O"  # the class of a run that is no PHI
 THRESHOLD = 0.5  # 1 - P(outside) to report a run; chosen on development data (0.5-0.8 tried)
 # a run's predicted category onto the entity names the filters and ``spans`` know
@@ -104,7 +105,7 @@ class SpanClassifierRecognizer(LocalRecognizer):
         self._weights = weights or load_weights()
         super().__init__(
             supported_entities=sorted(set(ENTITY_OF.values())),
-            name="SpanClassifierRecognizer",
+            name=RECOGNIZER,
             supported_language=language,
         )
 

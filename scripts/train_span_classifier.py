@@ -27,7 +27,13 @@ from medops.deid.span_candidates import candidates, features, tokens
 from medops.deid.span_classifier import OUTSIDE, WEIGHTS, Weights, fit, load_weights
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "deid" / "fixtures"
-LABELLED = ("deid_notes", "deid_notes_blind", "deid_notes_blind2", "deid_notes_blind3")
+LABELLED = (
+    "deid_notes",
+    "deid_notes_blind",
+    "deid_notes_blind2",
+    "deid_notes_blind3",
+    "deid_notes_blind4",
+)
 LANGUAGES = ("en", "fr")
 TOLERANCE = 1e-3  # lbfgs may differ in the last digits across CPUs and BLAS builds
 

@@ -88,9 +88,9 @@ def test_shipped_model_finds_places_and_employers_no_list_names():
     assert "Harbourside Bakehouse" in found
 
 
-def test_the_classifier_ranks_with_spacy_not_above_it():
-    # the classifier reads a run after "for" as an organisation; spaCy's better-scored
-    # PERSON keeps the category, as it would against any other statistical guess
+def test_the_classifier_adds_spans_but_types_them_last():
+    # the classifier reads a run after "for" as an organisation; spaCy's PERSON keeps the
+    # category
     assert detected("Call an ambulance for Zebulon Quaxley now.") == [("Zebulon Quaxley", "NAME")]
 
 

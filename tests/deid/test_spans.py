@@ -38,3 +38,12 @@ def test_redact_replaces_each_span_by_its_category_tag() -> None:
     spans = [Span(4, 9, "NAME"), Span(21, 29, "DATE")]
     assert redact(text, spans) == "Dr. [NAME] saw him on [DATE]."
     assert redact(text, []) == text
+
+
+def test_the_span_classifier_types_a_merged_span_last():
+    spacy = Detection(0, 15, "NAME", 0.85, pattern=False)
+    learned = Detection(0, 15, "ORGANIZATION", 0.97, pattern=False, learned=True)
+    longer = Detection(0, 20, "ORGANIZATION", 0.97, pattern=False, learned=True)
+    assert merge([learned, spacy]) == [Span(0, 15, "NAME")]
+    assert merge([spacy, longer]) == [Span(0, 20, "NAME")]
+    assert merge([longer]) == [Span(0, 20, "ORGANIZATION")]

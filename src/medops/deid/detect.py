@@ -44,8 +44,7 @@ from medops.errors import ConfigurationError, MedopsError
 
 LANGUAGE = "en"
 LANGUAGES = ("en", "fr")
-# statistical recognizers: where one overlaps a pattern, the pattern's category wins
-_STATISTICAL = frozenset({"SpacyRecognizer", SPAN_CLASSIFIER})
+_NER = "SpacyRecognizer"
 BATCH_SIZE = 64
 _PRESIDIO_LOGGERS = ("presidio-analyzer", "presidio-anonymizer")
 
@@ -249,9 +248,9 @@ def to_spans(
         start = title.end() if title else start
         if category is not None and end > start:
             source = result.recognition_metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY)
-            detections.append(
-                Detection(start, end, category, result.score, pattern=source not in _STATISTICAL)
-            )
+            learned = source == SPAN_CLASSIFIER
+            pattern = source != _NER and not learned
+            detections.append(Detection(start, end, category, result.score, pattern, learned))
     return merge(detections), dropped
 
 

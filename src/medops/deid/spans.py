@@ -92,6 +92,8 @@ class Detection:
 
     ``pattern`` is False for the statistical NER model: where it overlaps a pattern
     ("Bordeaux" inside "CHU de Bordeaux"), the pattern's narrower category wins.
+    ``learned`` marks the span classifier (``span_classifier``), which adds spans the
+    others miss but types them last: a name spaCy calls PERSON stays a NAME.
     """
 
     start: int
@@ -99,6 +101,7 @@ class Detection:
     type: str
     score: float
     pattern: bool = True
+    learned: bool = False
 
 
 def trimmed(text: str, start: int, end: int) -> tuple[int, int]:
@@ -113,8 +116,9 @@ def trimmed(text: str, start: int, end: int) -> tuple[int, int]:
 def merge(detections: Iterable[Detection]) -> list[Span]:
     """Union overlapping detections; the merged span takes one member's type.
 
-    That member is a pattern's before the NER model's, then the longest, then the best
-    scored, then the first category in ``CATEGORIES``, so output is deterministic.
+    That member is a pattern's before the NER model's before the span classifier's, then
+    the longest, then the best scored, then the first category in ``CATEGORIES``, so output
+    is deterministic.
     """
     ordered = sorted((d for d in detections if d.end > d.start), key=lambda d: (d.start, d.end))
     spans: list[Span] = []
@@ -126,7 +130,10 @@ def merge(detections: Iterable[Detection]) -> list[Span]:
             end = max(end, det.end)
             continue
         if group:
-            best = max(group, key=lambda d: (d.pattern, d.end - d.start, d.score, -_rank(d.type)))
+            best = max(
+                group,
+                key=lambda d: (d.pattern, not d.learned, d.end - d.start, d.score, -_rank(d.type)),
+            )
             spans.append(Span(group[0].start, end, best.type))
         if det is not None:
             group, end = [det], det.end

@@ -4,8 +4,8 @@ Trained by ``scripts/train_span_classifier.py`` on the development halves of the
 notes, with the development half of the ICD-10 descriptions as PHI-free negatives; the
 weights ship as ``span_classifier.json`` (numbers and feature names, nothing executable).
 Chosen on development data only: trained without the third blind batch, it raised that
-batch's development recall from 0.846 to 0.920 and its precision from 0.867 to 0.899
-(docs/deid.md). Its spans go through the same filters as spaCy's.
+batch's development recall from 0.846 to 0.920 (precision 0.867 to 0.855; docs/deid.md).
+Its spans go through the same filters as spaCy's.
 """
 
 from __future__ import annotations

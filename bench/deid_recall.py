@@ -66,6 +66,7 @@ BLIND_BATCHES = {
     "blind_batch_2": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind2",
     "blind_batch_3": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind3",
     "blind_batch_4": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind4",
+    "blind_batch_5": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind5",
 }
 LANGUAGES = ("en", "fr")
 PHI_FREE_GOAL = 0.005
@@ -315,6 +316,9 @@ def _held_out_pooled(sets: Sequence[dict[str, tuple[list[GoldNote], dict]]]) -> 
                 lang, ([], {"medops": {}, "baseline": {}})
             )
             pooled_notes.extend(held_out)
+            clash = {n.id for n in notes} & set(pooled_found["medops"])
+            if clash:  # detections are keyed by note id: a reused id would overwrite a note's
+                raise SystemExit(f"note ids {sorted(clash)} appear in two blind batches: rename")
             for who, by_note in _by_id(notes, found).items():
                 pooled_found[who].update(by_note)
     return {

@@ -33,6 +33,7 @@ LABELLED = (
     "deid_notes_blind2",
     "deid_notes_blind3",
     "deid_notes_blind4",
+    "deid_notes_blind5",
 )
 LANGUAGES = ("en", "fr")
 TOLERANCE = 1e-3  # lbfgs may differ in the last digits across CPUs and BLAS builds

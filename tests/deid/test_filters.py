@@ -13,6 +13,7 @@ from medops.deid.filters import (
     is_treatment,
     vocabulary,
 )
+from medops.deid.span_classifier import RECOGNIZER
 
 
 @pytest.mark.parametrize(
@@ -86,6 +87,8 @@ def test_numbers_that_cannot_be_dates_are_not_dates(span: str) -> None:
         "Fri",
         "PPSN",
         "H&C",
+        "MBChB",
+        "FCPS",
     ],
 )
 def test_abbreviations_titles_and_single_letters_are_not_names(span: str) -> None:
@@ -187,3 +190,26 @@ def test_clinical_boards_and_therapies_are_departments(span: str, clinical: bool
 def test_a_word_after_a_treatment_cue_is_a_drug(text: str, word: str, drug: bool) -> None:
     start = text.index(word)
     assert is_treatment(text, start, start + len(word)) is drug
+
+
+def test_one_word_organisations_are_kept_from_the_span_classifier_only() -> None:
+    # spaCy's one-word organisations are mostly shorthand ("ESR"); the classifier was
+    # trained against such words, so its acronyms ("PGHM") are kept
+    text = "Évacuée par le PGHM vers Annecy."
+    learned = RecognizerResult(
+        "ORGANIZATION",
+        15,
+        19,
+        0.9,
+        recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: RECOGNIZER},
+    )
+    spacy = RecognizerResult(
+        "ORGANIZATION",
+        15,
+        19,
+        0.85,
+        recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: "SpacyRecognizer"},
+    )
+    kept, dropped = drop_false_positives(text, [learned, spacy], frozenset())
+    assert kept == [learned]
+    assert dropped == {"unlikely_organisation": 1}

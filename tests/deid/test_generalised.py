@@ -330,3 +330,36 @@ def test_a_signature_initial_m_is_redacted_but_a_french_title_is_not() -> None:
     assert covered("Dressing changed.\nM. Tavares, RN", "M. Tavares")
     hits = [hit for hit, _ in found("Revu ce jour par M. Lebrun en consultation.", "fr")]
     assert hits and not any(hit.startswith("M.") for hit in hits)
+
+
+@pytest.mark.parametrize(
+    "text,phi,language",
+    [
+        ("Joindre l'IA au 418-555-0192 poste 2271 demain.", "418-555-0192 poste 2271", "fr"),
+        ("Hospitalisé du 4 au 9 février 2024 pour pneumonie.", "4 au 9 février 2024", "fr"),
+        ("Douleur lombaire depuis la mi-mars, sans fièvre.", "mi-mars", "fr"),
+        ("Write to Ridgeway Clinic, PO Box 5521, Flagstaff, AZ 86001.", "PO Box 5521", "en"),
+        ("Seen at home, 22 Larkhill Park, Coleraine, BT52 2QQ, today.", "22 Larkhill Park", "en"),
+        ("Reg No. QMH/24/0311 on the card.", "QMH/24/0311", "en"),
+    ],
+)
+def test_round_5_shapes_are_covered_end_to_end(text: str, phi: str, language: str) -> None:
+    assert covered(text, phi, language)
+
+
+@pytest.mark.parametrize(
+    "text,kept,language",
+    [
+        ("No. of episodes 3; No 2 tablets; Room No 12; Box 3 checked.", "No 2 tablets", "en"),
+        ("Room No 1204 is free.", "1204", "en"),
+        ("Mid-dose review early morning; late onset of pain.", "early morning", "en"),
+        ("BP 130, Pulse 88, BP 110 standing.", "BP 130", "en"),
+        ("Héparine, 5000 Unités par jour.", "5000 Unités", "fr"),
+        ("Prednisone du 3 au 5 mg par jour.", "3 au 5 mg", "fr"),
+    ],
+)
+def test_round_5_traps_are_not_redacted(text: str, kept: str, language: str) -> None:
+    model = DEID.spacy_model_fr if language == "fr" else DEID.spacy_model
+    [spans], _ = detect_phi([text], model, language, DEID.score_threshold)
+    start, end = text.index(kept), text.index(kept) + len(kept)
+    assert not any(s.start < end and start < s.end for s in spans)

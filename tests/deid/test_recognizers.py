@@ -175,6 +175,12 @@ CASES = [
     ("MedopsAgeOver89", "Mrs Oona Vale, 101 years, lives alone", ["101"]),
     ("MedopsAgeOver89", "Indication: 92 F, fall at home", ["92"]),
     ("MedopsAgeOver89", "Temp 99 F, HR 80; T: 101F; Ward B, 96 beds free", []),
+    (
+        "MedopsAgeOver89",
+        "Seen: Ada Reyes (94). Age/Sex: 92/F; sexe F/97. Her 95th birthday, ses 91e anniversaire",
+        ["94", "92", "97", "95", "91"],
+    ),
+    ("MedopsAgeOver89", "BP 92/58; Kit (96) wells; 96/M2 ratio; 93rd percentile; ward 9/F", []),
     ("MedopsFieldName", "08:10  Charge RN: Tomas Reyes", ["Tomas Reyes"]),
     ("MedopsFieldName", "RN: 2 units given; IDE : pas de douleur", []),
     ("MedopsRelationName", "her health care proxy is Ingrid", ["Ingrid"]),
@@ -228,7 +234,7 @@ CASES = [
     (
         "MedopsPostcode",
         "12 Rosa St, Dubbo NSW 2830; 4 Mill Lane, Omagh BT78 1AA",
-        ["Dubbo NSW 2830", "BT78 1AA"],
+        ["Dubbo NSW 2830", "Omagh BT78 1AA"],
     ),
     ("MedopsPostcode", "PA 2000 mg; SA node; L5 1st root; T2 4DM lesion", []),
     ("MedopsStreetAddress", "lives at 12 Elm Crescent, Troy", ["12 Elm Crescent"]),
@@ -334,6 +340,130 @@ CASES = [
         "NOTE — SORTIE DE RÉANIMATION\nWARD NOTE - Labor & Delivery",
         [],
     ),
+    # round 5: identifiers after any label and a number word, boxes, plates, ranges
+    (
+        "MedopsRecordNumber",
+        "Ward clinic No. QRT/VAX/22-1183\nIP No.: ABH/IP/2024/00977\nfile no. LMP-3381/19",
+        ["QRT/VAX/22-1183", "ABH/IP/2024/00977", "LMP-3381/19"],
+    ),
+    (
+        "MedopsRecordNumber",
+        "Carnet n° TBA-0923/23; ordre n° OMD-SN 2290; Lab Nr 7731-K",
+        ["TBA-0923/23", "OMD-SN 2290", "7731-K"],
+    ),
+    (
+        "MedopsRecordNumber",
+        "KMDC Reg. 55190-Q; Council Reg. No. W-20931; N° d'assurance-vieillesse 804 113 562",
+        ["55190-Q", "W-20931", "804 113 562"],
+    ),
+    (
+        "MedopsRecordNumber",
+        "No. of episodes 3; No 2 tablets; Room No 1204; Bed no. 1712; Dose No. 2; "
+        "Box 3 checked; Heparin No. 5000 units; Regular insulin 1000 units",
+        [],
+    ),
+    (
+        "MedopsVehiclePlate",
+        "taxi immatriculé FK-207-RT; licence plate KX21 LPM",
+        ["FK-207-RT", "KX21 LPM"],
+    ),
+    (
+        "MedopsVehiclePlate",
+        "plaque dentaire; immatriculée à la CPAM; growth plate 12 mm; licence plate unknown",
+        [],
+    ),
+    (
+        "MedopsPager",
+        "appeler le 418-555-0192 poste 204 ou (902) 555 0142 ext. 31",
+        ["204", "418-555-0192 poste 204", "(902) 555 0142 ext. 31"],
+    ),
+    ("MedopsPager", "take 2 x 3 tabs; mass 120 x 80 x 40 mm; 12 34 56 x 2", []),
+    (
+        "MedopsWrittenDate",
+        "séjour du 4 au 9 mars 2024; seen from 12 to 15 October; leave 3-11 Jan",
+        [
+            "9 mars 2024",
+            "mars 2024",
+            "4 au 9 mars 2024",
+            "15 October",
+            "12 to 15 October",
+            "11 Jan",
+            "3-11 Jan",
+        ],
+    ),
+    (
+        "MedopsWrittenDate",
+        "douleur depuis la mi-juin; vu début mars; back pain since mid-April; late May 2023",
+        ["mi-juin", "début mars", "mid-April", "late May 2023"],
+    ),
+    (
+        "MedopsWrittenDate",
+        "du 3 au 5 mg; mid-dose; early morning; late onset; 2-3 times; 3 to 5 days",
+        [],
+    ),
+    ("MedopsRelationName", "his ex-wife Dorinda called; step-son Pavel", ["Dorinda", "Pavel"]),
+    ("MedopsRelationName", "ex-smoker; step-down unit; half-life", []),
+    (
+        "MedopsStreetAddress",
+        "Mission Clinic, P.O. Box 412, Mbarara; Appeals, PO Box 30981, Reno, NV 89501",
+        ["P.O. Box 412", "PO Box 30981"],
+    ),
+    ("MedopsStreetAddress", "Dispensaire, B.P. 118, Tambacounda", ["B.P. 118"]),
+    (
+        "MedopsStreetAddress",
+        "BP 130, Pulse 88; BP 120/80; BP 110, Standing; Box 3 checked; Park sign; Parkinson",
+        [],
+    ),
+    (
+        "MedopsStreetAddress",
+        "H&C 1234, 9 Drumcree Park, Portadown, BT62 1QQ; 14 Orchard Trace, Dover, DE 19901",
+        ["9 Drumcree Park", "14 Orchard Trace"],
+    ),
+    ("MedopsStreetAddress", "pharmacy on Elm St.; diner on US-41", ["Elm St.", "US-41"]),
+    (
+        "MedopsStreetAddress",
+        "12 Park sign posts; 3 Close calls; based on Dr. Hale; on I-131 therapy",
+        [],
+    ),
+    ("MedopsPostcode", "visit to Tremar Close, St Keverne, TR12 6QQ", ["St Keverne, TR12 6QQ"]),
+    (
+        "MedopsTownRegion",
+        "lives in Mango Settlement No. 3; section communale Belle-Anse",
+        ["Mango Settlement No. 3", "Belle-Anse"],
+    ),
+    ("MedopsTownRegion", "Quartier libre; the commune; Settlement reached", []),
+    ("MedopsTownRegion", "Harbour View Hospice, Kessock\nSeen", ["Kessock"]),
+    ("MedopsTownRegion", "Follow up in Clinic, as planned\ncc: Pharmacy, Dietetics\n", []),
+    (
+        "MedopsEmployer",
+        "employed at Rafiq Leather Works (Pvt) Ltd cutting hides",
+        ["Rafiq Leather Works (Pvt) Ltd"],
+    ),
+    (
+        "MedopsHealthcareOrg",
+        "Régulation SAMU 974 puis SMUR de Brest; District sanitaire de Mbour",
+        ["SAMU 974", "SMUR de Brest", "District sanitaire de Mbour"],
+    ),
+    ("MedopsHealthcareOrg", "appel au SAMU 15; SMUR appelé; district nurse", []),
+    (
+        "MedopsHealthcareOrg",
+        "Tamarack Memory Care, Bemidji, MN\nPatient: X",
+        ["Tamarack Memory Care"],
+    ),
+    (
+        "MedopsHealthcareOrg",
+        "vers le Centre d'accueil de jour des Tilleuls; INR au laboratoire Bio-Vallée",
+        ["Centre d'accueil de jour des Tilleuls", "laboratoire Bio-Vallée"],
+    ),
+    ("MedopsHealthcareOrg", "INR au laboratoire : 2,4; bilan au laboratoire. Escarre", []),
+    ("MedopsFieldName", 'Pt: Ezra "Zed" Pollard, 61M', ['Ezra "Zed" Pollard']),
+    ("MedopsFieldName", 'Pt: "stable" overnight', []),
+    (
+        "MedopsEmployer",
+        "évacuée par le GSMN; evacuated by Coastguard Rescue",
+        ["GSMN", "Coastguard Rescue"],
+    ),
+    ("MedopsEmployer", "évacuée par hélicoptère; evacuated to the ward", []),
 ]
 
 

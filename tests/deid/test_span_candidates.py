@@ -17,10 +17,52 @@ def test_runs_join_capitalised_words_through_particles_and_signs():
     text = "Works at the Café-Restaurant du Bisse with Hendrik van der Merwe."
     # a token keeps its final full stop ("Merwe."): detection trims it from the span
     assert runs(text) == ["Works", "Café-Restaurant du Bisse", "Hendrik van der Merwe."]
-    assert runs("Physio at Sport & Spine, Haileybury, ON") == [
+    assert runs("Physio at Sport & Spine, Haileybury, ON")[:2] == [
         "Physio",
         "Sport & Spine, Haileybury, ON",
     ]
+
+
+def test_a_run_is_also_scored_in_pieces_between_commas_and_a():
+    # an organisation and its town, or a relative and a town, get their own candidates
+    assert runs("Physio at Sport & Spine, Haileybury, ON") == [
+        "Physio",
+        "Sport & Spine, Haileybury, ON",
+        "Sport & Spine",
+        "Haileybury",
+        "ON",
+    ]
+    assert runs("Parents à Lussy") == ["Parents à Lussy", "Parents", "Lussy"]
+    assert runs("Hendrik van der Merwe") == ["Hendrik van der Merwe"]  # no piece to add
+
+
+def test_lowercase_words_ending_in_a_particle_bridge_two_runs():
+    text = "Suivi au Dispensaire rural de Tambacoro puis Office communal. Vu avec Dr Sy"
+    found = runs(text)
+    assert "Dispensaire rural de Tambacoro" in found
+    assert "Tambacoro" in found  # the runs themselves stay candidates
+    # no particle before the second run, or a line break: no bridge
+    assert "Tambacoro puis Office" not in found
+    assert not any("\n" in run for run in runs("Cabinet du\nde Lussy"))
+
+
+def test_a_short_number_after_a_run_is_one_more_candidate():
+    found = runs("Régulation par le SAMU 974 puis Poste Kéré 12345, Bed B 4")
+    assert {"SAMU", "SAMU 974"} <= set(found)
+    assert "Poste Kéré 12345" not in found  # five digits: an ID, not a site's number
+    assert not any(run.endswith("60") for run in runs("VAC FiO2 60 on arrival"))
+    assert "numbered" in features_of("Seen at Shaft 4 today", "Shaft 4")
+
+
+def test_capitals_with_a_full_stop_end_a_run_but_abbreviations_do_not():
+    assert runs("Lives in Emporia, KS. Parents at home") == [
+        "Lives",
+        "Emporia, KS.",
+        "Emporia",
+        "KS.",
+        "Parents",
+    ]
+    assert runs("Moved to St. Petersburg in May") == ["Moved", "St. Petersburg", "May"]
 
 
 def test_runs_stop_at_a_line_break_and_skip_lowercase_words():

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from presidio_analyzer import RecognizerResult
 
 from medops.deid.places import is_known_place
+from medops.deid.span_classifier import RECOGNIZER
 from medops.deid.terminology import normalised, terminology, words
 
 _MONTH = (
@@ -32,7 +33,8 @@ _NUMERIC_DATE = re.compile(r"\b(\d{1,4})([/.-])(\d{1,2})(?:\2(\d{2,4}))?\b")
 _NAME_LIKE = {"PERSON", "LOCATION", "ORGANIZATION", "NRP", "CITY"}
 # Words spaCy's small models tag as PERSON/LOCATION/ORG that are never a name or a place
 # on their own: clinical abbreviations, titles and salutations ("Cher confrère": Cher is
-# also a French département). Compared casefolded, dots removed ("M.D." -> "md").
+# also a French département), degrees and licences after a clinician's name ("MBChB, MMed").
+# Compared casefolded, dots removed ("M.D." -> "md").
 _NOT_NAMES = frozenset(
     re.findall(
         r"\S+",
@@ -49,6 +51,8 @@ _NOT_NAMES = frozenset(
     mademoiselle dear cher chère
     mum mom dad maman papa mon tue tues wed thu thur thurs fri sat sun
     ppsn nhi hpcsa avs niss nam ramq ohip h&c nhs mrn
+    mbbs mbchb mbbch mmed fcps mrcp mrcs frcp frcs frcpc fracp facp facs mrcgp frcog mph msc
+    bsc dch dgo dnb mch phd pharmd dds dmd lcsw lpc lcadc aprn fnp crna
     """,
     )
 )
@@ -296,8 +300,11 @@ _SCALE_WORDS = {"scale", "score", "index", "échelle"}
 def is_scale(text: str, start: int, end: int) -> bool:
     """One or two words before a score's value: "Rankin 3/6", "Katz ADL 5/6", "Rankin
     modifié 2" name a clinical scale; a person's name is seldom followed by a ratio. A
-    name that says it is one is one ("Glasgow Coma Scale", "Charlson Comorbidity Index")."""
+    name that says it is one is one ("Glasgow Coma Scale", "Charlson Comorbidity Index"),
+    with its value too ("Glasgow Coma Scale 15")."""
     words = text[start:end].split()
+    if words and words[-1].isdigit():
+        words = words[:-1]
     if words and words[-1].casefold() in _SCALE_WORDS:
         return True
     return len(words) <= 2 and _SCORE_AFTER.match(text, end) is not None
@@ -382,7 +389,7 @@ def is_genus(text: str, start: int, end: int) -> bool:
     )
 
 
-def is_unlikely_organisation(text: str, start: int, end: int) -> bool:
+def is_unlikely_organisation(text: str, start: int, end: int, learned: bool = False) -> bool:
     """spaCy's organisations that are clinical shorthand, not employers or clinics: one
     word ("ESR", "Vaccines", "Neurologie"), a ratio ("NK/T") or a whole line (a header:
     "DISCHARGE SUMMARY - Cardiology"), or two words in capitals opening it ("COMPTE RENDU": the
@@ -396,6 +403,8 @@ def is_unlikely_organisation(text: str, start: int, end: int) -> bool:
     opening = span.split()[:2]  # "DISCHARGE SUMMARY", "COMPTE RENDU"; not "CCRM Fertility"
     header = len(opening) == 2 and all(w.isupper() and len(w) >= 4 for w in opening)
     single = len(span.split()) == 1
+    if learned:  # one word or a heading is often the organisation itself ("PGHM")
+        single = whole_line = False
     return single or "/" in span or whole_line or header or is_clinical_department(span)
 
 
@@ -484,6 +493,11 @@ def _line_parts(text: str, results: Sequence[RecognizerResult]) -> list[Recogniz
     return parts
 
 
+def _learned(result: RecognizerResult) -> bool:
+    metadata = result.recognition_metadata or {}
+    return metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY) == RECOGNIZER
+
+
 def drop_false_positives(
     text: str, results: Sequence[RecognizerResult], known: frozenset[str]
 ) -> tuple[list[RecognizerResult], Counter[str]]:
@@ -531,7 +545,7 @@ def drop_false_positives(
         elif name_like and terminology().is_term(span):
             dropped["medical_vocabulary"] += 1
         elif result.entity_type == "ORGANIZATION" and is_unlikely_organisation(
-            text, result.start, result.end
+            text, result.start, result.end, learned=_learned(result)
         ):
             dropped["unlikely_organisation"] += 1
         elif result.entity_type == "LOCATION" and is_line_initial_word(

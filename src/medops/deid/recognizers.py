@@ -36,7 +36,8 @@ _NAME = (
     # "H. van der Merwe", "Th. Dewulf"
     rf"(?<![\w'’-])(?:[{_UP}][a-z]?\.[ \t]*(?:{_PARTICLE}[ \t]+){{0,2}})?"
     rf"(?:{_LEAD_PARTICLE})?{_WORD}"
-    rf"(?:[ \t]+(?:{_PARTICLE}[ \t]+){{0,2}}(?:{_WORD}|{_INITIAL})){{0,3}}"
+    # a nickname in quotes between the names: 'Ezra "Zed" Pollard'
+    rf"(?:[ \t]+(?:{_PARTICLE}[ \t]+){{0,2}}(?:{_WORD}|{_INITIAL}|[\"“]{_CAP}[\"”])){{0,3}}"
 )
 _NAME_LIST = rf"{_NAME}(?:[ \t]*,[ \t]*{_NAME})?"  # "Villegas, Yosef"
 
@@ -93,6 +94,8 @@ _RECORD_FIELD = (
     r"|Claim|Case|R[ée]f(?:[ée]rence|\.)?|Confirmation|Authori[sz]ation|Auth|Tracking|Invoice"
     r"|Ticket|Voucher|Certificate|Permit|Registration|Badge|Employee|Student|Beneficiary"
     r"|Subscriber|Enrol(?:l)?ment|Encounter|Requisition|Req|Booking"
+    # a council's registration: "PMDC Reg. 48211-P", "Reg. No. U-1452"
+    r"|Reg(?:istry)?\.?(?![\w])"
     r"|Sinistre|Demande|Facture|Matricule|Immatriculation|Allocataire|Carte[ \t]+vitale"
     # a driver's licence (its state first: "DL TX 38817204"), an insurer's short label
     r"|DL|Driver'?s?[ \t]+licen[cs]e|Permis(?:[ \t]+de[ \t]+conduire)?|Ins\.?(?=[ \t]*:)"
@@ -104,7 +107,20 @@ _RECORD_FIELD = (
     r"|PPSN?|NHI|H&C|HPCSA|AVS|AHV|NHS|CHI|IHI|SIN|NAS|NISS|BSN"
     # a file named by its kind: "Dossier lésion professionnelle 512 884 273"
     rf"|Dossier(?:[ \t]+[{_LO}]{{4,}}){{1,2}}"
-    rf"|N°(?:[ \t]+(?:de[ \t]+|d'|du[ \t]+)?[{_LO}]+(?:[ \t]+[{_LO}]{{4,}})?)?"
+    # "N° d'assurance-maladie 218 447 309"
+    rf"|N°(?:[ \t]+(?:de[ \t]+|d'|du[ \t]+)?[{_LO}]+(?:-[{_LO}]+)*(?:[ \t]+[{_LO}]{{4,}})?)?"
+)
+# letters and digits in groups: "MR-330-281-4", "WLP 448 2019 77", "78.11.03-214.56"
+_ID_GROUPS = r"[A-Z0-9](?:[A-Z0-9]|[-/ ](?=[A-Z0-9])|\.(?=\d))+"
+# what a dose or a count ends with: "No. 5000 units"
+_UNIT = r"(?i:mg|mcg|µg|g|ml|ui|iu|units?|unit[ée]s?|cc|mmol|%)(?![\w])"
+# the word for "number" after any label: "Clinic No.", "file no.", "Carnet n°", "IP No.:"
+_NUMBER_WORD = r"(?:No\.?|NO\.?|no\.|Nr\.?|Number|number|[nN][°º])"
+# labels whose number counts or places things, not people: "Room No 1204", "Dose no. 2"
+_NOT_ID_LABEL = (
+    r"(?i:rooms?|beds?|wards?|lit|chambre|salle|box|page|step|stage|grade|cycle|doses?"
+    r"|tablets?|episodes?|size|taille|level|niveau|floor|[ée]tage|gate|porte|line|ligne"
+    r"|question|item|table|figure|fig|bus|train|flight|vol|route|highway)"
 )
 _MONTH_EN = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
@@ -139,6 +155,15 @@ _US_STATE = (
 )
 # Canadian provinces and Australian states ("Haileybury, ON", "Mandurah WA")
 _CA_AU_STATE = r"ON|QC|NS|NB|BC|AB|MB|SK|PE|PEI|NL|YT|NT|NU|NSW|QLD|VIC|TAS|ACT|SA"
+# postcodes: a UK one, its two halves spaced ("BT48 7AB", "SW1A 1AA"); a Canadian one
+_UK_POSTCODE = r"[A-Z]{1,2}\d[A-Z\d]?[ ]\d[ABD-HJLNP-UW-Z]{2}"
+_CA_POSTCODE = r"[A-Z]\d[A-Z][ ]?\d[A-Z]\d"
+# what blood pressure is followed by, not a town: "BP 130, Pulse 88"
+_VITAL = (
+    r"(?:Pulse|Pouls|Temp|Temperature|Sats?|Saturation|Weight|Poids|Resps?|Glyc[ée]mie|Glucose"
+    r"|Heart|Rate|Pain|Douleur|Height|Taille|Sitting|Standing|Supine|Lying|Right|Left|Manual"
+    r"|Repeat|Mean|Systolic|Diastolic)"
+)
 _ORG_STOP = (
     r"(?:The|A|An|At|In|To|From|Our|His|Her|Their|This|That|Per|Via|Le|La|Les|Au|Aux|Du|Un|Une)"
 )
@@ -147,11 +172,14 @@ _ORG_WORD = (
     rf"(?:(?:St|Ste|Mt)\.|(?:[{_UP}]\.){{1,3}}(?=[ \t]*[{_UP}])"
     rf"|[{_UP}][\w'’&-]*(?:/[{_UP}][\w'’&-]*)?)"  # "OB/GYN"
 )
+# a private company's form in brackets: "(Pvt) Ltd", "(Pty) Ltd"
+_BRACKETED_FORM = r"(?:\((?:Pvt|Pty|Private)\)[ \t]+)?"
 # words of an organisation's name, joined as names are: "Chantiers de l'Atlantique",
 # "Restos du Cœur", "Stanley Black & Decker", then a legal form: "Lidl France SNC"
 _ORG_NAME = (
     rf"{_ORG_WORD}(?:(?:[ \t]+(?:&|of|and|et|de|du|des|de[ \t]+la|aux?)[ \t]+|[ \t]+(?:de[ \t]+)?"
-    rf"[dl]['’]|[ \t]+){_ORG_WORD}){{0,5}}(?:,?[ \t]+(?:Inc|LLC|Ltd|inc|SA|SAS|SARL|SNC)\b\.?)?"
+    rf"[dl]['’]|[ \t]+){_ORG_WORD}){{0,5}}"
+    rf"(?:,?[ \t]+{_BRACKETED_FORM}(?:Inc|LLC|Ltd|inc|SA|SAS|SARL|SNC)\b\.?)?"
 )
 _EN_ORG_SUFFIX = (
     r"(?:(?=[A-Z])(?i:Hospital|Medical[ \t]+Cent(?:er|re)|Health[ \t]+(?:Cent(?:er|re)|System)"
@@ -184,22 +212,23 @@ _EN_ORG_SUFFIX = (
     r")"
     # "Colorado School of Mines", "Services, Inc."
     rf"(?:[ \t]+(?:of|for)[ \t]+(?:the[ \t]+)?{_ORG_WORD}(?:[ \t]+{_ORG_WORD}){{0,2}})?"
-    r"(?:,?[ \t]+(?:\(Pty\)[ \t]+)?(?:Inc|LLC|Ltd|Corp)\b\.?)?"
+    rf"(?:,?[ \t]+{_BRACKETED_FORM}(?:Inc|LLC|Ltd|Corp)\b\.?)?"
 )
 _FR_ORG_PREFIX = (
     r"(?i:h[ôo]pital|clinique|polyclinique|centre[ \t]+hospitalier(?:[ \t]+(?:universitaire"
     r"|r[ée]gional|intercommunal|sp[ée]cialis[ée]))?|groupe[ \t]+hospitalier|institut|ehpad"
     r"|maison[ \t]+de[ \t]+sant[ée]|centre[ \t]+de[ \t]+sant[ée]|soci[ée]t[ée]|association"
     r"|entreprise|lyc[ée]e|[ée]cole|coll[èe]ge|universit[ée]|mairie|transports"
-    r"|[ée]tablissements|maison[ \t]+m[ée]dicale|h[ôo]tel-dieu|coop[ée]rative|fondation)"
+    r"|[ée]tablissements|maison[ \t]+m[ée]dicale|h[ôo]tel-dieu|coop[ée]rative|fondation"
+    r"|laboratoire)"
     r"|CHU|CHR|CHI|CH|CHS|EPSM|CMP|ADMR|SARL|SAS|CPAM|CAF|MSA|CARSAT|CCAS|MDPH|CISSS|CIUSSS"
-    r"|CLSC"
+    r"|CLSC|SAMU|SMUR|SDIS|SSIAD"
     # capitalised only: "au centre de la lésion", "the centre that ..." are not names
     r"|Cabinet|Centre|Mutuelle|Laboratoire|Pharmacie|R[ée]sidence|Boulangerie|Garage|Banque"
     r"|Maternit[ée]|Cr[èe]che|Club|Sporting|Entente|Caisse|Agence|Syndicat|Conseil|Office"
     r"|Mutualit[ée]"
     # community services: "Foyer de vie Les Tilleuls", "Secours populaire"
-    r"|Foyer|Secours|Collectif|Amicale|Atelier"
+    r"|Foyer|Secours|Collectif|Amicale|Atelier|District"
     # clubs, insurers, employers and social services: "Comité des fêtes de Lescoff",
     # "Caisse-maladie Anniviarde", "Café-Restaurant du Bisse", "CPAS de Saint-Gilles"
     r"|Comit[ée]|Caisse-maladie|Caf[ée](?:-[A-Z][a-z]+)?|Restaurant|Brasserie|Auberge"
@@ -236,6 +265,8 @@ _CARE_CUE = (
     r"|transf[ée]r[ée]e?[ \t]+(?:[àa]|au|vers)"
     r"|suivie?[ \t]+(?:par|[àa]|au)|pris[ \t]+en[ \t]+charge[ \t]+(?:par|[àa]|au)"
     r"|scolaris[ée]e?[ \t]+(?:[àa]|au)|inscrite?[ \t]+(?:[àa]|au)"
+    # a rescue service: "évacuée par le PGHM", "evacuated by Coastguard Rescue"
+    r"|[ée]vacu[ée]e?[ \t]+(?:par|vers)|evacuated[ \t]+(?:by|to)"
     # help a service gives: "support offered via X", "aide à domicile par X"
     r"|(?:support|services?|assistance|help|aid|resources|program(?:me)?|aide|soutien"
     r"|accompagnement)[ \t]+(?:[a-zß-öø-ÿ]+[ \t]+){0,3}(?:via|through|par|aupr[èe]s[ \t]+de)"
@@ -309,6 +340,13 @@ def _intl_phone_score(span: str, score: float) -> float | None:
 
 def _record_score(span: str, score: float) -> float | None:
     return score if sum(ch.isdigit() for ch in span) >= 4 else None
+
+
+def _plate_score(span: str, score: float) -> float | None:
+    """A plate mixes letters and digits, 4 to 9 of them: "AB-123-CD", "KX21 LPM"."""
+    digits = sum(ch.isdigit() for ch in span)
+    letters = sum(ch.isalpha() for ch in span)
+    return score if digits >= 2 and letters >= 1 and 4 <= digits + letters <= 9 else None
 
 
 def _org_score(span: str, score: float) -> float | None:
@@ -392,7 +430,8 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         "RELATION_NAME",
         [
             (
-                rf"(?<![\w-])(?i:{_RELATION})(?i:-in-law)?[ \t]*[,:]?[ \t]+"
+                # "ex-girlfriend Ann", "step-son Leo", "half-sister Mia"
+                rf"(?<![\w-])(?i:ex-|step-?|half-)?(?i:{_RELATION})(?i:-in-law)?[ \t]*[,:]?[ \t]+"
                 rf"(?:(?:{_TITLE})[ \t]*)?"
                 rf"(?!{_NOT_AFTER_RELATION})(?P<phi>{_NAME})",
                 0.7,
@@ -472,9 +511,14 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         [
             (
                 rf"(?<![\w])(?i:{_RECORD_FIELD})(?:[ \t]*(?i:No\.?|Number|Num|ID|#|N°))?[ \t]*[:#]?"
-                # letters and digits in groups: "MR-330-281-4", "WLP 448 2019 77",
-                # "78.11.03-214.56"
-                r"[ \t]*(?P<phi>[A-Z0-9](?:[A-Z0-9]|[-/ ](?=[A-Z0-9])|\.(?=\d))+)(?![\w])",
+                rf"[ \t]*(?P<phi>{_ID_GROUPS})(?![\w])",
+                0.85,
+            ),
+            # any label then a number word: "Clinic No. AB/IMM/23-0672", "file no.
+            # XY-2291/17", "Carnet n° KM-0412/24", "ordre n° ONCD-XX 1187"
+            (
+                rf"(?<![\w])(?!{_NOT_ID_LABEL}(?![\w]))[{_UP}{_LO}][\w'’&-]*\.?[ \t]+{_NUMBER_WORD}"
+                rf"[ \t]*[:#]?[ \t]*(?P<phi>{_ID_GROUPS})(?![\w])(?![ \t]*{_UNIT})",
                 0.85,
             ),
             # a number sign is a label whatever word comes before: "file # 44817"
@@ -537,6 +581,21 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         _id_score,
     ),
     (
+        # a vehicle's registration after its cue: "véhicule immatriculé AB-123-CD",
+        # "licence plate KX21 LPM"; a plate has too few digits for the record rules
+        "MedopsVehiclePlate",
+        "ID_NUMBER",
+        [
+            (
+                r"(?i:\bimmatricul[ée]e?s?|\bplaque[ \t]+(?:d'immatriculation|min[ée]ralogique)"
+                r"|\b(?:licen[cs]e|number|registration|reg\.?)[ \t]+plate)[ \t]*(?:n°|no\.?|#|:)?"
+                r"[ \t]*(?P<phi>[A-Z0-9]{1,4}(?:[- ][A-Z0-9]{1,4}){0,2})(?![\w-])",
+                0.7,
+            )
+        ],
+        _plate_score,
+    ),
+    (
         "MedopsAgeOver89",
         "AGE_OVER_89",
         [
@@ -569,6 +628,16 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
             ),
             (
                 r"(?i:\b(?:aged?|[âa]g[ée]e?[ \t]+de))[ \t]*:?[ \t]*(?P<phi>9\d|1[0-2]\d)(?![\d.])",
+                0.85,
+            ),
+            # a name and its age in brackets: "Ada Reyes (94)"; an age and sex with a slash:
+            # "Age/Sex: 92/F", "F/97"; a birthday: "her 95th birthday", "ses 92 ans"
+            (rf"[{_UP}][{_LO}]+[ \t]+[{_UP}][{_LO}]+[ \t]+\((?P<phi>9\d|1[0-2]\d)\)", 0.6),
+            (r"(?<![\w./])(?P<phi>9\d|1[0-2]\d)[ \t]*/[ \t]*[MFH](?![\w/]|\.\d)", 0.6),
+            (r"(?<![\w./])[MFH][ \t]*/[ \t]*(?P<phi>9\d|1[0-2]\d)(?![\w/]|\.\d)", 0.6),
+            (
+                r"(?<![\w.])(?P<phi>9\d|1[0-2]\d)(?:st|nd|rd|th|e|ème)[ \t]+(?i:birthday"
+                r"|anniversaire)",
                 0.85,
             ),
         ],
@@ -636,9 +705,25 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 0.6,
             ),
             (
-                r"(?i:\b(?:depuis|en|d[ée]but|fin|mi-|courant|jusqu'en|d'|de))[ \t]*"
+                r"(?i:\b(?:depuis|en|courant|jusqu'en|d'|de))[ \t]*"
                 rf"(?P<phi>{_MONTH_FR})(?![\w])",
                 0.5,
+            ),
+            # a part of a month, the part included: "mi-avril", "début mars", "mid-April",
+            # "late May 2023" (not "mid-dose", "early morning")
+            (
+                r"(?<![\w-])(?:(?i:mi-|mi[ \t]+|d[ée]but[ \t]+|fin[ \t]+)(?:d['’]|de[ \t]+)?"
+                rf"{_MONTH_FR}(?![\w])|(?i:mid-?|mid[ \t]+|early[ \t]+|late[ \t]+"
+                rf"|end[ \t]+of[ \t]+|beginning[ \t]+of[ \t]+){_MONTH_EN}\b)(?:,?[ \t]+\d{{4}}\b)?",
+                0.5,
+            ),
+            # days of one month: "du 3 au 11 janvier 2025", "from 3 to 11 January", "3-11
+            # Jan"; the first day has no month of its own
+            (
+                r"(?<![\w/.,-])(?:1er|[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?[ \t]*(?:au|et|to|and"
+                r"|[-–])[ \t]*(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?[ \t]+(?:of[ \t]+)?"
+                rf"(?:{_MONTH_EN}\b\.?|{_MONTH_FR}(?![\w]))(?:,?[ \t]+\d{{4}}\b)?",
+                0.6,
             ),
         ],
         None,
@@ -651,7 +736,16 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 r"(?i:\b(?:pager|beeper|pgr|bleep|bip|ext|extension|poste|paged(?:[ \t]+at)?)\b\.?)"
                 r"[ \t]*(?:#|no\.?|n°|:)?[ \t]*(?P<phi>\d{3,6}(?:-\d{4})?)(?![\d/]|[.-]\d)",
                 0.7,
-            )
+            ),
+            # a phone and its extension, one span: "418-555-0192 poste 204", "(902) 555
+            # 0142 ext. 31", "020 7946 0958 x12"; not a product ("12 34 56 x 2")
+            (
+                r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?"
+                r"(?:\d{3,4}[ .-]\d{3,4}|\d{2}(?:[ .-]\d{2}){3})(?:[ .-]\d{2,4}){0,2}"
+                r"[ \t]*,?[ \t]*(?i:poste|ext|extension|x)\.?[ \t]*(?:#|:)?[ \t]*\d{1,6}"
+                r"(?![\w/]|[.,]\d)",
+                0.7,
+            ),
         ],
         None,
     ),
@@ -688,6 +782,35 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 rf"(?<![\w])\d{{1,5}}[A-Za-z]?[ \t]+(?:{_ORG_WORD}[ \t]+){{1,3}}{_EN_STREET}"
                 r"(?![\w])(?:[ \t]+\d{1,4}(?![\w]))?"
                 r"(?:,?[ \t]*(?i:Apt|Suite|Unit|#)\.?[ \t]*[\w-]+)?",
+                0.7,
+            ),
+            # a street whose type is no street word ("7 Larkfield Park", "12 Ashgrove Trace"),
+            # known by the town and postcode after it: ", Omagh, BT78 1AA"
+            (
+                rf"(?<![\w])\d{{1,5}}[A-Za-z]?[ \t]+(?:{_ORG_WORD}[ \t]+){{0,2}}{_ORG_WORD}"
+                rf"(?=,[ \t]*{_TOWN},?[ \t]+(?:{_UK_POSTCODE}|(?:{_US_STATE})[ \t]+\d{{5}}"
+                rf"|{_CA_POSTCODE})(?![\w]))",
+                0.7,
+            ),
+            # a street or a road named without a number: "a shop on Mill St", "on US-12"
+            (
+                rf"(?<![\w])(?:on|off|along)[ \t]+(?P<phi>(?:{_ORG_WORD}[ \t]+){{1,2}}(?:Street|St"
+                r"|Avenue|Ave|Road|Rd|Boulevard|Blvd|Highway|Hwy|Lane|Ln|Drive|Pike)\b\.?"
+                # not "I-131", iodine
+                r"|(?:US|SR|Route|Highway|Hwy)[ -]?\d{1,4}(?![\w-]))",
+                0.7,
+            ),
+            # a post-office box: "P.O. Box 78", "PO Box 40217", "boîte postale 12"; "BP 45"
+            # only before a town or a postcode (a blood pressure is followed by neither)
+            (
+                r"(?<![\w.])(?:P\.?[ \t]?O\.?[ \t]*(?i:box)|(?i:post[ \t]+office[ \t]+box"
+                r"|bo[îi]te[ \t]+postale|case[ \t]+postale))[ \t]*(?:No\.?|#)?[ \t]*\d{1,6}"
+                r"(?![\w/]|[.,]\d)",
+                0.7,
+            ),
+            (
+                r"(?<![\w.])B\.?[ \t]?P\.?[ \t]*\d{1,5}(?![\w/]|[.,]\d)"
+                rf"(?=,?[ \t]+\d{{5}}(?![\w])|,[ \t]*(?!{_VITAL}(?![\w])){_TOWN_WORD})",
                 0.7,
             ),
             (
@@ -733,8 +856,8 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 r"(?![\w-])",
                 0.6,
             ),
-            # a UK postcode, its two halves spaced: "BT48 7AB", "SW1A 1AA"
-            (r"(?<![\w])[A-Z]{1,2}\d[A-Z\d]?[ ]\d[ABD-HJLNP-UW-Z]{2}(?![\w])", 0.6),
+            # a UK postcode and the town before it: "Omagh BT78 1AA", "St Ives, TR26 2JB"
+            (rf"(?<![\w])(?:{_TOWN},?[ \t]+)?{_UK_POSTCODE}(?![\w])", 0.6),
             # a Belgian or Swiss address: "Parvis de Saint-Gilles, 1060 Bruxelles",
             # "route du Village, 1950 Sion"; four digits after a comma, then a town
             (
@@ -816,6 +939,24 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 rf"(?:{_US_STATE}|{_CA_AU_STATE}))(?![\w])(?![ \t]*\d)",
                 0.6,
             ),
+            # a settlement, numbered or not, and a commune's part: "Mango Settlement No. 3",
+            # "section communale Belle-Anse", "quartier Sicap Baobab"
+            (
+                rf"(?<![\w])(?:{_TOWN_WORD}[ \t]+){{1,2}}(?:Settlement|Colony|Township)"
+                r"(?:[ \t]+No\.?[ \t]*\d{1,3})?(?![\w])",
+                0.6,
+            ),
+            (
+                r"(?<![\w])(?i:section[ \t]+communale|quartier|localit[ée]|commune)[ \t]+"
+                rf"(?:(?:de|du|d['’])[ \t]*)?(?P<phi>{_TOWN})",
+                0.6,
+            ),
+            # a town after an organisation, closing the line: "Mill Road Hospice, Kessock"
+            # (a named one: not "cc: Pharmacy, Dietetics")
+            (
+                rf"(?<![\w]){_ORG_WORD}[ \t]+{_EN_ORG_SUFFIX},[ \t]*(?P<phi>{_TOWN})[ \t]*$",
+                0.6,
+            ),
             # a parish, an Irish county: "St. Martin Parish", "Co. Kerry"
             (rf"(?<![\w])(?:{_TOWN}[ \t]+Parish|Co\.[ \t]+{_TOWN_WORD})(?![\w])", 0.6),
             # a French or Walloon compound name after a place preposition: "in Petit-de-Grat"
@@ -846,7 +987,7 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 rf"^[ \t]*(?P<phi>{_TOWN}),[ \t]+(?:le[ \t]+(?:1er|\d)|{_MONTH_EN}\.?[ \t]+\d)",
                 0.6,
             ),
-            (r"(?<![\w])[A-Z]\d[A-Z][ ]?\d[A-Z]\d(?![\w])", 0.6),
+            (rf"(?<![\w]){_CA_POSTCODE}(?![\w])", 0.6),
             (
                 rf"(?i:\b(?:{_RESIDENCE}))(?:[ \t]+[{_LO}]+)?(?:[ \t]+(?i:{_RESIDENCE_LINK}))+"
                 rf"[ \t]*(?:the[ \t]+)?(?P<phi>{_TOWN})",
@@ -888,6 +1029,20 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 rf"(?:[ \t]+{_ORG_WORD}){{0,2}}",
                 0.7,
             ),
+            # a French emergency service by its département: "SAMU 974", "SDIS 2B" (not
+            # its phone number, "SAMU 15")
+            (
+                r"(?<![\w])(?:SAMU|SMUR|SDIS|CODIS)[ \t]+(?!15(?![\w]))(?:97\d|2[AB]|\d{2})"
+                r"(?![\w])",
+                0.7,
+            ),
+            # a letterhead: a name, its town and state alone on a line ("Harbor Sleep
+            # Medicine, Duluth, MN"), whatever its words
+            (
+                rf"^[ \t]*(?P<phi>{_ORG_WORD}(?:[ \t]+(?:{_ORG_WORD}|of|and|the|&)){{1,5}}),[ \t]*"
+                rf"{_TOWN},[ \t]*(?:{_US_STATE}|{_CA_AU_STATE})[ \t]*$",
+                0.7,
+            ),
             # a prison: "HMP Lagan Valley", "HMYOI Hydebank"
             (
                 rf"(?<![\w])(?:HMP|HMYOI|HM[ \t]+Prison)[ \t]+{_ORG_WORD}"
@@ -903,7 +1058,8 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
             ),
             (
                 rf"(?<![\w])(?:{_FR_ORG_PREFIX})"
-                rf"(?:[ \t]+{_FR_ORG_LINK}|(?<=['’]){_FR_ORG_LINK}){{0,3}}"
+                # "Centre d'accueil de jour des Lilas"
+                rf"(?:[ \t]+{_FR_ORG_LINK}|(?<=['’]){_FR_ORG_LINK}){{0,5}}"
                 rf"[ \t]*{_ORG_WORD}(?:(?:[ \t-]+|[ \t]+(?:de[ \t]+la|de|du|des|et)[ \t]+"
                 rf"|[ \t]+(?:de[ \t]+)?[dl]['’])"
                 rf"(?:{_ORG_WORD}|sur|en)){{0,4}}"

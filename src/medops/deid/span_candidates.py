@@ -12,6 +12,7 @@ model learned is what it is asked.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -26,6 +27,10 @@ _JOINERS = frozenset(
     | {"of", "the", "and", "for", "van", "der", "von", "y", "di", "da"}
     | {"&", ",", "-", "'", "’"}
 )
+_SPLITTERS = frozenset({",", "à", "au", "aux"})
+_PARTICLES = frozenset({"de", "du", "des", "d", "of"})
+MAX_BRIDGE = 4  # lowercase words and particles between two runs of one service's name
+MAX_NUMBER = 4  # digits of the number that may end a run ("Arc 1800"); more is an ID
 MAX_JOINERS = 2  # joiners in a row between two capitalised words
 MAX_WORDS = 8  # longer runs are prose in title case, not one name
 MAX_ABBREVIATION = 4  # "St.", "Th.", "Mgr.": a longer word ending in a full stop ends a run
@@ -62,8 +67,11 @@ def _capitalised(token: Token) -> bool:
 
 
 def _ends_sentence(token: Token) -> bool:
-    """A word with its full stop ("Kilkeel."), not an initial or abbreviation ("St.", "H.")."""
-    return token.text.endswith(".") and len(token.text) > MAX_ABBREVIATION
+    """A word with its full stop ("Kilkeel.", "KS."), not an initial or abbreviation ("St.",
+    "H.")."""
+    word = token.text[:-1]
+    capitals = len(word) >= 2 and word.isalpha() and word.isupper()  # "KS.", "VVP." end it
+    return token.text.endswith(".") and (len(token.text) > MAX_ABBREVIATION or capitals)
 
 
 def candidates(text: str, toks: list[Token]) -> list[Candidate]:
@@ -86,8 +94,56 @@ def candidates(text: str, toks: list[Token]) -> list[Candidate]:
             last = k
         if last - i < MAX_WORDS:
             found.append(Candidate(i, last, toks[i].start, toks[last].end))
+        found += _parts(toks, i, last)
+        number = last + 1  # "SAMU 971", "Shaft 4": a site or service named by its number
+        if (
+            number < len(toks)
+            and toks[number].text.isdigit()
+            and len(toks[number].text) <= MAX_NUMBER
+            and text[toks[last].end : toks[number].start] == " "
+            and last - i < MAX_WORDS
+            and not any(ch.isdigit() for t in toks[i : last + 1] for ch in t.text)  # "FiO2 60"
+        ):
+            found.append(Candidate(i, number, toks[i].start, toks[number].end))
         i = last + 1
-    return found
+    return found + _bridged(text, toks, found)
+
+
+def _bridged(text: str, toks: list[Token], runs: list[Candidate]) -> list[Candidate]:
+    """Two runs joined by lowercase words that end in a particle, as one more candidate:
+    French names a service by its kind ("Cabinet médical des Arcs", "District sanitaire
+    de Pikine", "Centre d'intervention de crise des Pâquis")."""
+    bridged = []
+    for left, right in itertools.pairwise(runs):
+        gap = toks[left.last + 1 : right.first]
+        if (
+            0 < len(gap) <= MAX_BRIDGE
+            and gap[-1].text.lower() in _PARTICLES
+            and all(t.text[0].islower() for t in gap)
+            and any(len(t.text) > 3 and t.text not in _JOINERS for t in gap)  # "rural"
+            and "\n" not in text[left.end : right.start]
+            and right.last - left.first < MAX_WORDS + MAX_BRIDGE
+        ):
+            bridged.append(Candidate(left.first, right.last, left.start, right.end))
+    return bridged
+
+
+def _parts(toks: list[Token], first: int, last: int) -> list[Candidate]:
+    """A run's pieces between commas and "à"/"au": an organisation, then its town
+    ("Flint Hills Family Medicine, Emporia, KS"; "Parents à Sion") are scored apart too."""
+    cuts = [k for k in range(first + 1, last) if toks[k].text.lower() in _SPLITTERS]
+    if not cuts:
+        return []
+    parts = []
+    for start, end in zip([first - 1, *cuts], [*cuts, last + 1], strict=True):
+        lo, hi = start + 1, end - 1
+        while lo <= hi and not _capitalised(toks[lo]):
+            lo += 1
+        while hi >= lo and not _capitalised(toks[hi]):
+            hi -= 1
+        if lo <= hi and hi - lo < MAX_WORDS:
+            parts.append(Candidate(lo, hi, toks[lo].start, toks[hi].end))
+    return parts
 
 
 def features(text: str, toks: list[Token], candidate: Candidate, language: str) -> dict[str, int]:
@@ -100,6 +156,8 @@ def features(text: str, toks: list[Token], candidate: Candidate, language: str) 
     found = {f"w={word}" for word in lowered}
     found |= {f"head={lowered[-1]}", f"first={lowered[0]}", f"suffix={lowered[-1][-3:]}"}
     found |= {f"words={min(len(words), 5)}", f"lang={language}"}
+    if toks[last].text.isdigit():
+        found.add("numbered")
     for back in (1, 2, 3):
         found.add(f"prev{back}={toks[first - back].text.lower() if first >= back else '<s>'}")
     for ahead in (1, 2):

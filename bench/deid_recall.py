@@ -67,6 +67,7 @@ BLIND_BATCHES = {
     "blind_batch_3": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind3",
     "blind_batch_4": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind4",
     "blind_batch_5": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind5",
+    "blind_batch_6": ROOT / "tests" / "deid" / "fixtures" / "deid_notes_blind6",
 }
 LANGUAGES = ("en", "fr")
 PHI_FREE_GOAL = 0.005

@@ -34,6 +34,7 @@ LABELLED = (
     "deid_notes_blind3",
     "deid_notes_blind4",
     "deid_notes_blind5",
+    "deid_notes_blind6",
 )
 LANGUAGES = ("en", "fr")
 TOLERANCE = 1e-3  # lbfgs may differ in the last digits across CPUs and BLAS builds

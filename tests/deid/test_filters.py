@@ -89,13 +89,33 @@ def test_numbers_that_cannot_be_dates_are_not_dates(span: str) -> None:
         "H&C",
         "MBChB",
         "FCPS",
+        "CD34 and CD19",
+        "IXa and X",
+        "VIII, IX",
+        "APP-related",
+        "D-resistant",
+        "Behcet-like",
     ],
 )
 def test_abbreviations_titles_and_single_letters_are_not_names(span: str) -> None:
     assert is_not_a_name(span)
 
 
-@pytest.mark.parametrize("span", ["Lee", "Ivan", "YBARRA", "Rush", "Route 66 Diner"])
+@pytest.mark.parametrize(
+    "span",
+    [
+        "Lee",
+        "Ivan",
+        "YBARRA",
+        "Rush",
+        "Route 66 Diner",
+        "Xi",
+        "Shaft 4 and Mill",
+        "Aix-les-Bains",
+        "Jean-Pierre",
+        "Mthembu-Radebe",
+    ],
+)
 def test_short_real_names_are_names(span: str) -> None:
     assert not is_not_a_name(span)
 

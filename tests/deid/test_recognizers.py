@@ -182,6 +182,40 @@ CASES = [
     ),
     ("MedopsAgeOver89", "BP 92/58; Kit (96) wells; 96/M2 ratio; 93rd percentile; ward 9/F", []),
     ("MedopsFieldName", "08:10  Charge RN: Tomas Reyes", ["Tomas Reyes"]),
+    # issue 17, sixth blind batch's development half: shapes, made-up text
+    (
+        "MedopsFieldName",
+        "Student: Orla (Lolly) Fenwick, grade 4\n"
+        "Élève : Inès Cadiou. Parent: Jo Ruiz   Nurse: Al Day",
+        ["Orla (Lolly) Fenwick", "Inès Cadiou", "Jo Ruiz", "Al Day"],
+    ),
+    ("MedopsFieldName", "Student: pending (see list). Seen by the Nurse: stable", []),
+    (
+        "MedopsRecordNumber",
+        "HKID: Z654321(9); CIN QA 118273; National ID 41-552730 T 09; 61 ans, n° KL-ORT-23/0458",
+        ["Z654321(9)", "QA 118273", "41-552730 T 09", "KL-ORT-23/0458"],
+    ),
+    ("MedopsRecordNumber", "n° 12 rue Haute; Heparin n° 5000 units; CIN 12", []),
+    (
+        "MedopsAgeOver89",
+        "now ninety-four years old; âgée de quatre-vingt-seize ans; one hundred years old",
+        ["ninety-four", "quatre-vingt-seize", "one hundred"],
+    ),
+    ("MedopsAgeOver89", "for ninety days; quatre-vingt-seize comprimés; cent mètres", []),
+    (
+        "MedopsStreetAddress",
+        "Lives at Flat 7B, Block 2, Wah Fung Estate, Tsuen Wan; Flat 3, Mill House, Dudley.",
+        ["Flat 7B, Block 2, Wah Fung Estate", "Flat 3, Mill House"],
+    ),
+    ("MedopsStreetAddress", "Flat 3, stable; flat 2 mm lesion", []),
+    (
+        "MedopsTownRegion",
+        "habite la paroisse Saint-Landry depuis 1990",
+        ["paroisse Saint-Landry"],
+    ),
+    ("MedopsTownRegion", "la paroisse, le curé", []),
+    ("MedopsEmployer", "Mutuelle CNAMGS n° 4471; insurer GEMS", ["CNAMGS", "GEMS"]),
+    ("MedopsEmployer", "insurance ID pending; mutuelle OK", []),
     ("MedopsFieldName", "RN: 2 units given; IDE : pas de douleur", []),
     ("MedopsRelationName", "her health care proxy is Ingrid", ["Ingrid"]),
     ("MedopsRelationName", "HCP is aware; proxy is the default", []),

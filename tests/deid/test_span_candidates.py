@@ -34,6 +34,9 @@ def test_a_run_is_also_scored_in_pieces_between_commas_and_a():
     ]
     assert runs("Parents à Lussy") == ["Parents à Lussy", "Parents", "Lussy"]
     assert runs("Hendrik van der Merwe") == ["Hendrik van der Merwe"]  # no piece to add
+    # a sentence's first word that is a preposition is scored apart from the name after it
+    assert runs("From Kelowna; back home") == ["From Kelowna", "Kelowna"]
+    assert runs("Anna Lee") == ["Anna Lee"]
 
 
 def test_lowercase_words_ending_in_a_particle_bridge_two_runs():

@@ -214,13 +214,28 @@ def is_calendar_date(span: str) -> bool:
     return any(_plausible_numeric_date(m) for m in _NUMERIC_DATE.finditer(span))
 
 
+_CODE = re.compile(r"[\w-]*\d[\w-]*|[IVX]+a?")  # a digit in it, or a Roman numeral ("IXa")
+_CODE_JOINERS = frozenset({"and", "et", "&", "or", "ou"})
+# one word whose last part is lowercase: a compound modifier ("APP-related", "GH-secreting",
+# "D-resistant", "Behcet-like"); names and towns capitalise their parts ("Aix-les-Bains")
+_MODIFIER = re.compile(r"[^\s-]+(?:-[^\s-]+)*-[a-zß-öø-ÿ]{3,}")
+
+
 def is_not_a_name(span: str) -> bool:
     """One letter, a clinical abbreviation, title or salutation ("MG", "M.D.", "Cher"), or
     one or two words with a digit: a code ("B12", "HbA1c", "46,XX karyotype") or a value
-    ("Ranson 2", "Hb 9.8", "VS 88"); a longer name may hold a number ("Route 66 Diner")."""
+    ("Ranson 2", "Hb 9.8", "VS 88"); a longer name may hold a number ("Route 66 Diner");
+    codes joined by "and" ("CD34 and CD19"); a compound modifier ("APP-related")."""
     word = span.replace(".", "").strip().casefold()
     coded = len(word.split()) <= 2 and any(ch.isdigit() for ch in word)
-    return len(word) <= 1 or word in _NOT_NAMES or coded
+    modifier = _MODIFIER.fullmatch(span.strip()) is not None
+    return len(word) <= 1 or word in _NOT_NAMES or coded or modifier or _only_codes(span)
+
+
+def _only_codes(span: str) -> bool:
+    """Codes joined by "and" or a comma: "CD34 and CD19", "IXa and X" (clotting factors)."""
+    parts = [p for p in re.split(r"[\s,]+", span.strip()) if p.casefold() not in _CODE_JOINERS]
+    return bool(parts) and all(_CODE.fullmatch(p) for p in parts)
 
 
 def is_medical_term(span: str) -> bool:

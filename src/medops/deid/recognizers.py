@@ -36,8 +36,10 @@ _NAME = (
     # "H. van der Merwe", "Th. Dewulf"
     rf"(?<![\w'’-])(?:[{_UP}][a-z]?\.[ \t]*(?:{_PARTICLE}[ \t]+){{0,2}})?"
     rf"(?:{_LEAD_PARTICLE})?{_WORD}"
-    # a nickname in quotes between the names: 'Ezra "Zed" Pollard'
-    rf"(?:[ \t]+(?:{_PARTICLE}[ \t]+){{0,2}}(?:{_WORD}|{_INITIAL}|[\"“]{_CAP}[\"”])){{0,3}}"
+    # a nickname in quotes or brackets between the names: 'Ezra "Zed" Pollard', "Ann (Nan) Roe";
+    # a wider gap is the next field ("Jo Ruiz   Nurse: Al Day")
+    rf"(?:[ \t]{{1,2}}(?:{_PARTICLE}[ \t]+){{0,2}}(?:{_WORD}|{_INITIAL}|[\"“]{_CAP}[\"”]"
+    rf"|\({_CAP}\))){{0,3}}"
 )
 _NAME_LIST = rf"{_NAME}(?:[ \t]*,[ \t]*{_NAME})?"  # "Villegas, Yosef"
 
@@ -75,7 +77,7 @@ _NAME_FIELD = (
     r"|Next[ \t]+of[ \t]+kin|NOK"
     # who a social, occupational or forensic note is about: "Client:", "Salarié :"
     r"|Client|Cliente|Worker|Employee|Subject|R[ée]sidente?|Salari[ée]e?|Usager"
-    r"|Usag[èe]re|B[ée]n[ée]ficiaire|Consultante?"
+    r"|Usag[èe]re|B[ée]n[ée]ficiaire|Consultante?|Student|Pupil|[ÉE]l[èe]ve"
     r"|Emergency[ \t]+contact|(?:Electronically[ \t]+)?signed[ \t]+by|Dictated[ \t]+by"
     r"|Copy[ \t]+to|Child|Parent|Guardian|Mother|Father|Enfant|Tuteur|Tutrice"
     r"|Nom|Pr[ée]nom|Nom[ \t]+de[ \t]+naissance|Nom[ \t]+d'usage"
@@ -105,13 +107,15 @@ _RECORD_FIELD = (
     # other countries' personal and registration numbers: Ireland's PPSN, New Zealand's
     # NHI, Northern Ireland's H&C, South Africa's HPCSA, Swiss AVS, UK NHS, Australia's IHI
     r"|PPSN?|NHI|H&C|HPCSA|AVS|AHV|NHS|CHI|IHI|SIN|NAS|NISS|BSN"
+    # national identity cards: Hong Kong, Morocco, France, Sri Lanka, Pakistan, elsewhere
+    r"|HKID|CIN|CNI|NIC|CNIC|National[ \t]+ID|Identity[ \t]+card|Carte[ \t]+d'identit[ée]"
     # a file named by its kind: "Dossier lésion professionnelle 512 884 273"
     rf"|Dossier(?:[ \t]+[{_LO}]{{4,}}){{1,2}}"
     # "N° d'assurance-maladie 218 447 309"
     rf"|N°(?:[ \t]+(?:de[ \t]+|d'|du[ \t]+)?[{_LO}]+(?:-[{_LO}]+)*(?:[ \t]+[{_LO}]{{4,}})?)?"
 )
 # letters and digits in groups: "MR-330-281-4", "WLP 448 2019 77", "78.11.03-214.56"
-_ID_GROUPS = r"[A-Z0-9](?:[A-Z0-9]|[-/ ](?=[A-Z0-9])|\.(?=\d))+"
+_ID_GROUPS = r"[A-Z0-9](?:[A-Z0-9]|[-/ ](?=[A-Z0-9])|\.(?=\d))+(?:\([A-Z0-9]\))?"
 # what a dose or a count ends with: "No. 5000 units"
 _UNIT = r"(?i:mg|mcg|µg|g|ml|ui|iu|units?|unit[ée]s?|cc|mmol|%)(?![\w])"
 # the word for "number" after any label: "Clinic No.", "file no.", "Carnet n°", "IP No.:"
@@ -449,10 +453,11 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         "MedopsFieldName",
         "FIELD_NAME",
         [
+            # a field opening its line, or after a sentence or a wide gap on the line:
+            # "11:20. Student: Ann Roe", "MRN 4471   Patient: Ann Roe"
             (
-                rf"^[ \t]*(?:[{_UP}][{_LO}]+[ \t]+)?(?i:{_NAME_FIELD})[ \t]*:[ \t]*"
-                rf"(?:(?:{_TITLE})[ \t]*)?"
-                rf"(?P<phi>{_NAME_LIST})",
+                rf"(?:^[ \t]*|(?<=[.;|][ \t])|(?<=[ \t]{{2}}))(?:[{_UP}][{_LO}]+[ \t]+)?"
+                rf"(?i:{_NAME_FIELD})[ \t]*:[ \t]*(?:(?:{_TITLE})[ \t]*)?(?P<phi>{_NAME_LIST})",
                 0.8,
             ),
             # a signature line of a role and an initialled name: "IDE C. Lafon",
@@ -511,7 +516,7 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
         [
             (
                 rf"(?<![\w])(?i:{_RECORD_FIELD})(?:[ \t]*(?i:No\.?|Number|Num|ID|#|N°))?[ \t]*[:#]?"
-                rf"[ \t]*(?P<phi>{_ID_GROUPS})(?![\w])",
+                rf"[ \t]*(?P<phi>{_ID_GROUPS})(?![\w])(?![ \t]*{_UNIT})",
                 0.85,
             ),
             # any label then a number word: "Clinic No. AB/IMM/23-0672", "file no.
@@ -521,10 +526,11 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 rf"[ \t]*[:#]?[ \t]*(?P<phi>{_ID_GROUPS})(?![\w])(?![ \t]*{_UNIT})",
                 0.85,
             ),
-            # a number sign is a label whatever word comes before: "file # 44817"
+            # a number sign is a label whatever word comes before: "file # 44817", "58 ans,
+            # n° MP-ONC-24/0713"
             (
-                r"(?<![\w&])#[ \t]*:?[ \t]*(?P<phi>[A-Z0-9](?:[A-Z0-9]|[-/ ](?=[A-Z0-9]))+)"
-                r"(?![\w])",
+                rf"(?<![\w&])(?:#|[nN][°º])[ \t]*:?[ \t]*(?P<phi>{_ID_GROUPS})(?![\w])"
+                rf"(?![ \t]*{_UNIT})",
                 0.85,
             ),
         ],
@@ -628,6 +634,13 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
             ),
             (
                 r"(?i:\b(?:aged?|[âa]g[ée]e?[ \t]+de))[ \t]*:?[ \t]*(?P<phi>9\d|1[0-2]\d)(?![\d.])",
+                0.85,
+            ),
+            # written in words: "ninety-two years old", "âgée de quatre-vingt-seize ans"
+            (
+                r"(?i:(?<![\w-])(?P<phi>ninety(?:[- ](?:one|two|three|four|five|six|seven|eight"
+                r"|nine))?|(?:one|a)[ \t]+hundred|quatre-vingt-(?:dix(?:-(?:sept|huit|neuf))?"
+                r"|onze|douze|treize|quatorze|quinze|seize)|cent)(?=[ \t-]+(?:years?|yrs?|ans)\b))",
                 0.85,
             ),
             # a name and its age in brackets: "Ada Reyes (94)"; an age and sex with a slash:
@@ -784,6 +797,15 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 r"(?:,?[ \t]*(?i:Apt|Suite|Unit|#)\.?[ \t]*[\w-]+)?",
                 0.7,
             ),
+            # a flat in a named building or estate: "Flat 3, Brook House", "Flat 12C, Block 3,
+            # Lai Kok Estate", "Appartement 4, Résidence Les Pins"
+            (
+                r"(?<![\w])(?:Flat|Apartment|Apt\.?|Appartement|Appt\.?|Logement)[ \t]+"
+                r"\d{1,4}[A-Z]?(?:,?[ \t]+(?:Block|Tower|Bloc|B[âa]timent|B[âa]t\.)[ \t]+"
+                r"[A-Z0-9]{1,3})?,[ \t]*"
+                rf"{_ORG_WORD}(?:[ \t]+(?:{_ORG_WORD}|de|des|du|of)){{0,3}}",
+                0.7,
+            ),
             # a street whose type is no street word ("7 Larkfield Park", "12 Ashgrove Trace"),
             # known by the town and postcode after it: ", Omagh, BT78 1AA"
             (
@@ -908,6 +930,12 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 rf"(?!{_ORG_STOP}\b|(?:{_TITLE})[ \t])(?P<phi>{_ORG_NAME})",
                 0.6,
             ),
+            # an insurer's acronym right after the word: "mutuelle CNOPS", "insurer GEMS"
+            (
+                r"(?i:\b(?:mutuelle|assurance|assureur|insurer|insurance|caisse))[ \t]+"
+                r"(?P<phi>[A-Z]{3,8})(?![\w])",
+                0.6,
+            ),
             (
                 rf"(?i:\b(?:{_INSURANCE}))\b[^.\n;]{{0,25}}?(?i:(?<![\w])(?:{_INSURANCE_LINK}))"
                 rf"[ \t]*(?!{_ORG_STOP}\b)(?P<phi>{_ORG_NAME})",
@@ -958,7 +986,11 @@ _SPECS: list[tuple[str, str, list[tuple[str, float]], Scorer | None]] = [
                 0.6,
             ),
             # a parish, an Irish county: "St. Martin Parish", "Co. Kerry"
-            (rf"(?<![\w])(?:{_TOWN}[ \t]+Parish|Co\.[ \t]+{_TOWN_WORD})(?![\w])", 0.6),
+            (
+                rf"(?<![\w])(?:{_TOWN}[ \t]+Parish|Co\.[ \t]+{_TOWN_WORD}"
+                rf"|(?i:paroisse)[ \t]+(?:(?:de|d['’])[ \t]*)?{_TOWN})(?![\w])",
+                0.6,
+            ),
             # a French or Walloon compound name after a place preposition: "in Petit-de-Grat"
             (
                 rf"{_PLACE_PREPOSITION}(?P<phi>{_TOWN_WORD}(?:-(?:sur|sous|en|le|la|les|de|du|des"

@@ -28,7 +28,12 @@ _JOINERS = frozenset(
     | {"&", ",", "-", "'", "’"}
 )
 _SPLITTERS = frozenset({",", "à", "au", "aux"})
-_PARTICLES = frozenset({"de", "du", "des", "d", "of"})
+# a capitalised first word that is a preposition or an article, not part of a name
+_LEADING = frozenset(
+    {"from", "in", "at", "to", "near", "the", "de", "du", "des", "le", "la", "les", "vers"}
+    | {"chez", "depuis", "en", "dans", "sur", "pour", "par", "avec", "with", "for", "of"}
+)
+_PARTICLES = frozenset({"de", "du", "des", "d"})  # French names a service so; English "of" is prose
 MAX_BRIDGE = 4  # lowercase words and particles between two runs of one service's name
 MAX_NUMBER = 4  # digits of the number that may end a run ("Arc 1800"); more is an ID
 MAX_JOINERS = 2  # joiners in a row between two capitalised words
@@ -130,8 +135,11 @@ def _bridged(text: str, toks: list[Token], runs: list[Candidate]) -> list[Candid
 
 def _parts(toks: list[Token], first: int, last: int) -> list[Candidate]:
     """A run's pieces between commas and "à"/"au": an organisation, then its town
-    ("Flint Hills Family Medicine, Emporia, KS"; "Parents à Sion") are scored apart too."""
+    ("Flint Hills Family Medicine, Emporia, KS"; "Parents à Sion") are scored apart too;
+    and the run without a sentence's first word when that is a preposition ("From Lytton")."""
     cuts = [k for k in range(first + 1, last) if toks[k].text.lower() in _SPLITTERS]
+    if toks[first].text.lower() in _LEADING and first < last:  # "From Lytton", "Vers Annecy"
+        cuts.insert(0, first)
     if not cuts:
         return []
     parts = []
